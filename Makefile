@@ -1,0 +1,41 @@
+# extproc task runner. `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install up test lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install extproc with its test and dev tools
+
+up: $(STAMP) ## run Envoy + authz + the demo model and OIDC issuer on embedded defaults
+	$(BIN)/extproc up
+
+test: $(STAMP) ## run the test suite (unit, in-process gRPC, and e2e through the real Envoy)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff, mypy --strict and the import contract (the core never imports gRPC)
+	$(BIN)/ruff check extproc tests bench
+	$(BIN)/ruff format --check extproc tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(STAMP) ## format and auto-fix
+	$(BIN)/ruff format extproc tests bench
+	$(BIN)/ruff check --fix extproc tests bench
+
+bench: $(STAMP) ## benchmarks through the real Envoy (needs wrk: apt-get install wrk)
+	$(BIN)/python bench/authz_bench.py
+
+clean: ## remove the virtualenv and demo state
+	rm -rf $(VENV) .extproc

@@ -1,0 +1,90 @@
+"""Envoy's CheckRequest → RequestView, and Answer → CheckResponse. Nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.service.auth.v3 import external_auth_pb2
+from envoy.type.v3 import http_status_pb2
+from google.protobuf import struct_pb2
+from google.rpc import code_pb2, status_pb2
+
+from extproc.authz.pipeline import Answer, RequestView
+
+_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_OK_STATUS = status_pb2.Status(code=code_pb2.OK)
+_JSON = base_pb2.HeaderValueOption(
+    header=base_pb2.HeaderValue(key="content-type", value="application/json"),
+    append_action=_OVERWRITE,
+)
+_NO_STORE = base_pb2.HeaderValueOption(
+    header=base_pb2.HeaderValue(key="cache-control", value="no-store"),
+    append_action=_OVERWRITE,
+)
+
+
+def request_view(request: external_auth_pb2.CheckRequest) -> RequestView:
+    """Read what the pipeline needs. The source address is the one Envoy computed (the
+    downstream remote address after its own XFF/trusted-hops processing)."""
+    attributes = request.attributes
+    http = attributes.request.http
+    path = http.path
+    query = path.find("?")
+    if query >= 0:
+        path = path[:query]
+    body: bytes | None = None
+    if http.raw_body:
+        body = http.raw_body
+    elif http.body:
+        body = http.body.encode("utf-8", "surrogateescape")
+    return RequestView(
+        request_id=http.id,
+        method=http.method.upper(),
+        path=path,
+        host=http.host,
+        source_address=attributes.source.address.socket_address.address,
+        headers=http.headers,
+        route=attributes.context_extensions,
+        body=body,
+    )
+
+
+def check_response(answer: Answer) -> external_auth_pb2.CheckResponse:
+    metadata = _struct(answer.metadata)
+    if answer.allowed:
+        return external_auth_pb2.CheckResponse(
+            status=_OK_STATUS,
+            ok_response=external_auth_pb2.OkHttpResponse(
+                headers=[_header(name, value) for name, value in answer.set_headers],
+                headers_to_remove=list(answer.remove_headers),
+            ),
+            dynamic_metadata=metadata,
+        )
+    headers = [_JSON, _NO_STORE]
+    if answer.www_authenticate:
+        headers.append(_header("www-authenticate", answer.www_authenticate))
+    headers.append(_header("x-request-id", answer.request_id))
+    code = code_pb2.UNAUTHENTICATED if answer.status == 401 else code_pb2.PERMISSION_DENIED
+    return external_auth_pb2.CheckResponse(
+        status=status_pb2.Status(code=code),
+        denied_response=external_auth_pb2.DeniedHttpResponse(
+            status=http_status_pb2.HttpStatus(code=answer.status),  # type: ignore[arg-type]
+            headers=headers,
+            body=answer.deny_body().decode("utf-8"),
+        ),
+        dynamic_metadata=metadata,
+    )
+
+
+def _header(name: str, value: str) -> base_pb2.HeaderValueOption:
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=name, value=value), append_action=_OVERWRITE
+    )
+
+
+def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+    metadata = struct_pb2.Struct()
+    metadata.update(values)
+    return metadata

@@ -1,0 +1,188 @@
+"""The ``extproc`` command. Each subcommand parses its arguments and calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from extproc.errors import ExtprocError
+
+DEFAULT_STATE_DIR = Path(".extproc")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args))
+    except ExtprocError as exc:
+        print(f"extproc: {exc.reason}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="extproc", description=__doc__)
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    check = commands.add_parser("check", help="validate a config; exit non-zero on any error")
+    check.add_argument("config", type=Path)
+    check.add_argument(
+        "--fetch-keys", action="store_true", help="also fetch every issuer's keys (needs network)"
+    )
+    check.set_defaults(run=_check)
+
+    explain = commands.add_parser("explain", help="show how a request would be decided, and why")
+    explain.add_argument("--config", type=Path, required=True)
+    explain.add_argument("--token", default=None, help="the caller's JWT (omit for none)")
+    explain.add_argument("--source-ip", required=True, help="the client address Envoy computed")
+    explain.add_argument("--path", required=True)
+    explain.add_argument("--method", default="POST")
+    explain.add_argument("--host", default="localhost")
+    explain.add_argument("--header", action="append", default=[], metavar="K=V")
+    explain.add_argument("--ext", action="append", default=[], metavar="K=V",
+                         help="a route context_extension, e.g. target_region=eu")
+    explain.add_argument("--body-file", type=Path, default=None)
+    explain.set_defaults(run=_explain)
+
+    serve = commands.add_parser("serve", help="run a gRPC service for Envoy")
+    serve.add_argument("service", choices=["authz"])
+    serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=50051, help="first port; worker i uses port+i")
+    serve.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--reload-interval", type=float, default=1.0, metavar="SECONDS")
+    serve.set_defaults(run=_serve)
+
+    up = commands.add_parser("up", help="run Envoy, the services and a demo model on defaults")
+    up.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    up.add_argument("--port", type=int, default=10000, help="Envoy's listener port")
+    up.add_argument("--admin-port", type=int, default=19901)
+    up.add_argument("--model-port", type=int, default=18080)
+    up.add_argument("--authz-port", type=int, default=50051)
+    up.add_argument("--issuer-port", type=int, default=18443)
+    up.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4))
+    up.set_defaults(run=_up)
+
+    token = commands.add_parser("token", help="print a token from the demo issuer")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--groups", default="", help="comma separated")
+    token.add_argument("--claim", action="append", default=[], metavar="K=V")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds")
+    token.add_argument("--audience", default="extproc-demo")
+    token.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    token.set_defaults(run=_token)
+    return parser
+
+
+def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise ExtprocError(f"{what} must look like key=value, got {value!r}")
+        out[key.strip()] = rest
+    return out
+
+
+def _check(args: argparse.Namespace) -> int:
+    from extproc.authz.pipeline import AuthzRuntime
+    from extproc.config.loader import load_config
+
+    config = load_config(args.config)
+    runtime = AuthzRuntime(config)  # opens and verifies the GeoIP database
+    try:
+        if args.fetch_keys:
+            failures = {k: v for k, v in runtime.load_keys().items() if v}
+            for issuer, error in failures.items():
+                print(f"{args.config}: issuer {issuer}: {error}", file=sys.stderr)
+            if failures:
+                return 1
+    finally:
+        runtime.close()
+    policy = config.policy
+    print(
+        f"{args.config}: OK (revision {config.revision}): "
+        f"{len(config.identity.issuers)} issuer(s), {len(policy.rules)} rule(s), "
+        f"{len(config.geo.regions)} region(s), default {policy.default.effect}"
+        + ("" if policy.enforce else ", policy in dry-run")
+    )
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from extproc.authz.explain import explain
+    from extproc.authz.pipeline import AuthzRuntime, RequestView
+    from extproc.config.loader import load_config
+
+    headers = {k.lower(): v for k, v in _pairs(args.header, "--header").items()}
+    if args.token:
+        headers["authorization"] = f"Bearer {args.token}"
+    view = RequestView(
+        request_id="explain",
+        method=args.method.upper(),
+        path=args.path.split("?", 1)[0],
+        host=args.host,
+        source_address=args.source_ip,
+        headers=headers,
+        route=_pairs(args.ext, "--ext"),
+        body=args.body_file.read_bytes() if args.body_file else None,
+    )
+    runtime = AuthzRuntime(load_config(args.config))
+    try:
+        runtime.load_keys()
+        answer = explain(runtime, view, sys.stdout)
+    finally:
+        runtime.close()
+    return 0 if answer.allowed else 3
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from extproc.server import serve
+
+    return serve(
+        args.service,
+        args.config,
+        host=args.host,
+        port=args.port,
+        workers=max(1, args.workers),
+        log_level=args.log_level,
+        reload_interval=args.reload_interval,
+    )
+
+
+def _up(args: argparse.Namespace) -> int:
+    from extproc.demo.up import DemoPorts, run_demo
+
+    ports = DemoPorts(
+        listener=args.port,
+        admin=args.admin_port,
+        model=args.model_port,
+        authz=args.authz_port,
+        issuer=args.issuer_port,
+    )
+    return run_demo(args.state_dir, ports, workers=max(1, args.workers))
+
+
+def _token(args: argparse.Namespace) -> int:
+    from extproc.demo.issuer import mint_from_state
+
+    groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
+    token = mint_from_state(
+        args.state_dir / "issuer",
+        sub=args.sub,
+        groups=groups,
+        audience=args.audience,
+        ttl=args.ttl,
+        extra_claims=_pairs(args.claim, "--claim"),
+    )
+    print(token)
+    return 0

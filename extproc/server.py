@@ -1,0 +1,211 @@
+"""Processes, ports and health for the gRPC services.
+
+One worker process per port (``port``, ``port+1``, ...), each listed as its own endpoint of the
+Envoy cluster, so Envoy's load balancer spreads the work across cores deterministically.
+``SO_REUSEPORT`` is turned off: a stale process must fail to bind, not silently take traffic.
+The parent validates the config before any worker starts, restarts a worker that dies, and
+stops them all on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from extproc.config.loader import load_config
+from extproc.errors import ConfigError, ExtprocError
+from extproc.logs import configure_logging
+from extproc.reload import RuntimeHolder
+
+log = logging.getLogger("extproc.server")
+
+# Bodies of several MB (long prompts, large completions) must fit in one ext_proc message.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+GRPC_OPTIONS = (
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+KEY_REFRESH_INTERVAL_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    service: str
+    config_path: Path
+    host: str
+    port: int
+    index: int
+    log_level: str
+    reload_interval: float
+
+
+def build_authz_runtime(config_path: Path) -> Any:
+    from extproc.authz.pipeline import AuthzRuntime
+
+    runtime = AuthzRuntime(load_config(config_path))
+    for issuer, error in runtime.load_keys().items():
+        if error:
+            log.warning("issuer keys unavailable", extra={"issuer": issuer, "reason": error})
+    return runtime
+
+
+def _register_authz(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:
+    from envoy.service.auth.v3 import external_auth_pb2_grpc
+
+    from extproc.authz.service import AuthorizationService
+
+    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(AuthorizationService(holder), server)
+    return "envoy.service.auth.v3.Authorization"
+
+
+BUILDERS: dict[str, Callable[[Path], Any]] = {"authz": build_authz_runtime}
+REGISTRARS: dict[str, Callable[[grpc.aio.Server, RuntimeHolder[Any]], str]] = {
+    "authz": _register_authz
+}
+
+
+async def run_worker(spec: WorkerSpec) -> None:
+    """Serve one port until SIGTERM/SIGINT."""
+    build = BUILDERS[spec.service]
+    runtime = await asyncio.to_thread(build, spec.config_path)
+    holder: RuntimeHolder[Any] = RuntimeHolder(runtime, lambda: build(spec.config_path))
+    server = grpc.aio.server(options=GRPC_OPTIONS)
+    service_name = REGISTRARS[spec.service](server, holder)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    address = f"{spec.host}:{spec.port}"
+    if server.add_insecure_port(address) == 0:
+        raise ExtprocError(f"cannot listen on {address}", code="listen_failed")
+    await server.start()
+    for name in ("", service_name):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info(
+        "serving",
+        extra={"service": spec.service, "address": address, "worker": spec.index},
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    tasks = [asyncio.create_task(holder.watch(spec.reload_interval))]
+    if spec.service == "authz":
+        tasks.append(asyncio.create_task(_refresh_keys(holder)))
+    await stop.wait()
+    await health.enter_graceful_shutdown()
+    for task in tasks:
+        task.cancel()
+    await server.stop(grace=5)
+    holder.current.close()
+
+
+async def _refresh_keys(holder: RuntimeHolder[Any]) -> None:
+    while True:
+        await asyncio.sleep(KEY_REFRESH_INTERVAL_SECONDS)
+        try:
+            await asyncio.to_thread(holder.current.keys.refresh_stale)
+        except Exception as exc:  # keep serving with the keys we have
+            log.warning("periodic key refresh failed", extra={"error_type": type(exc).__name__})
+
+
+def _worker_entry(spec: WorkerSpec) -> None:
+    configure_logging(spec.log_level)
+    try:
+        asyncio.run(run_worker(spec))
+    except ExtprocError as exc:
+        log.error("worker failed", extra={"reason": exc.reason, "worker": spec.index})
+        raise SystemExit(2) from None
+
+
+def serve(
+    service: str,
+    config_path: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 50051,
+    workers: int = 1,
+    log_level: str = "info",
+    reload_interval: float = 1.0,
+) -> int:
+    """Validate the config, start ``workers`` processes on consecutive ports, supervise them."""
+    configure_logging(log_level)
+    if service not in BUILDERS:
+        log.error("unknown service", extra={"service": service})
+        return 2
+    try:
+        BUILDERS[service](config_path).close()
+    except ConfigError as exc:
+        log.error("invalid config", extra={"reason": exc.reason})
+        return 2
+    except ExtprocError as exc:
+        log.error("cannot start", extra={"reason": exc.reason, "error": exc.code})
+        return 2
+    specs = [
+        WorkerSpec(service, config_path, host, port + i, i, log_level, reload_interval)
+        for i in range(workers)
+    ]
+    return _supervise(specs)
+
+
+def _supervise(specs: list[WorkerSpec]) -> int:
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    processes: dict[int, BaseProcess] = {}
+    restarts: dict[int, list[float]] = {spec.index: [] for spec in specs}
+    for spec in specs:
+        processes[spec.index] = _start(context, spec)
+    while not stopping:
+        time.sleep(0.2)
+        for spec in specs:
+            process = processes[spec.index]
+            if process.is_alive() or stopping:
+                continue
+            recent = [t for t in restarts[spec.index] if time.monotonic() - t < 60]
+            if len(recent) >= 5:
+                log.error("worker keeps failing; stopping", extra={"worker": spec.index})
+                stopping = True
+                break
+            log.warning(
+                "worker exited; restarting",
+                extra={"worker": spec.index, "exit_code": process.exitcode},
+            )
+            recent.append(time.monotonic())
+            restarts[spec.index] = recent
+            processes[spec.index] = _start(context, spec)
+    for process in processes.values():
+        if process.is_alive():
+            process.terminate()
+    for process in processes.values():
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+    return 0
+
+
+def _start(context: Any, spec: WorkerSpec) -> BaseProcess:
+    process: BaseProcess = context.Process(
+        target=_worker_entry, args=(spec,), name=f"extproc-{spec.service}-{spec.index}"
+    )
+    process.start()
+    return process
