@@ -47,8 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--method", default="POST")
     explain.add_argument("--host", default="localhost")
     explain.add_argument("--header", action="append", default=[], metavar="K=V")
-    explain.add_argument("--ext", action="append", default=[], metavar="K=V",
-                         help="a route context_extension, e.g. target_region=eu")
+    explain.add_argument(
+        "--ext",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a route context_extension, e.g. target_region=eu",
+    )
     explain.add_argument("--body-file", type=Path, default=None)
     explain.set_defaults(run=_explain)
 

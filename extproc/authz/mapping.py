@@ -25,9 +25,18 @@ _NO_STORE = base_pb2.HeaderValueOption(
 )
 
 
+CLIENT_ADDRESS_HEADER = "x-extproc-client-address"
+
+
 def request_view(request: external_auth_pb2.CheckRequest) -> RequestView:
-    """Read what the pipeline needs. The source address is the one Envoy computed (the
-    downstream remote address after its own XFF/trusted-hops processing)."""
+    """Read what the pipeline needs.
+
+    The source address is the one Envoy computed after ``use_remote_address`` and
+    ``xff_num_trusted_hops``. ext_authz reports only the direct TCP peer in
+    ``attributes.source``, so envoy.yaml's header_mutation filter hands the computed address over
+    in ``x-extproc-client-address``, overwriting anything a client sent. Without that header the
+    direct peer is used, which a client cannot forge either.
+    """
     attributes = request.attributes
     http = attributes.request.http
     path = http.path
@@ -39,13 +48,15 @@ def request_view(request: external_auth_pb2.CheckRequest) -> RequestView:
         body = http.raw_body
     elif http.body:
         body = http.body.encode("utf-8", "surrogateescape")
+    headers = http.headers
     return RequestView(
-        request_id=http.id,
+        request_id=headers.get("x-request-id") or str(http.id),
         method=http.method.upper(),
         path=path,
         host=http.host,
-        source_address=attributes.source.address.socket_address.address,
-        headers=http.headers,
+        source_address=headers.get(CLIENT_ADDRESS_HEADER)
+        or attributes.source.address.socket_address.address,
+        headers=headers,
         route=attributes.context_extensions,
         body=body,
     )

@@ -62,7 +62,6 @@ class Policy:
             dry_run=tuple(dry_run),
         )
 
-
     def trace(self, facts: RequestFacts) -> list[tuple[Rule, bool]]:
         """Every rule with whether its conditions hold (for ``extproc explain``)."""
         return [(rule, rule.matches(facts)) for rule in self.rules]

@@ -45,7 +45,9 @@ policy:
 
 
 def policy_from(text: str) -> Policy:
-    return parse_policy_config(parse_yaml(text, file="policy.yaml").child("policy"), regions=REGIONS)
+    return parse_policy_config(
+        parse_yaml(text, file="policy.yaml").child("policy"), regions=REGIONS
+    )
 
 
 def facts(
@@ -116,9 +118,9 @@ def test_groups_all_needs_every_group_and_path_globs_match() -> None:
     both = facts(groups=("admin", "oncall", "ml-eu"), path="/admin/users", target="eu")
     one = facts(groups=("admin", "ml-eu"), path="/admin/users", target="eu", regions=("us",))
     assert policy.evaluate(both).effect == "allow"  # eu-team-to-eu comes first
-    assert policy.evaluate(replace(both, source=Location("x", "US", ("us",), "database"))).effect == (
-        "require_approval"
-    )
+    assert policy.evaluate(
+        replace(both, source=Location("x", "US", ("us",), "database"))
+    ).effect == ("require_approval")
     assert policy.evaluate(one).rule != "admins-need-approval"
 
 

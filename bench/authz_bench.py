@@ -1,0 +1,296 @@
+"""Check throughput and latency through the real Envoy, against Envoy without ext_authz, in the
+same run and the same Envoy process.
+
+Two listeners share one Envoy: `direct` answers with a 1 KB JSON body (direct_response, no
+filters but the router); `authz` runs ext_authz (extproc authz, N worker processes) first, then the
+same direct_response. wrk drives each for a fixed time after a warm-up, S0 before and after the
+authz runs so drift shows. Python CPU per request comes from /proc/PID/stat of the workers.
+
+    python bench/authz_bench.py [--workers 1,2] [--connections 16,64] [--duration 10]
+
+Needs `wrk` (apt-get install wrk). Prints a markdown table for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from extproc.demo.issuer import DevIssuer  # noqa: E402
+from extproc.demo.up import wait_for_grpc_health  # noqa: E402
+from extproc.envoy_runner import EnvoyProcess, free_port  # noqa: E402
+from extproc.geo.writer import write_demo_database  # noqa: E402
+
+BODY = json.dumps({"id": "x" * 16, "choices": [{"text": "y" * 960}]})
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+CONFIG = """
+version: 1
+identity:
+  issuers:
+    - name: bench
+      issuer: "{issuer_url}"
+      discovery: true
+      audiences: [extproc-demo]
+      algorithms: [RS256]
+geo:
+  database: "{database}"
+  regions: {{eu: [DE], us: [US]}}
+policy:
+  rules:
+    - name: eu-team-to-eu
+      when: {{groups_any: [ml-eu], source_region: eu, target_region: eu}}
+      effect: allow
+upstreams:
+  credentials:
+    model: {{env: BENCH_MODEL_KEY}}
+"""
+
+
+def envoy_config(listen_direct: int, listen_authz: int, admin: int, authz_ports: list[int]) -> dict:
+    def listener(name: str, port: int, with_authz: bool) -> dict:
+        filters = []
+        if with_authz:
+            filters.append(
+                {
+                    "name": "envoy.filters.http.ext_authz",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+                        "transport_api_version": "V3",
+                        "failure_mode_allow": False,
+                        "grpc_service": {
+                            "envoy_grpc": {"cluster_name": "extproc_authz"},
+                            "timeout": "2s",
+                        },
+                    },
+                }
+            )
+        filters.append(
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
+            }
+        )
+        route: dict = {
+            "match": {"prefix": "/"},
+            "direct_response": {"status": 200, "body": {"inline_string": BODY}},
+        }
+        if with_authz:
+            route["typed_per_filter_config"] = {
+                "envoy.filters.http.ext_authz": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+                    "check_settings": {
+                        "context_extensions": {
+                            "target_region": "eu",
+                            "upstream_credential": "model",
+                        }
+                    },
+                }
+            }
+        return {
+            "name": name,
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [
+                {
+                    "filters": [
+                        {
+                            "name": "envoy.filters.network.http_connection_manager",
+                            "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                                "stat_prefix": name,
+                                "use_remote_address": True,
+                                "xff_num_trusted_hops": 1,
+                                "route_config": {
+                                    "response_headers_to_add": [
+                                        {
+                                            "header": {
+                                                "key": "content-type",
+                                                "value": "application/json",
+                                            }
+                                        }
+                                    ],
+                                    "virtual_hosts": [
+                                        {"name": "all", "domains": ["*"], "routes": [route]}
+                                    ],
+                                },
+                                "http_filters": filters,
+                            },
+                        }
+                    ]
+                }
+            ],
+        }
+
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {
+            "listeners": [
+                listener("direct", listen_direct, False),
+                listener("authz", listen_authz, True),
+            ],
+            "clusters": [
+                {
+                    "name": "extproc_authz",
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "typed_extension_protocol_options": {
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                            "explicit_http_config": {"http2_protocol_options": {}},
+                        }
+                    },
+                    "load_assignment": {
+                        "cluster_name": "extproc_authz",
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {
+                                        "endpoint": {
+                                            "address": {
+                                                "socket_address": {
+                                                    "address": "127.0.0.1",
+                                                    "port_value": port,
+                                                }
+                                            }
+                                        }
+                                    }
+                                    for port in authz_ports
+                                ]
+                            }
+                        ],
+                    },
+                }
+            ],
+        },
+    }
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def wrk(url: str, connections: int, duration: int, headers: list[str]) -> dict:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    for header in headers:
+        command[1:1] = ["-H", header]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    latency = {}
+    for pct in ("50", "99"):
+        match = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
+        value, unit = float(match.group(1)), match.group(2)
+        latency[pct] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    return {
+        "rps": rps,
+        "p50": latency["50"],
+        "p99": latency["99"],
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--connections", default="16,64")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--envoy-concurrency", type=int, default=1)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+        return 2
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        issuer = DevIssuer(root / "issuer", port=0)
+        issuer.start()
+        database = root / "demo.mmdb"
+        write_demo_database(database)
+        config = root / "config.yaml"
+        config.write_text(CONFIG.format(issuer_url=issuer.issuer_url, database=database))
+        token = issuer.mint("bench", groups=("ml-eu",), audience="extproc-demo", ttl=7200)
+        headers = [f"authorization: Bearer {token}", "x-forwarded-for: 192.0.2.10"]
+        for workers in [int(w) for w in args.workers.split(",")]:
+            base = free_port()
+            env = dict(os.environ, BENCH_MODEL_KEY="bench-secret")
+            server = subprocess.Popen(
+                [sys.executable, "-m", "extproc", "serve", "authz", "--config", str(config),
+                 "--port", str(base), "--workers", str(workers), "--log-level", "warning"],
+                env=env,
+            )  # fmt: skip
+            for i in range(workers):
+                wait_for_grpc_health(base + i)
+            ports = {"direct": free_port(), "authz": free_port(), "admin": free_port()}
+            envoy_path = root / f"envoy-{workers}.json"
+            envoy_path.write_text(
+                json.dumps(envoy_config(ports["direct"], ports["authz"], ports["admin"],
+                                        [base + i for i in range(workers)]))
+            )  # fmt: skip
+            envoy = EnvoyProcess(
+                envoy_path,
+                admin_port=ports["admin"],
+                log_path=root / "envoy.log",
+                concurrency=args.envoy_concurrency,
+            )
+            envoy.start()
+            try:
+                worker_pids = children(server.pid)
+                for connections in [int(c) for c in args.connections.split(",")]:
+                    direct = f"http://127.0.0.1:{ports['direct']}/eu/v1/chat/completions"
+                    authz = f"http://127.0.0.1:{ports['authz']}/eu/v1/chat/completions"
+                    wrk(authz, connections, 2, headers)  # warm-up: caches, connections
+                    s0_before = wrk(direct, connections, args.duration, headers)
+                    cpu0 = cpu_seconds(worker_pids)
+                    s1 = wrk(authz, connections, args.duration, headers)
+                    cpu1 = cpu_seconds(worker_pids)
+                    s0_after = wrk(direct, connections, args.duration, headers)
+                    s0 = (s0_before["rps"] + s0_after["rps"]) / 2
+                    cpu_ms = (cpu1 - cpu0) * 1000 / (s1["rps"] * args.duration)
+                    rows.append(
+                        (workers, connections, s0_before, s0_after, s1, s1["rps"] / s0, cpu_ms)
+                    )
+                    print(f"workers={workers} c={connections}: S0 {s0_before['rps']:.0f}->{s0_after['rps']:.0f} "
+                          f"authz {s1['rps']:.0f} ratio {s1['rps'] / s0:.2f} cpu/req {cpu_ms:.3f} ms", flush=True)  # fmt: skip
+            finally:
+                envoy.stop()
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=20)
+        issuer.stop()
+    print()
+    print(
+        "| workers | conns | S0 req/s (before→after) | authz req/s | p50 ms | p99 ms | ratio to S0 | Python CPU ms/req | non-2xx |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for workers, connections, before, after, s1, ratio, cpu_ms in rows:
+        print(f"| {workers} | {connections} | {before['rps']:.0f}→{after['rps']:.0f} | {s1['rps']:.0f} | "
+              f"{s1['p50']:.2f} | {s1['p99']:.2f} | {ratio:.2f} | {cpu_ms:.3f} | {s1['non2xx']} |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

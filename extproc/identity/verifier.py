@@ -1,0 +1,200 @@
+"""JWT → Identity. Sans-I/O: a key the store lacks raises ``KeyRefreshNeeded`` for the caller.
+
+Order of checks: size and shape → issuer (by the unverified ``iss``, only to pick the issuer's
+configuration) → algorithm (must be one the issuer is configured for: ``none`` and HS* never
+are) → key by ``kid`` (its type must fit the algorithm) → signature and claims (``exp``
+required, ``nbf``, ``iat``, exact ``iss``, ``aud``, with the issuer's leeway).
+
+Verified tokens are cached by the token string until the moment they would fail verification
+(``exp`` + leeway), bounded to ``token_cache_size`` entries (oldest evicted first).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+from extproc.errors import IdentityError, KeyRefreshNeeded
+from extproc.identity.config import IdentityConfig, IssuerConfig
+from extproc.identity.keys import KeyStore
+from extproc.identity.model import Identity
+
+MAX_TOKEN_BYTES = 16 * 1024
+_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        config: IdentityConfig,
+        keys: KeyStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._issuers = {issuer.issuer: issuer for issuer in config.issuers}
+        self._keys = keys
+        self._clock = clock
+        self._cache_size = config.token_cache_size
+        self._cache: dict[str, tuple[Identity, float]] = {}
+
+    def verify_cached(self, token: str) -> Identity | None:
+        entry = self._cache.get(token)
+        if entry is None:
+            return None
+        identity, valid_until = entry
+        if self._clock() >= valid_until:
+            self._cache.pop(token, None)
+            return None
+        return identity
+
+    def verify(self, token: str, *, refreshed: bool = False) -> Identity:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise IdentityError("the token is too large", code="malformed_token")
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.DecodeError:
+            raise IdentityError(
+                "the token is not a well-formed JWT", code="malformed_token"
+            ) from None
+        issuer = self._issuers.get(unverified.get("iss"))  # type: ignore[arg-type]
+        if issuer is None:
+            raise IdentityError("the token's issuer is not trusted", code="unknown_issuer")
+        algorithm = header.get("alg")
+        if algorithm not in issuer.algorithms:
+            raise IdentityError(
+                f"algorithm {algorithm!r} is not allowed for this issuer",
+                code="algorithm_not_allowed",
+            )
+        kid = header.get("kid")
+        key = self._keys.key(issuer.name, kid if isinstance(kid, str) else None)
+        if key is None:
+            if not refreshed:
+                raise KeyRefreshNeeded(issuer.name, kid if isinstance(kid, str) else None)
+            if not self._keys.has_keys(issuer.name):
+                raise IdentityError("the issuer's keys are unavailable", code="keys_unavailable")
+            raise IdentityError("the token's signing key is not known", code="unknown_key")
+        if not _key_fits(key, algorithm):
+            raise IdentityError(
+                "the signing key does not fit the token's algorithm", code="algorithm_not_allowed"
+            )
+        claims = self._decode(token, key, algorithm, issuer)
+        identity = self._identity(claims, issuer)
+        self._remember(token, identity, identity.expires_at + issuer.leeway_seconds)
+        return identity
+
+    def _decode(self, token: str, key: jwt.PyJWK, algorithm: str, issuer: IssuerConfig) -> Any:
+        try:
+            return jwt.decode(
+                token,
+                key=key.key,
+                algorithms=[algorithm],
+                audience=list(issuer.audiences),
+                issuer=issuer.issuer,
+                leeway=issuer.leeway_seconds,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise IdentityError("the token has expired", code="token_expired") from None
+        except jwt.ImmatureSignatureError:
+            raise IdentityError("the token is not valid yet", code="token_not_yet_valid") from None
+        except jwt.InvalidAudienceError:
+            raise IdentityError(
+                "the token is not meant for this audience", code="invalid_audience"
+            ) from None
+        except jwt.InvalidIssuerError:
+            raise IdentityError(
+                "the token's issuer does not match", code="invalid_issuer"
+            ) from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise IdentityError(
+                f"the token has no {exc.claim!r} claim", code="missing_claim"
+            ) from None
+        except jwt.InvalidSignatureError:
+            raise IdentityError(
+                "the token's signature is invalid", code="invalid_signature"
+            ) from None
+        except jwt.InvalidAlgorithmError:
+            raise IdentityError(
+                "the token's algorithm is not allowed", code="algorithm_not_allowed"
+            ) from None
+        except jwt.DecodeError:
+            raise IdentityError(
+                "the token is not a well-formed JWT", code="malformed_token"
+            ) from None
+        except jwt.InvalidTokenError as exc:
+            raise IdentityError(
+                f"the token is invalid: {type(exc).__name__}", code="invalid_claim"
+            ) from None
+
+    def _identity(self, claims: Mapping[str, Any], issuer: IssuerConfig) -> Identity:
+        subject = claim_at(claims, issuer.subject_claim)
+        if not isinstance(subject, str) or not subject:
+            raise IdentityError(
+                f"the token has no {issuer.subject_claim!r} claim", code="missing_claim"
+            )
+        groups: set[str] = set()
+        for path in issuer.group_claims:
+            groups.update(_strings(claim_at(claims, path)))
+        location = None
+        if issuer.location_claim is not None:
+            value = claim_at(claims, issuer.location_claim)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise IdentityError(
+                    f"the {issuer.location_claim!r} claim must be a string", code="invalid_claim"
+                )
+            location = value
+        return Identity(
+            subject=subject,
+            issuer=issuer.name,
+            issuer_url=issuer.issuer,
+            groups=frozenset(groups),
+            expires_at=float(claims["exp"]),
+            declared_location=location,
+            claims=claims,
+        )
+
+    def _remember(self, token: str, identity: Identity, valid_until: float) -> None:
+        if self._cache_size <= 0:
+            return
+        if len(self._cache) >= self._cache_size:
+            # dicts keep insertion order: drop the oldest entry
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[token] = (identity, valid_until)
+
+
+def claim_at(claims: Mapping[str, Any], path: str) -> Any:
+    """A dotted claim path (``realm_access.roles``); a claim whose name has a dot wins."""
+    if path in claims:
+        return claims[path]
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [item for item in value.replace(",", " ").split() if item]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str) and item]
+    return []
+
+
+def _key_fits(key: jwt.PyJWK, algorithm: str) -> bool:
+    public = key.key
+    if algorithm.startswith(("RS", "PS")):
+        return isinstance(public, rsa.RSAPublicKey)
+    if algorithm in _CURVES:
+        return (
+            isinstance(public, ec.EllipticCurvePublicKey)
+            and public.curve.name == _CURVES[algorithm]
+        )
+    if algorithm == "EdDSA":
+        return isinstance(public, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
+    return False
