@@ -65,10 +65,14 @@ def prepare_state(state_dir: Path, issuer_url: str) -> Path:
     return config
 
 
-def wait_for_grpc_health(port: int, timeout: float = 30.0) -> None:
+def wait_for_grpc_health(
+    port: int, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     last_error = "no answer"
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ExtprocError(f"the service exited with code {process.returncode} at start")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             try:
@@ -108,7 +112,7 @@ def run_demo(state_dir: Path, ports: DemoPorts, *, workers: int) -> int:
     envoy: EnvoyProcess | None = None
     try:
         for i in range(workers):
-            wait_for_grpc_health(ports.authz + i)
+            wait_for_grpc_health(ports.authz + i, process=authz)
         envoy_config = render_config(
             shipped_envoy_config("demo.yaml"),
             state_dir / "envoy.yaml",

@@ -17,7 +17,7 @@ from typing import Any
 from extproc.demo.issuer import DevIssuer
 from extproc.demo.up import shipped_envoy_config, wait_for_grpc_health
 from extproc.demo.upstream import DemoModel
-from extproc.envoy_runner import EnvoyProcess, free_port, render_config
+from extproc.envoy_runner import EnvoyProcess, free_port, free_port_range, render_config
 
 MODEL_KEY = "gateway-only-model-key-7f3a"
 MODEL_KEY_ENV = "EXTPROC_E2E_MODEL_KEY"
@@ -41,7 +41,7 @@ class Gateway:
         self.config_path = root / "config.yaml"
         self.issuer = DevIssuer(root / "issuer", port=0)
         self.model = DemoModel(port=0)
-        self.authz_port = free_port()
+        self.authz_port = free_port_range(workers)
         self.listener_port = free_port()
         self.admin_port = free_port()
         self._config_text = config_text
@@ -89,8 +89,11 @@ class Gateway:
             stderr=subprocess.STDOUT,
             env=env,
         )  # fmt: skip
-        for i in range(self.workers):
-            wait_for_grpc_health(self.authz_port + i)
+        try:
+            for i in range(self.workers):
+                wait_for_grpc_health(self.authz_port + i, process=self.authz)
+        except Exception as exc:
+            raise RuntimeError(f"authz did not start:\n{self.authz_log()[-3000:]}") from exc
 
     def stop_authz(self) -> None:
         if self.authz is not None and self.authz.poll() is None:
