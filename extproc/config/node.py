@@ -125,7 +125,8 @@ class Node:
     def choice(self, key: str, choices: Sequence[str], default: Any = _MISSING) -> str:
         node = self.child(key, default)
         if node.value not in choices:
-            raise node.error(f"expected one of {', '.join(choices)}, got {_describe(node.value)}")
+            got = repr(node.value) if isinstance(node.value, str) else _describe(node.value)
+            raise node.error(f"expected one of {', '.join(choices)}, got {got}")
         return str(node.value)
 
     def string_list(self, key: str, default: Any = _MISSING) -> tuple[str, ...]:

@@ -1,0 +1,146 @@
+"""`extproc up` as a user runs it: the demo answers as the README says, the official openai SDK
+works through Envoy (plain and streamed), and Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+
+from extproc.envoy_runner import free_port, free_port_range
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Demo:
+    process: subprocess.Popen[str]
+    state_dir: Path
+    port: int
+    ports: list[int]
+
+    def token(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "extproc", "token", "--state-dir", str(self.state_dir), *args],
+            capture_output=True, text=True, check=True, timeout=30,
+        )  # fmt: skip
+        return result.stdout.strip()
+
+    def post(self, path: str, token: str | None, source: str) -> tuple[int, dict[str, str]]:
+        headers = {"content-type": "application/json", "x-forwarded-for": source}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        body = json.dumps({"model": "demo-echo", "messages": [{"role": "user", "content": "Hi"}]})
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            connection.close()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    state_dir = tmp_path_factory.mktemp("demo") / ".extproc"
+    port, admin, model, issuer = free_port(), free_port(), free_port(), free_port()
+    authz = free_port_range(2)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "extproc", "up", "--state-dir", str(state_dir),
+         "--port", str(port), "--admin-port", str(admin), "--model-port", str(model),
+         "--authz-port", str(authz), "--issuer-port", str(issuer), "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    output = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        if "Ctrl-C stops everything" in line:
+            break
+    if "Ctrl-C stops everything" not in "".join(output):
+        process.kill()
+        pytest.fail("extproc up did not come up:\n" + "".join(output[-40:]))
+    demo = Demo(process, state_dir, port, [port, admin, model, issuer, authz, authz + 1])
+    yield demo
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_alice_from_germany_reaches_the_eu_model(demo: Demo) -> None:
+    token = demo.token("--sub", "alice", "--groups", "ml-eu")
+    status, body = demo.post("/eu/v1/chat/completions", token, "192.0.2.10")
+    assert status == 200
+    assert body["choices"][0]["message"]["content"] == "Hi"
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "rule"),
+    [
+        ("/eu/v1/chat/completions", "198.51.100.7", "source-region-not-allowed"),
+        ("/us/v1/chat/completions", "192.0.2.10", "target-region-not-allowed"),
+        ("/eu/v1/chat/completions", "203.0.113.9", "default"),
+        ("/eu/v1/chat/completions", "127.0.0.1", "unknown-source"),
+    ],
+)
+def test_the_demo_policy_denies_with_a_reason(demo: Demo, path: str, source: str, rule: str) -> None:
+    token = demo.token("--sub", "alice", "--groups", "ml-eu")
+    status, body = demo.post(path, token, source)
+    assert (status, body["rule"]) == (403, rule)
+
+
+def test_no_token_or_a_forged_one_is_401(demo: Demo) -> None:
+    assert demo.post("/eu/v1/chat/completions", None, "192.0.2.10")[0] == 401
+    forged = demo.token("--sub", "alice", "--groups", "ml-eu")[:-4] + "AAAA"
+    status, body = demo.post("/eu/v1/chat/completions", forged, "192.0.2.10")
+    assert (status, body["error"]) == (401, "invalid_signature")
+
+
+def test_a_declared_region_claim_must_match_the_source(demo: Demo) -> None:
+    token = demo.token("--sub", "alice", "--groups", "ml-eu", "--claim", "region=US")
+    status, body = demo.post("/eu/v1/chat/completions", token, "192.0.2.10")
+    assert (status, body["rule"]) == (403, "declared-region-mismatch")
+
+
+def test_the_official_openai_sdk_works_through_the_gateway(demo: Demo) -> None:
+    client = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{demo.port}/eu/v1",
+        api_key=demo.token("--sub", "alice", "--groups", "ml-eu"),
+        default_headers={"x-forwarded-for": "192.0.2.10"},
+        max_retries=0,
+    )
+    messages: list[openai.types.chat.ChatCompletionMessageParam] = [
+        {"role": "user", "content": "Where does my data go?"}
+    ]
+    completion = client.chat.completions.create(model="demo-echo", messages=messages)
+    assert completion.choices[0].message.content == "Where does my data go?"
+    stream = client.chat.completions.create(model="demo-echo", messages=messages, stream=True)
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert "".join(pieces) == "Where does my data go?"
+    assert len(pieces) > 3
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(
+            model="demo-echo", messages=messages, extra_headers={"x-forwarded-for": "198.51.100.7"}
+        )
+
+
+def test_ctrl_c_stops_everything(demo: Demo) -> None:
+    demo.process.send_signal(signal.SIGINT)
+    assert demo.process.wait(timeout=30) == 0
+    for port in demo.ports:
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is still served"
