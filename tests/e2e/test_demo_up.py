@@ -93,7 +93,7 @@ def test_alice_from_germany_reaches_the_eu_model(demo: Demo) -> None:
     [
         ("/eu/v1/chat/completions", "198.51.100.7", "source-region-not-allowed"),
         ("/us/v1/chat/completions", "192.0.2.10", "target-region-not-allowed"),
-        ("/eu/v1/chat/completions", "203.0.113.9", "default"),
+        ("/eu/v1/chat/completions", "203.0.113.9", "source-region-not-allowed"),
         ("/eu/v1/chat/completions", "127.0.0.1", "unknown-source"),
     ],
 )
