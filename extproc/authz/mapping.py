@@ -81,7 +81,7 @@ def check_response(answer: Answer) -> external_auth_pb2.CheckResponse:
     return external_auth_pb2.CheckResponse(
         status=status_pb2.Status(code=code),
         denied_response=external_auth_pb2.DeniedHttpResponse(
-            status=http_status_pb2.HttpStatus(code=answer.status),  # type: ignore[arg-type]
+            status=http_status_pb2.HttpStatus(code=answer.status),
             headers=headers,
             body=answer.deny_body().decode("utf-8"),
         ),

@@ -160,7 +160,8 @@ class AuthzRuntime:
         except ExtprocError:
             raise
         except Exception as exc:  # a corrupt database must deny, never crash the stream
-            raise GeoError(f"GeoIP lookup failed: {type(exc).__name__}", code="geo_lookup_failed")
+            reason = f"GeoIP lookup failed: {type(exc).__name__}"
+            raise GeoError(reason, code="geo_lookup_failed") from None
         route = view.route
         return RequestFacts(
             identity=identity,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from typing import Any
 
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
@@ -22,12 +23,12 @@ from extproc.reload import RuntimeHolder
 log = logging.getLogger("extproc.authz")
 
 
-class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
+class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc]
     def __init__(self, holder: RuntimeHolder[AuthzRuntime]) -> None:
         self._holder = holder
 
-    async def Check(  # noqa: N802 - the gRPC method name
-        self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext
+    async def Check(
+        self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> external_auth_pb2.CheckResponse:
         runtime = self._holder.current
         request_id = request.attributes.request.http.id

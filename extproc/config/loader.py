@@ -27,7 +27,8 @@ _TOP_LEVEL_KEYS = ("version", "identity", "geo", "policy", "upstreams", "masking
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """A validated config. ``revision`` identifies the file content (audit and metadata carry it)."""
+    """A validated config. ``revision`` identifies the file content (audit and metadata
+    carry it)."""
 
     path: Path
     revision: str

@@ -39,11 +39,12 @@ def public_jwk(key: PrivateKey) -> dict[str, str]:
     public = key.public_key()
     jwk: dict[str, str]
     if isinstance(public, rsa.RSAPublicKey):
-        numbers = public.public_numbers()
+        rsa_numbers = public.public_numbers()
+        e, n = rsa_numbers.e, rsa_numbers.n
         jwk = {
-            "e": _b64(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")),
+            "e": _b64(e.to_bytes((e.bit_length() + 7) // 8, "big")),
             "kty": "RSA",
-            "n": _b64(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+            "n": _b64(n.to_bytes((n.bit_length() + 7) // 8, "big")),
         }
         alg = "RS256"
     elif isinstance(public, ec.EllipticCurvePublicKey):
@@ -205,7 +206,7 @@ def _handler(issuer: DevIssuer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if self.path == "/.well-known/openid-configuration":
                 body: dict[str, Any] = {
                     "issuer": issuer.issuer_url,
@@ -227,7 +228,7 @@ def _handler(issuer: DevIssuer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     return Handler

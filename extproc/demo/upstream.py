@@ -118,11 +118,11 @@ def _last_user_text(messages: Any) -> str:
     return ""
 
 
-def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:  # noqa: C901
+def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
         def _headers(self) -> dict[str, str]:
@@ -143,7 +143,7 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:  # noqa: C901
             error = {"message": message, "type": kind, "param": None, "code": None}
             self._send_json(status, {"error": error})
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             model.record(RecordedRequest("GET", self.path, self._headers(), b""))
             if self.path == "/healthz":
                 self._send_json(200, {"status": "ok"})
@@ -156,7 +156,7 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:  # noqa: C901
             else:
                 self._error(404, f"no route for GET {self.path}", "not_found")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             chunked = "chunked" in (self.headers.get("transfer-encoding") or "").lower()
             if length > MAX_BODY_BYTES:

@@ -97,7 +97,9 @@ def test_alice_from_germany_reaches_the_eu_model(demo: Demo) -> None:
         ("/eu/v1/chat/completions", "127.0.0.1", "unknown-source"),
     ],
 )
-def test_the_demo_policy_denies_with_a_reason(demo: Demo, path: str, source: str, rule: str) -> None:
+def test_the_demo_policy_denies_with_a_reason(
+    demo: Demo, path: str, source: str, rule: str
+) -> None:
     token = demo.token("--sub", "alice", "--groups", "ml-eu")
     status, body = demo.post(path, token, source)
     assert (status, body["rule"]) == (403, rule)

@@ -24,7 +24,9 @@ def expect_401(gateway: Gateway, token: str, error: str) -> None:
     assert body["rule"] == "identity"
     assert body["reason"]
     assert token not in reply.body.decode()
-    assert reply.headers["www-authenticate"].startswith('Bearer realm="extproc", error="invalid_token"')
+    assert reply.headers["www-authenticate"].startswith(
+        'Bearer realm="extproc", error="invalid_token"'
+    )
 
 
 def claims(gateway: Gateway, **changes: object) -> dict[str, object]:
@@ -49,7 +51,10 @@ CASES: dict[str, tuple[Callable[[Gateway], str], str]] = {
         ),
         "token_not_yet_valid",
     ),
-    "wrong-audience": (lambda g: g.issuer.mint("alice", ("ml-eu",), "another-api"), "invalid_audience"),
+    "wrong-audience": (
+        lambda g: g.issuer.mint("alice", ("ml-eu",), "another-api"),
+        "invalid_audience",
+    ),
     "bad-signature": (lambda g: tokens.tamper_signature(g.token()), "invalid_signature"),
     "edited-claims": (
         lambda g: tokens.tamper_claims(g.token(groups=("ml-us",)), groups=["ml-eu"]),
@@ -58,7 +63,9 @@ CASES: dict[str, tuple[Callable[[Gateway], str], str]] = {
     "alg-none": (lambda g: tokens.unsigned_token(claims(g)), "algorithm_not_allowed"),
     "hs256-with-the-rsa-public-key": (
         lambda g: tokens.hs256_with_public_key(
-            claims(g), g.issuer.key, g.issuer.published[0]["kid"]  # type: ignore[arg-type]
+            claims(g),
+            g.issuer.key,
+            g.issuer.published[0]["kid"],  # type: ignore[arg-type]
         ),
         "algorithm_not_allowed",
     ),
@@ -76,7 +83,9 @@ def test_an_invalid_token_is_401_with_its_reason(gateway: Gateway, case: str) ->
     expect_401(gateway, make(gateway), error)
 
 
-def test_a_token_from_an_untrusted_issuer_is_401(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_token_from_an_untrusted_issuer_is_401(
+    gateway: Gateway, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     stranger = DevIssuer(tmp_path_factory.mktemp("stranger"))
     stranger.start()
     try:

@@ -1,4 +1,4 @@
-"""`extproc check`, `extproc explain` and `extproc serve` refusing bad input, as a user runs them."""
+"""`extproc check`, `explain` and `serve` refusing bad input, as a user runs them."""
 
 from __future__ import annotations
 
@@ -125,7 +125,9 @@ def test_check_refuses_a_file_that_is_not_a_geoip_database(
 def test_serve_refuses_to_start_on_a_corrupt_database_with_a_clear_message(
     tmp_path: Path, issuer: DevIssuer, shared_geoip: Path
 ) -> None:
-    config = write_config(tmp_path, issuer, shared_geoip / "MaxMind-DB-test-broken-pointers-24.mmdb")
+    config = write_config(
+        tmp_path, issuer, shared_geoip / "MaxMind-DB-test-broken-pointers-24.mmdb"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "extproc", "serve", "authz", "--config", str(config),
          "--port", str(free_port()), "--workers", "1"],
@@ -140,8 +142,8 @@ def test_explain_prints_the_facts_and_the_deciding_rule(
 ) -> None:
     config = write_config(tmp_path, issuer)
     token = issuer.mint("alice", groups=("ml-eu",))
-    args = ["explain", "--config", str(config), "--token", token, "--path", "/eu/v1/chat/completions",
-            "--ext", "target_region=eu"]  # fmt: skip
+    args = ["explain", "--config", str(config), "--token", token,
+            "--path", "/eu/v1/chat/completions", "--ext", "target_region=eu"]  # fmt: skip
     assert main([*args, "--source-ip", "192.0.2.10"]) == 0
     allowed = capsys.readouterr().out
     assert "source country:   DE" in allowed

@@ -197,7 +197,8 @@ policy:
             "policy.yaml:4: policy.rules[0].effect: expected one of allow, deny, require_approval",
         ),
         (
-            "policy:\n  rules:\n    - name: a\n      effect: allow\n      when: {source_regoin: eu}\n",
+            "policy:\n  rules:\n    - name: a\n      effect: allow\n"
+            "      when: {source_regoin: eu}\n",
             "policy.yaml:5: policy.rules[0].when: unknown key 'source_regoin'",
         ),
         (
