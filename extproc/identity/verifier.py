@@ -82,6 +82,7 @@ class TokenVerifier:
                 "the signing key does not fit the token's algorithm", code="algorithm_not_allowed"
             )
         claims = self._decode(token, key, algorithm, issuer)
+        self._check_times(claims, issuer.leeway_seconds)
         identity = self._identity(claims, issuer)
         self._remember(token, identity, identity.expires_at + issuer.leeway_seconds)
         return identity
@@ -94,13 +95,14 @@ class TokenVerifier:
                 algorithms=[algorithm],
                 audience=list(issuer.audiences),
                 issuer=issuer.issuer,
-                leeway=issuer.leeway_seconds,
-                options={"require": ["exp", "iss", "aud"]},
+                # Times are checked against our own clock in _check_times.
+                options={
+                    "require": ["exp", "iss", "aud"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise IdentityError("the token has expired", code="token_expired") from None
-        except jwt.ImmatureSignatureError:
-            raise IdentityError("the token is not valid yet", code="token_not_yet_valid") from None
         except jwt.InvalidAudienceError:
             raise IdentityError(
                 "the token is not meant for this audience", code="invalid_audience"
@@ -129,6 +131,23 @@ class TokenVerifier:
             raise IdentityError(
                 f"the token is invalid: {type(exc).__name__}", code="invalid_claim"
             ) from None
+
+    def _check_times(self, claims: Mapping[str, Any], leeway: float) -> None:
+        now = self._clock()
+        times = {}
+        for name in ("exp", "nbf", "iat"):
+            value = claims.get(name)
+            if value is None and name != "exp":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise IdentityError(f"the {name!r} claim must be a number", code="invalid_claim")
+            times[name] = float(value)
+        if now >= times["exp"] + leeway:
+            raise IdentityError("the token has expired", code="token_expired")
+        if "nbf" in times and now + leeway < times["nbf"]:
+            raise IdentityError("the token is not valid yet", code="token_not_yet_valid")
+        if "iat" in times and now + leeway < times["iat"]:
+            raise IdentityError("the token was issued in the future", code="token_not_yet_valid")
 
     def _identity(self, claims: Mapping[str, Any], issuer: IssuerConfig) -> Identity:
         subject = claim_at(claims, issuer.subject_claim)

@@ -60,6 +60,21 @@ def test_the_client_address_is_the_one_envoy_computed_and_the_decision_reaches_t
     assert entry["target_region"] == "eu"
 
 
+def test_a_client_cannot_choose_its_address_with_the_header_envoy_hands_to_authz(
+    gateway: Gateway,
+) -> None:
+    token = gateway.token()
+    from_britain = gateway.request(
+        token=token, source=BRITAIN, headers={"x-extproc-client-address": SWEDEN}
+    )
+    assert from_britain.status == 403
+    assert from_britain.json()["rule"] == "source-region-not-allowed"
+    from_sweden = gateway.request(
+        token=token, source=SWEDEN, headers={"x-extproc-client-address": BRITAIN}
+    )
+    assert from_sweden.status == 200
+
+
 @pytest.mark.parametrize(
     ("source", "path", "groups", "claims", "rule"),
     [

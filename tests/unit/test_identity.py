@@ -1,0 +1,227 @@
+"""Token verification, key refresh and the verified-token cache, with real keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from extproc.config.node import parse_yaml
+from extproc.demo.issuer import PrivateKey, claims_for, public_jwk, sign
+from extproc.errors import ConfigError, IdentityError, KeyRefreshNeeded
+from extproc.identity.config import IdentityConfig, IssuerConfig
+from extproc.identity.keys import KeyStore
+from extproc.identity.parse import parse_identity_config
+from extproc.identity.verifier import TokenVerifier
+from tests.support import tokens
+
+ISSUER = "https://idp.example/realms/corp"
+JWKS_URL = "https://idp.example/jwks"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeIssuerEndpoint:
+    """Serves a JWKS from memory and counts fetches (a tiny fake for the HTTP fetcher)."""
+
+    def __init__(self, keys: list[PrivateKey]) -> None:
+        self.keys = keys
+        self.fetches = 0
+
+    def __call__(self, url: str, timeout: float) -> Any:
+        assert url == JWKS_URL
+        self.fetches += 1
+        return {"keys": [public_jwk(key) for key in self.keys]}
+
+
+def make(
+    keys: list[PrivateKey],
+    algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA"),
+    clock: FakeClock | None = None,
+    **identity: Any,
+) -> tuple[TokenVerifier, KeyStore, FakeIssuerEndpoint, FakeClock]:
+    clock = clock or FakeClock()
+    issuer = IssuerConfig(
+        name="corp",
+        issuer=ISSUER,
+        audiences=("gateway",),
+        algorithms=algorithms,
+        jwks_uri=JWKS_URL,
+        leeway_seconds=30,
+        group_claims=("groups", "realm_access.roles"),
+        location_claim="region",
+    )
+    config = IdentityConfig(issuers=(issuer,), **identity)
+    endpoint = FakeIssuerEndpoint(keys)
+    store = KeyStore(config, fetch_json=endpoint, clock=clock)
+    assert store.load_all() == {"corp": None}
+    return TokenVerifier(config, store, clock=clock), store, endpoint, clock
+
+
+def token(key: PrivateKey, clock: FakeClock, ttl: int = 600, **extra: Any) -> str:
+    claims = claims_for(ISSUER, "alice", ["ml-eu"], "gateway", ttl, extra)
+    claims.update({"iat": int(clock.now), "nbf": int(clock.now), "exp": int(clock.now) + ttl})
+    claims.update(extra)
+    return sign(key, claims)
+
+
+@pytest.mark.parametrize("make_key", [tokens.rsa_key, tokens.ec_key, tokens.ed25519_key])
+def test_tokens_signed_with_each_supported_key_type_verify(make_key: Any) -> None:
+    key = make_key()
+    verifier, *_rest, clock = make([key])
+    identity = verifier.verify(token(key, clock, region="DE"))
+    assert identity.subject == "alice"
+    assert identity.issuer == "corp"
+    assert identity.groups == frozenset({"ml-eu"})
+    assert identity.declared_location == "DE"
+
+
+def test_groups_are_merged_from_every_configured_claim_path() -> None:
+    key = tokens.rsa_key()
+    verifier, *_rest, clock = make([key])
+    identity = verifier.verify(token(key, clock, realm_access={"roles": ["auditor", "ml-us"]}))
+    assert identity.groups == {"ml-eu", "auditor", "ml-us"}
+
+
+def test_an_unknown_kid_asks_for_a_refresh_then_verifies_after_rotation() -> None:
+    old, new = tokens.rsa_key(), tokens.rsa_key()
+    verifier, store, endpoint, clock = make([old], jwks_min_refresh_seconds=30)
+    rotated = token(new, clock)
+    with pytest.raises(KeyRefreshNeeded):
+        verifier.verify(rotated)
+    endpoint.keys = [old, new]
+    assert store.refresh("corp")
+    assert verifier.verify(rotated).subject == "alice"
+
+
+def test_refreshes_are_rate_limited_so_forged_kids_cannot_hammer_the_issuer() -> None:
+    key = tokens.rsa_key()
+    verifier, store, endpoint, clock = make([key], jwks_min_refresh_seconds=30)
+    assert endpoint.fetches == 1
+    store.refresh("corp")
+    store.refresh("corp")
+    store.refresh("corp")
+    assert endpoint.fetches == 2
+    clock.now += 31
+    store.refresh("corp")
+    assert endpoint.fetches == 3
+    forged = token(tokens.rsa_key(), clock)
+    with pytest.raises(IdentityError) as caught:
+        verifier.verify(forged, refreshed=True)
+    assert caught.value.code == "unknown_key"
+
+
+def test_a_key_of_the_wrong_type_for_the_algorithm_is_refused() -> None:
+    rsa_key = tokens.rsa_key()
+    verifier, *_rest, clock = make([rsa_key])
+    ec_key = tokens.ec_key()
+    claims = claims_for(ISSUER, "alice", [], "gateway", 600, {})
+    claims.update({"iat": int(clock.now), "exp": int(clock.now) + 600})
+    forged = sign(ec_key, claims, headers={"kid": public_jwk(rsa_key)["kid"]})
+    with pytest.raises(IdentityError) as caught:
+        verifier.verify(forged)
+    assert caught.value.code == "algorithm_not_allowed"
+
+
+def test_an_algorithm_the_issuer_does_not_use_is_refused_even_with_a_valid_signature() -> None:
+    key = tokens.ec_key()
+    verifier, *_rest, clock = make([key], algorithms=("RS256",))
+    with pytest.raises(IdentityError) as caught:
+        verifier.verify(token(key, clock))
+    assert caught.value.code == "algorithm_not_allowed"
+
+
+def test_the_cache_serves_a_verified_token_until_exp_plus_leeway_and_not_after() -> None:
+    key = tokens.rsa_key()
+    verifier, *_rest, clock = make([key])
+    issued = token(key, clock, ttl=60)
+    assert verifier.verify_cached(issued) is None
+    identity = verifier.verify(issued)
+    assert verifier.verify_cached(issued) is identity
+    clock.now += 60 + 29
+    assert verifier.verify_cached(issued) is identity
+    clock.now += 1
+    assert verifier.verify_cached(issued) is None
+    with pytest.raises(IdentityError) as caught:
+        verifier.verify(issued)
+    assert caught.value.code == "token_expired"
+
+
+def test_the_cache_is_bounded() -> None:
+    key = tokens.rsa_key()
+    verifier, *_rest, clock = make([key], token_cache_size=2)
+    first, second, third = (token(key, clock, jti=str(i)) for i in range(3))
+    for issued in (first, second, third):
+        verifier.verify(issued)
+    assert verifier.verify_cached(first) is None
+    assert verifier.verify_cached(third) is not None
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "a.b", "a.b.c", "x" * 20_000, "eyJhbGciOiJSUzI1NiJ9.bm90LWpzb24.c2ln"]
+)
+def test_malformed_tokens_are_refused_without_a_crash(bad: str) -> None:
+    verifier, *_rest = make([tokens.rsa_key()])
+    with pytest.raises(IdentityError) as caught:
+        verifier.verify(bad)
+    assert caught.value.code in {"malformed_token", "unknown_issuer"}
+
+
+def test_a_jwks_file_is_a_key_source(tmp_path: Path) -> None:
+    key = tokens.rsa_key()
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [public_jwk(key)]}))
+    config = parse_identity_config(
+        parse_yaml(
+            f"identity:\n  issuers:\n    - name: corp\n      issuer: {ISSUER}\n"
+            "      jwks_file: jwks.json\n      audiences: [gateway]\n      algorithms: [RS256]\n",
+            file="c.yaml",
+        ).child("identity"),
+        tmp_path,
+    )
+    store = KeyStore(config)
+    assert store.load_all() == {"corp": None}
+    clock = FakeClock()
+    assert TokenVerifier(config, store, clock=clock).verify(token(key, clock)).subject == "alice"
+
+
+def test_encryption_keys_and_garbage_in_a_jwks_are_skipped() -> None:
+    key = tokens.rsa_key()
+    endpoint = FakeIssuerEndpoint([key])
+    good = public_jwk(key)
+    document = {"keys": [{**good, "use": "enc", "kid": "enc"}, {"kty": "RSA", "kid": "junk"}, good]}
+    config = IdentityConfig(
+        issuers=(IssuerConfig("corp", ISSUER, ("gateway",), ("RS256",), jwks_uri=JWKS_URL),)
+    )
+    store = KeyStore(config, fetch_json=lambda url, timeout: document)
+    assert store.load_all() == {"corp": None}
+    assert store.key("corp", good["kid"]) is not None
+    assert store.key("corp", "enc") is None
+    assert endpoint.fetches == 0
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ("algorithms: [none]", "algorithm 'none' is not allowed"),
+        ("algorithms: [HS256]", "algorithm 'HS256' is not allowed"),
+        ("algorithms: [RS256]\n      jwks_uri: https://x/jwks", "set exactly one key source"),
+        ("algorithms: [RS256]\n      audience: x", "unknown key 'audience'"),
+    ],
+)
+def test_identity_config_errors_name_the_problem(snippet: str, message: str) -> None:
+    text = (
+        f"identity:\n  issuers:\n    - name: corp\n      issuer: {ISSUER}\n"
+        f"      discovery: true\n      audiences: [gateway]\n      {snippet}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_identity_config(parse_yaml(text, file="c.yaml").child("identity"), Path("."))
+    assert message in caught.value.reason
+    assert caught.value.reason.startswith("c.yaml:")
