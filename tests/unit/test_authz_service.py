@@ -1,0 +1,163 @@
+"""The Authorization servicer in-process, called by a real gRPC client with real protobufs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from envoy.config.core.v3 import address_pb2
+from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
+from google.rpc import code_pb2
+
+from extproc.authz.pipeline import AuthzRuntime
+from extproc.authz.service import AuthorizationService
+from extproc.config.loader import load_config
+from extproc.demo.issuer import DevIssuer
+from extproc.geo.writer import write_demo_database
+from extproc.reload import RuntimeHolder
+
+CONFIG = """\
+version: 1
+identity:
+  issuers:
+    - {{name: demo, issuer: "{issuer}", jwks_file: jwks.json,
+       audiences: [api], algorithms: [RS256]}}
+geo:
+  database: demo.mmdb
+  regions: {{eu: [DE], us: [US]}}
+policy:
+  rules:
+    - name: shadow-deny-us
+      when: {{source_region: us}}
+      effect: deny
+      enforce: false
+    - name: admin-paths-need-approval
+      when: {{path: "/admin/*"}}
+      effect: require_approval
+      reason: admin paths need a human approval
+    - name: allow-known-regions
+      when: {{source_region: [eu, us]}}
+      effect: allow
+upstreams:
+  credentials:
+    model: {{env: TEST_MODEL_KEY, header: x-upstream-key, prefix: ""}}
+"""
+
+
+@pytest.fixture
+def runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[AuthzRuntime, DevIssuer]]:
+    monkeypatch.setenv("TEST_MODEL_KEY", "s3cret-upstream")
+    issuer = DevIssuer(tmp_path / "issuer")
+    issuer.start()
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": issuer.published}))
+    write_demo_database(tmp_path / "demo.mmdb")
+    (tmp_path / "config.yaml").write_text(CONFIG.format(issuer=issuer.issuer_url))
+    runtime = AuthzRuntime(load_config(tmp_path / "config.yaml"))
+    runtime.load_keys()
+    yield runtime, issuer
+    runtime.close()
+    issuer.stop()
+
+
+def check(
+    token: str | None, source: str, path: str = "/v1/chat", **extensions: str
+) -> external_auth_pb2.CheckRequest:
+    headers = {"x-request-id": "rid-1", "x-extproc-client-address": source, "x-api-key": "k"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    return external_auth_pb2.CheckRequest(
+        attributes=attribute_context_pb2.AttributeContext(
+            source=attribute_context_pb2.AttributeContext.Peer(
+                address=address_pb2.Address(
+                    socket_address=address_pb2.SocketAddress(address="127.0.0.1")
+                )
+            ),
+            request=attribute_context_pb2.AttributeContext.Request(
+                http=attribute_context_pb2.AttributeContext.HttpRequest(
+                    id="1", method="POST", path=path, host="gw", headers=headers
+                )
+            ),
+            context_extensions={"upstream_credential": "model", **extensions},
+        )
+    )
+
+
+def test_an_allowed_check_injects_the_upstream_credential_and_strips_caller_keys(
+    runtime: tuple[AuthzRuntime, DevIssuer],
+) -> None:
+    async def scenario() -> external_auth_pb2.CheckResponse:
+        server = grpc.aio.server()
+        holder = RuntimeHolder(runtime[0], lambda: runtime[0])
+        external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
+            AuthorizationService(holder), server
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = external_auth_pb2_grpc.AuthorizationStub(channel)
+                token = runtime[1].mint("alice", audience="api")
+                response: external_auth_pb2.CheckResponse = await stub.Check(
+                    check(token, "192.0.2.10")
+                )
+                return response
+        finally:
+            await server.stop(None)
+
+    response = asyncio.run(scenario())
+    assert response.status.code == code_pb2.OK
+    headers = {h.header.key: h.header.value for h in response.ok_response.headers}
+    assert headers["x-upstream-key"] == "s3cret-upstream"
+    assert set(response.ok_response.headers_to_remove) == {"authorization", "x-api-key"}
+    assert response.dynamic_metadata["rule"] == "allow-known-regions"
+    assert response.dynamic_metadata["source_country"] == "DE"
+
+
+def decide(runtime: AuthzRuntime, request: external_auth_pb2.CheckRequest) -> object:
+    from extproc.authz.mapping import request_view
+
+    return runtime.decide(request_view(request))
+
+
+def test_a_dry_run_rule_is_recorded_in_the_metadata_while_the_request_goes_on(
+    runtime: tuple[AuthzRuntime, DevIssuer],
+) -> None:
+    authz, issuer = runtime
+    answer = decide(authz, check(issuer.mint("bob", audience="api"), "198.51.100.7"))
+    assert answer.allowed  # type: ignore[attr-defined]
+    assert answer.metadata["dry_run"] == [  # type: ignore[attr-defined]
+        {"rule": "shadow-deny-us", "effect": "deny", "reason": "deny by rule shadow-deny-us"}
+    ]
+
+
+def test_require_approval_denies_with_approval_required_until_approvals_exist(
+    runtime: tuple[AuthzRuntime, DevIssuer],
+) -> None:
+    authz, issuer = runtime
+    answer = decide(authz, check(issuer.mint("bob", audience="api"), "192.0.2.10", "/admin/x"))
+    assert not answer.allowed  # type: ignore[attr-defined]
+    assert json.loads(answer.deny_body()) == {  # type: ignore[attr-defined]
+        "error": "approval_required",
+        "reason": "admin paths need a human approval",
+        "rule": "admin-paths-need-approval",
+        "request_id": "rid-1",
+    }
+
+
+def test_a_route_naming_an_unknown_credential_is_denied_not_forwarded_bare(
+    runtime: tuple[AuthzRuntime, DevIssuer],
+) -> None:
+    authz, issuer = runtime
+    request = check(issuer.mint("bob", audience="api"), "192.0.2.10", upstream_credential="nope")
+    answer = decide(authz, request)
+    assert (answer.allowed, answer.status, answer.error) == (  # type: ignore[attr-defined]
+        False,
+        503,
+        "upstream_credential_unavailable",
+    )
