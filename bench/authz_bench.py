@@ -64,6 +64,27 @@ def envoy_config(listen_direct: int, listen_authz: int, admin: int, authz_ports:
         if with_authz:
             filters.append(
                 {
+                    "name": "envoy.filters.http.header_mutation",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                        "mutations": {
+                            "request_mutations": [
+                                {
+                                    "append": {
+                                        "header": {
+                                            "key": "x-extproc-client-address",
+                                            "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+                                        },
+                                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                                    }
+                                }
+                            ]
+                        },
+                    },
+                }
+            )
+            filters.append(
+                {
                     "name": "envoy.filters.http.ext_authz",
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",

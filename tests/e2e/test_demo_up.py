@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -59,7 +60,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         [sys.executable, "-m", "extproc", "up", "--state-dir", str(state_dir),
          "--port", str(port), "--admin-port", str(admin), "--model-port", str(model),
          "--authz-port", str(authz), "--issuer-port", str(issuer), "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     assert process.stdout is not None
     output = []
@@ -72,13 +73,26 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         if "Ctrl-C stops everything" in line:
             break
     if "Ctrl-C stops everything" not in "".join(output):
-        process.kill()
+        stop_group(process)
         pytest.fail("extproc up did not come up:\n" + "".join(output[-40:]))
     demo = Demo(process, state_dir, port, [port, admin, model, issuer, authz, authz + 1])
     yield demo
+    stop_group(process)
+
+
+def stop_group(process: subprocess.Popen[str]) -> None:
+    """Ctrl-C first, as a user would; then make sure no child (Envoy, workers) outlives it."""
     if process.poll() is None:
-        process.kill()
-        process.wait()
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def test_alice_from_germany_reaches_the_eu_model(demo: Demo) -> None:
