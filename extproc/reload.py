@@ -27,10 +27,13 @@ R = TypeVar("R", bound=Runtime)
 
 
 def _fingerprint(paths: Sequence[Path]) -> str:
+    """Identity and modification time of each file, not its content: a GeoIP City database is
+    tens of MB and is polled every second."""
     digest = hashlib.sha256()
     for path in paths:
         try:
-            digest.update(path.read_bytes())
+            stat = path.stat()
+            digest.update(f"{path}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}".encode())
         except OSError as exc:
             digest.update(f"unreadable:{path}:{exc.errno}".encode())
     return digest.hexdigest()

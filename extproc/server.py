@@ -125,6 +125,12 @@ async def _refresh_keys(holder: RuntimeHolder[Any]) -> None:
 def _worker_entry(spec: WorkerSpec) -> None:
     configure_logging(spec.log_level)
     try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
         asyncio.run(run_worker(spec))
     except ExtprocError as exc:
         log.error("worker failed", extra={"reason": exc.reason, "worker": spec.index})

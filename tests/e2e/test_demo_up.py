@@ -3,6 +3,7 @@ works through Envoy (plain and streamed), and Ctrl-C stops everything."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -84,14 +85,10 @@ def stop_group(process: subprocess.Popen[str]) -> None:
     """Ctrl-C first, as a user would; then make sure no child (Envoy, workers) outlives it."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 
