@@ -170,6 +170,7 @@ def serve(
 def _supervise(specs: list[WorkerSpec]) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = False
+    failed = False
 
     def request_stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -190,7 +191,7 @@ def _supervise(specs: list[WorkerSpec]) -> int:
             recent = [t for t in restarts[spec.index] if time.monotonic() - t < 60]
             if len(recent) >= 5:
                 log.error("worker keeps failing; stopping", extra={"worker": spec.index})
-                stopping = True
+                stopping = failed = True
                 break
             log.warning(
                 "worker exited; restarting",
@@ -206,7 +207,7 @@ def _supervise(specs: list[WorkerSpec]) -> int:
         process.join(timeout=10)
         if process.is_alive():
             process.kill()
-    return 0
+    return 1 if failed else 0
 
 
 def _start(context: Any, spec: WorkerSpec) -> BaseProcess:
