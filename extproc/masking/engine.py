@@ -1,0 +1,249 @@
+"""Mask text and JSON bodies with one profile. Pure, synchronous, fail closed.
+
+Invariants: masked JSON is valid JSON of the same shape (keys, nesting, array lengths; a
+``drop`` field rule removes its member); non-string values keep their type unless a field rule
+names them; findings carry a type, a direction, a location (JSON path or character offset) and
+the action, never the value. In ``report`` mode nothing changes but findings are still produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from extproc.errors import ExtprocError
+from extproc.masking.detectors import BUILTIN, Span
+from extproc.masking.paths import Location, matches, render
+from extproc.masking.profile import Action, BlockRule, FieldRule, Profile
+
+TOKEN_CHARS = 16
+
+
+class MaskingError(ExtprocError):
+    """The body cannot be masked; the caller must not let it pass."""
+
+    code = "masking_failed"
+    status = 502
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    type: str
+    direction: str
+    location: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class MaskResult:
+    body: bytes
+    findings: tuple[Finding, ...]
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHit:
+    rule: str
+    reason: str
+
+
+def findings_by_type(findings: Iterable[Finding]) -> dict[str, int]:
+    return dict(Counter(f"{f.direction}.{f.type}" for f in findings))
+
+
+class Masker:
+    def __init__(self, profile: Profile, key: bytes) -> None:
+        self.profile = profile
+        self._key = key
+        self._report = profile.mode == "report"
+
+    # -- text -------------------------------------------------------------------------------------
+    def spans(self, text: str) -> list[Span]:
+        """Non-overlapping spans, leftmost first; of overlapping candidates the longest wins."""
+        found: list[Span] = []
+        for detector in self.profile.detectors:
+            found.extend(detector.find(text))
+        if len(found) < 2:
+            return found
+        found.sort(key=lambda span: (span[0], -(span[1] - span[0])))
+        resolved: list[Span] = []
+        end = -1
+        for span in found:
+            if span[0] >= end:
+                resolved.append(span)
+                end = span[1]
+        return resolved
+
+    def mask_text(
+        self, text: str, direction: str, location: str = "", findings: list[Finding] | None = None
+    ) -> str:
+        out = findings if findings is not None else []
+        spans = self.spans(text)
+        if not spans:
+            return text
+        pieces: list[str] = []
+        last = 0
+        for start, end, type_ in spans:
+            action = self.profile.action_for(type_, direction)
+            where = f"{location}@{start}" if location else f"offset:{start}"
+            out.append(Finding(type_, direction, where, "report" if self._report else action))
+            pieces.append(text[last:start])
+            pieces.append(self.replacement(text[start:end], type_, action))
+            last = end
+        if self._report:
+            return text
+        pieces.append(text[last:])
+        return "".join(pieces)
+
+    def replacement(self, value: str, type_: str, action: Action) -> str:
+        if action == "tokenize":
+            return f"<{type_}:{self._mac(type_, value)[:TOKEN_CHARS]}>"
+        if action == "hash":
+            # Keyed: an unkeyed hash of a 9-digit SSN is reversed by trying all 10^9 values.
+            return f"sha256:{self._mac(type_, value)}"
+        if action == "last4" and len(value) > 4:
+            return "*" * (len(value) - 4) + value[-4:]
+        return f"[REDACTED:{type_}]"
+
+    def _mac(self, type_: str, value: str) -> str:
+        return hmac.new(self._key, f"{type_}\0{value}".encode(), hashlib.sha256).hexdigest()
+
+    # -- JSON --------------------------------------------------------------------------------------
+    def mask_json_value(self, value: Any, direction: str, findings: list[Finding]) -> Any:
+        return self._walk(value, (), direction, findings)
+
+    def mask_json(self, body: bytes, direction: str) -> MaskResult:
+        try:
+            document = loads(body)
+        except ValueError:
+            if self.profile.invalid_json == "deny":
+                raise MaskingError("the body is not valid JSON", code="invalid_json") from None
+            return self.mask_bytes_as_text(body, direction)
+        findings: list[Finding] = []
+        masked = self._walk(document, (), direction, findings)
+        if not findings or self._report:
+            return MaskResult(body, tuple(findings), False)
+        return MaskResult(dumps(masked), tuple(findings), True)
+
+    def mask_bytes_as_text(self, body: bytes, direction: str) -> MaskResult:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MaskingError("the body is not valid UTF-8", code="invalid_utf8") from None
+        findings: list[Finding] = []
+        masked = self.mask_text(text, direction, findings=findings)
+        if not findings or self._report:
+            return MaskResult(body, tuple(findings), False)
+        return MaskResult(masked.encode("utf-8"), tuple(findings), True)
+
+    def _walk(self, value: Any, location: Location, direction: str, findings: list[Finding]) -> Any:
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                child = (*location, key)
+                rule = self._field_rule(child)
+                if rule is not None:
+                    findings.append(
+                        Finding(
+                            "FIELD",
+                            direction,
+                            render(child),
+                            "report" if self._report else rule.action,
+                        )
+                    )
+                    if rule.action == "drop" and not self._report:
+                        continue
+                    out[key] = item if self._report else self._mask_field(item, rule)
+                    continue
+                out[key] = self._walk(item, child, direction, findings)
+            return out
+        if isinstance(value, list):
+            return [
+                self._walk(item, (*location, i), direction, findings)
+                for i, item in enumerate(value)
+            ]
+        if isinstance(value, str) and value and self._scanned(location):
+            return self.mask_text(value, direction, render(location), findings)
+        return value
+
+    def _field_rule(self, location: Location) -> FieldRule | None:
+        for rule in self.profile.fields:
+            if matches(rule.path, location):
+                return rule
+        return None
+
+    def _scanned(self, location: Location) -> bool:
+        scan = self.profile.scan
+        return scan is None or any(matches(path, location) for path in scan)
+
+    def _mask_field(self, value: Any, rule: FieldRule) -> Any:
+        if isinstance(value, str):
+            return self.replacement(value, "FIELD", rule.action)
+        # A named field is masked whatever its type: its JSON text is replaced by a string.
+        return self.replacement(orjson.dumps(value).decode(), "FIELD", rule.action)
+
+    # -- blocking ----------------------------------------------------------------------------------
+    def blocked(self, body: bytes, direction: str) -> BlockHit | None:
+        rules = [rule for rule in self.profile.block if direction in rule.directions]
+        if not rules:
+            return None
+        text = _strings_of(body)
+        for rule in rules:
+            if _rule_hits(rule, text):
+                return BlockHit(rule.name, rule.reason)
+        return None
+
+
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def loads(body: bytes) -> Any:
+    """orjson, except for bodies with integers beyond 64 bits, which orjson turns into floats
+    (changing the number): those go through the standard library, which keeps them exact."""
+    if _LONG_NUMBER.search(body) is not None:
+        return json.loads(body)
+    return orjson.loads(body)
+
+
+def dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _strings_of(body: bytes) -> str:
+    """The text a block rule reads: every string of a JSON body, or the body as text."""
+    try:
+        document = loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+    parts: list[str] = []
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            parts.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return "\n".join(reversed(parts))
+
+
+def _rule_hits(rule: BlockRule, text: str) -> bool:
+    if rule.pattern is not None:
+        return rule.pattern.search(text) is not None
+    return any(
+        next(detector.find(text), None) is not None
+        for detector in BUILTIN.values()
+        if detector.name == rule.detector
+    )
