@@ -27,7 +27,6 @@ masking:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any, Literal
 
 import re2
 
+from extproc.config.keys import read_key
 from extproc.config.node import Node
 from extproc.masking.detectors import DETECTOR_NAMES, Detector, builtin_detectors
 from extproc.masking.paths import PathError, Step, compile_path
@@ -42,7 +42,6 @@ from extproc.masking.paths import PathError, Step, compile_path
 Action = Literal["redact", "tokenize", "hash", "last4", "drop"]
 ACTIONS: tuple[Action, ...] = ("redact", "tokenize", "hash", "last4", "drop")
 DIRECTIONS = ("request", "response")
-MIN_KEY_BYTES = 32
 _VALIDATORS = ("luhn", "iban")
 
 
@@ -94,7 +93,7 @@ def default_masking_config(key: bytes) -> MaskingConfig:
 
 def parse_masking_config(node: Node, base_dir: Path) -> MaskingConfig:
     node.reject_unknown(("key_env", "key_file", "default_profile", "profiles", "compressed"))
-    key = _key(node, base_dir)
+    key = read_key(node, base_dir, "masking")
     profiles: dict[str, Profile] = {}
     for name, child in node.child("profiles").items():
         profiles[name] = _profile(name, child)
@@ -105,25 +104,6 @@ def parse_masking_config(node: Node, base_dir: Path) -> MaskingConfig:
         raise node.child("default_profile").error(f"no profile named {default!r}")
     compressed = node.choice("compressed", ("decode", "deny"), "decode")
     return MaskingConfig(profiles, default, key, compressed)  # type: ignore[arg-type]
-
-
-def _key(node: Node, base_dir: Path) -> bytes:
-    if node.has("key_env") == node.has("key_file"):
-        raise node.error("set exactly one of 'key_env' or 'key_file' for the masking key")
-    if node.has("key_env"):
-        name = node.string("key_env")
-        key = os.environ.get(name, "").encode()
-        where = node.child("key_env")
-    else:
-        path = node.path_value("key_file", base_dir)
-        where = node.child("key_file")
-        try:
-            key = path.read_bytes().strip() if path else b""
-        except OSError as exc:
-            raise where.error(f"cannot read the masking key: {exc.strerror}") from None
-    if len(key) < MIN_KEY_BYTES:
-        raise where.error(f"the masking key must be at least {MIN_KEY_BYTES} bytes")
-    return key
 
 
 def _profile(name: str, node: Node) -> Profile:
