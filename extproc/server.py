@@ -54,14 +54,35 @@ class WorkerSpec:
     reload_interval: float
 
 
-def build_authz_runtime(config_path: Path) -> Any:
+def build_authz_runtime(config_path: Path, worker: int) -> Any:
+    from extproc.audit.sink import writer_for
     from extproc.authz.pipeline import AuthzRuntime
 
-    runtime = AuthzRuntime(load_config(config_path))
+    config = load_config(config_path)
+    runtime = AuthzRuntime(config)
+    if config.audit is not None:
+        runtime.audit_writer = writer_for(config.audit, f"authz-{worker}")
     for issuer, error in runtime.load_keys().items():
         if error:
             log.warning("issuer keys unavailable", extra={"issuer": issuer, "reason": error})
     return runtime
+
+
+def build_processor_runtime(config_path: Path, worker: int) -> Any:
+    from extproc.processor.runtime import ProcessorRuntime
+
+    return ProcessorRuntime(load_config(config_path), worker)
+
+
+def validate(service: str, config_path: Path) -> None:
+    """Everything a worker would refuse, checked once before any worker starts (without
+    opening audit chains, which belong to the workers)."""
+    from extproc.authz.pipeline import AuthzRuntime
+
+    config = load_config(config_path)
+    AuthzRuntime(config).close()  # opens and verifies the GeoIP database
+    if service == "processor" and (config.masking is None or config.audit is None):
+        raise ConfigError(f"{config_path}: the processor needs 'masking' and 'audit' sections")
 
 
 def _register_authz(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:
@@ -73,17 +94,32 @@ def _register_authz(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:
     return "envoy.service.auth.v3.Authorization"
 
 
-BUILDERS: dict[str, Callable[[Path], Any]] = {"authz": build_authz_runtime}
+def _register_processor(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:
+    from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
+
+    from extproc.processor.service import ExternalProcessorService
+
+    external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
+        ExternalProcessorService(holder), server
+    )
+    return "envoy.service.ext_proc.v3.ExternalProcessor"
+
+
+BUILDERS: dict[str, Callable[[Path, int], Any]] = {
+    "authz": build_authz_runtime,
+    "processor": build_processor_runtime,
+}
 REGISTRARS: dict[str, Callable[[grpc.aio.Server, RuntimeHolder[Any]], str]] = {
-    "authz": _register_authz
+    "authz": _register_authz,
+    "processor": _register_processor,
 }
 
 
 async def run_worker(spec: WorkerSpec) -> None:
     """Serve one port until SIGTERM/SIGINT."""
     build = BUILDERS[spec.service]
-    runtime = await asyncio.to_thread(build, spec.config_path)
-    holder: RuntimeHolder[Any] = RuntimeHolder(runtime, lambda: build(spec.config_path))
+    runtime = await asyncio.to_thread(build, spec.config_path, spec.index)
+    holder: RuntimeHolder[Any] = RuntimeHolder(runtime, lambda: build(spec.config_path, spec.index))
     server = grpc.aio.server(options=GRPC_OPTIONS)
     service_name = REGISTRARS[spec.service](server, holder)
     health = HealthServicer()
@@ -111,6 +147,9 @@ async def run_worker(spec: WorkerSpec) -> None:
         task.cancel()
     await server.stop(grace=5)
     holder.current.close()
+    from extproc.audit.sink import close_all
+
+    close_all()  # flush every queued audit event before the process ends
 
 
 async def _refresh_keys(holder: RuntimeHolder[Any]) -> None:
@@ -153,7 +192,7 @@ def serve(
         log.error("unknown service", extra={"service": service})
         return 2
     try:
-        BUILDERS[service](config_path).close()
+        validate(service, config_path)
     except ConfigError as exc:
         log.error("invalid config", extra={"reason": exc.reason})
         return 2

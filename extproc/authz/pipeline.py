@@ -20,11 +20,13 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from extproc.audit.writer import AuditWriter
 from extproc.config.loader import Config
 from extproc.errors import ExtprocError, GeoError, IdentityError, KeyRefreshNeeded
 from extproc.geo.locator import GeoLocator
@@ -72,6 +74,32 @@ class Answer:
     www_authenticate: str | None = None
     facts: RequestFacts | None = None
 
+    def audit_event(self, view: RequestView) -> dict[str, Any]:
+        """The audit record of a request authz denied (the processor never sees those)."""
+        meta = self.metadata
+        return {
+            "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "service": "authz",
+            "request_id": self.request_id,
+            "decision_id": self.decision_id,
+            "decision": self.decision.effect if self.decision.enforced else "dry_run",
+            "rule": self.decision.rule,
+            "reason": self.error or "",
+            "status": self.status,
+            "subject": meta.get("subject", ""),
+            "issuer": meta.get("issuer", ""),
+            "groups": meta.get("groups", []),
+            "source_address": view.source_address,
+            "source_country": meta.get("source_country", ""),
+            "source_region": meta.get("source_region", ""),
+            "declared_region": meta.get("declared_region", ""),
+            "target_region": meta.get("target_region", ""),
+            "model": meta.get("model", ""),
+            "method": view.method,
+            "path": view.path,
+            "policy_revision": meta.get("policy_revision", ""),
+        }
+
     def deny_body(self) -> bytes:
         body = {
             "error": self.error,
@@ -93,6 +121,7 @@ class AuthzRuntime:
         self.locator = GeoLocator(config.geo)
         self.keys = keys if keys is not None else KeyStore(config.identity)
         self.verifier = TokenVerifier(config.identity, self.keys)
+        self.audit_writer: AuditWriter | None = None
 
     def load_keys(self) -> dict[str, str | None]:
         return self.keys.load_all()

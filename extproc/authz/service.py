@@ -15,7 +15,7 @@ import grpc
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 from extproc.authz.mapping import check_response, request_view
-from extproc.authz.pipeline import Answer, AuthzRuntime
+from extproc.authz.pipeline import Answer, AuthzRuntime, RequestView
 from extproc.errors import KeyRefreshNeeded
 from extproc.policy.decision import Decision
 from extproc.reload import RuntimeHolder
@@ -46,6 +46,11 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
             )
             answer = internal_error_answer(request_id)
         if not answer.allowed:
+            writer = runtime.audit_writer
+            if writer is not None and not writer.submit(answer.audit_event(view_or_empty(request))):
+                log.error(
+                    "audit queue full; deny event not accepted", extra={"request_id": request_id}
+                )
             log.info(
                 "denied",
                 extra={
@@ -57,6 +62,13 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
                 },
             )
         return check_response(answer)
+
+
+def view_or_empty(request: external_auth_pb2.CheckRequest) -> RequestView:
+    try:
+        return request_view(request)
+    except Exception:
+        return RequestView(request_id="", method="", path="", host="", source_address="")
 
 
 def internal_error_answer(request_id: str) -> Answer:

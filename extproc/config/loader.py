@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from extproc.audit.config import AuditConfig, parse_audit_config
 from extproc.config.node import Node, parse_yaml
 from extproc.credentials import Upstreams, parse_upstreams_config
 from extproc.errors import ConfigError
@@ -19,6 +20,7 @@ from extproc.geo.config import GeoConfig
 from extproc.geo.parse import parse_geo_config
 from extproc.identity.config import IdentityConfig
 from extproc.identity.parse import parse_identity_config
+from extproc.masking.profile import MaskingConfig, parse_masking_config
 from extproc.policy.engine import Policy, parse_policy_config
 
 SUPPORTED_VERSIONS = (1,)
@@ -37,6 +39,8 @@ class Config:
     policy: Policy
     upstreams: Upstreams
     root: Node
+    masking: MaskingConfig | None = None
+    audit: AuditConfig | None = None
 
 
 def load_config(path: Path) -> Config:
@@ -69,4 +73,8 @@ def parse_config(data: bytes, path: Path) -> Config:
         policy=parse_policy_config(root.child("policy"), regions=tuple(geo.regions)),
         upstreams=parse_upstreams_config(root.child("upstreams", {}), base_dir),
         root=root,
+        masking=parse_masking_config(root.child("masking"), base_dir)
+        if root.has("masking")
+        else None,
+        audit=parse_audit_config(root.child("audit"), base_dir) if root.has("audit") else None,
     )

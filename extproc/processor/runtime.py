@@ -1,0 +1,60 @@
+"""Everything one config needs to process exchanges: a masker per profile and the audit chain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from extproc.audit.sink import writer_for
+from extproc.audit.writer import AuditWriter
+from extproc.config.loader import Config
+from extproc.errors import ConfigError
+from extproc.masking.engine import Masker
+from extproc.processor.exchange import Exchange
+
+log = logging.getLogger("extproc.processor")
+
+
+class ProcessorRuntime:
+    def __init__(self, config: Config, worker: int = 0) -> None:
+        if config.masking is None:
+            raise ConfigError(f"{config.path}: the processor needs a 'masking' section")
+        if config.audit is None:
+            raise ConfigError(f"{config.path}: the processor needs an 'audit' section")
+        self.config = config
+        self.masking = config.masking
+        self.maskers = {
+            name: Masker(p, config.masking.key) for name, p in config.masking.profiles.items()
+        }
+        self.writer: AuditWriter = writer_for(config.audit, f"processor-{worker}")
+        self.capture_bytes = config.audit.capture_max_bytes if config.audit.capture_payloads else 0
+
+    def new_exchange(self) -> Exchange:
+        return Exchange(
+            self.masking,
+            self.maskers,
+            capture_bytes=self.capture_bytes,
+            audit_available=self.accepting(),
+        )
+
+    def accepting(self) -> bool:
+        """False while the audit queue is full under the ``deny`` policy: no exchange may start
+        that could not be recorded."""
+        settings = self.writer.settings
+        return settings.when_full != "deny" or self.writer.queue_depth < settings.queue_max_events
+
+    async def audit(self, exchange: Exchange) -> None:
+        event = exchange.audit_event()
+        if self.writer.submit(event):
+            return
+        # The queue is full and its policy gave up: say so loudly; under ``deny`` new exchanges
+        # are refused (see accepting) until it drains.
+        log.error("audit queue full; event not accepted", extra={"request_id": event["request_id"]})
+        await asyncio.sleep(0)
+
+    def watched_files(self) -> list[Path]:
+        return [self.config.path]
+
+    def close(self) -> None:
+        """The audit writer outlives a config reload; it closes when the process stops."""
