@@ -32,6 +32,7 @@ class DemoPorts:
     admin: int = 19901
     model: int = 18080
     authz: int = 50051
+    processor: int = 50061
     issuer: int = 18443
 
 
@@ -49,6 +50,14 @@ def shipped_envoy_config(name: str) -> Path:
 def prepare_state(state_dir: Path, issuer_url: str) -> Path:
     """Create the demo GeoIP database and config (kept when they exist, so edits survive)."""
     (state_dir / "geoip").mkdir(parents=True, exist_ok=True)
+    keys = state_dir / "keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    for name in ("masking.key", "audit.key"):
+        path = keys / name
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
     database = state_dir / "geoip" / "demo.mmdb"
     if not database.exists():
         write_demo_database(database)
@@ -109,10 +118,14 @@ def run_demo(state_dir: Path, ports: DemoPorts, *, workers: int) -> int:
     config = prepare_state(state_dir, issuer.issuer_url)
     env = dict(os.environ, **{MODEL_KEY_ENV: model_key})
     authz = start_service("authz", config, ports.authz, workers, logs / "authz.log", env)
+    processor = start_service(
+        "processor", config, ports.processor, workers, logs / "processor.log", env
+    )
     envoy: EnvoyProcess | None = None
     try:
         for i in range(workers):
             wait_for_grpc_health(ports.authz + i, process=authz)
+            wait_for_grpc_health(ports.processor + i, process=processor)
         envoy_config = render_config(
             shipped_envoy_config("demo.yaml"),
             state_dir / "envoy.yaml",
@@ -120,6 +133,7 @@ def run_demo(state_dir: Path, ports: DemoPorts, *, workers: int) -> int:
             admin_port=ports.admin,
             clusters={
                 "extproc_authz": [("127.0.0.1", ports.authz + i) for i in range(workers)],
+                "extproc_processor": [("127.0.0.1", ports.processor + i) for i in range(workers)],
                 "model_eu": [("127.0.0.1", model.port)],
                 "model_us": [("127.0.0.1", model.port)],
             },
@@ -127,17 +141,18 @@ def run_demo(state_dir: Path, ports: DemoPorts, *, workers: int) -> int:
         envoy = EnvoyProcess(envoy_config, admin_port=ports.admin, log_path=logs / "envoy.log")
         envoy.start()
         _print_welcome(state_dir, ports, issuer)
-        _wait_for_interrupt(authz)
+        _wait_for_interrupt(authz, processor)
     finally:
         if envoy is not None:
             envoy.stop()
         _stop(authz)
+        _stop(processor)
         model.stop()
         issuer.stop()
     return 0
 
 
-def _wait_for_interrupt(authz: subprocess.Popen[bytes]) -> None:
+def _wait_for_interrupt(*services: subprocess.Popen[bytes]) -> None:
     stop = False
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -147,8 +162,8 @@ def _wait_for_interrupt(authz: subprocess.Popen[bytes]) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     while not stop:
-        if authz.poll() is not None:
-            print("extproc: the authz service exited; stopping", file=sys.stderr)
+        if any(service.poll() is not None for service in services):
+            print("extproc: a service exited; stopping (see the logs)", file=sys.stderr)
             return
         time.sleep(0.3)
     print("\nstopping...", file=sys.stderr)

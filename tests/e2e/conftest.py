@@ -78,6 +78,20 @@ upstreams:
   credentials:
     model-eu: {env: EXTPROC_E2E_MODEL_KEY}
     model-us: {env: EXTPROC_E2E_MODEL_KEY}
+masking:
+  key_env: EXTPROC_E2E_MASKING_KEY
+  default_profile: standard
+  profiles:
+    standard:
+      actions: {default: redact, email: tokenize}
+      block:
+        - name: reveal-instructions
+          pattern: '(?i)ignore (all )?previous instructions'
+          reason: prompt injection attempts are blocked
+audit:
+  directory: audit
+  key_env: EXTPROC_E2E_AUDIT_KEY
+  flush_interval_ms: 10
 """
 
 

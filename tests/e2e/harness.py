@@ -21,6 +21,10 @@ from extproc.envoy_runner import EnvoyProcess, free_port, free_port_range, rende
 
 MODEL_KEY = "gateway-only-model-key-7f3a"
 MODEL_KEY_ENV = "EXTPROC_E2E_MODEL_KEY"
+KEYS = {
+    "EXTPROC_E2E_MASKING_KEY": "masking-key-for-end-to-end-tests-0123456789",
+    "EXTPROC_E2E_AUDIT_KEY": "audit-key-for-end-to-end-tests-0123456789ab",
+}
 AUDIENCE = "extproc-e2e"
 
 
@@ -42,10 +46,12 @@ class Gateway:
         self.issuer = DevIssuer(root / "issuer", port=0)
         self.model = DemoModel(port=0)
         self.authz_port = free_port_range(workers)
+        self.processor_port = free_port_range(workers)
         self.listener_port = free_port()
         self.admin_port = free_port()
         self._config_text = config_text
         self.authz: subprocess.Popen[bytes] | None = None
+        self.processor: subprocess.Popen[bytes] | None = None
         self.envoy: EnvoyProcess | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -55,6 +61,7 @@ class Gateway:
         self.model.start()
         self.write_config(self._config_text)
         self.start_authz()
+        self.start_processor()
         envoy_config = render_config(
             shipped_envoy_config("demo.yaml"),
             self.root / "envoy.yaml",
@@ -62,6 +69,9 @@ class Gateway:
             admin_port=self.admin_port,
             clusters={
                 "extproc_authz": [("127.0.0.1", self.authz_port + i) for i in range(self.workers)],
+                "extproc_processor": [
+                    ("127.0.0.1", self.processor_port + i) for i in range(self.workers)
+                ],
                 "model_eu": [("127.0.0.1", self.model.port)],
                 "model_us": [("127.0.0.1", self.model.port)],
             },
@@ -76,13 +86,19 @@ class Gateway:
         self.config_path.write_text(rendered, encoding="utf-8")
 
     def start_authz(self) -> None:
-        env = dict(os.environ, **{MODEL_KEY_ENV: MODEL_KEY})
-        log = (self.root / "authz.log").open("ab")
-        self.authz = subprocess.Popen(
+        self.authz = self._start_service("authz", self.authz_port)
+
+    def start_processor(self) -> None:
+        self.processor = self._start_service("processor", self.processor_port)
+
+    def _start_service(self, service: str, port: int) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, **{MODEL_KEY_ENV: MODEL_KEY}, **KEYS)
+        log = (self.root / f"{service}.log").open("ab")
+        process = subprocess.Popen(
             [
-                sys.executable, "-m", "extproc", "serve", "authz",
+                sys.executable, "-m", "extproc", "serve", service,
                 "--config", str(self.config_path),
-                "--port", str(self.authz_port), "--workers", str(self.workers),
+                "--port", str(port), "--workers", str(self.workers),
                 "--reload-interval", "0.2", "--log-level", "debug",
             ],
             stdout=log,
@@ -91,20 +107,25 @@ class Gateway:
         )  # fmt: skip
         try:
             for i in range(self.workers):
-                wait_for_grpc_health(self.authz_port + i, process=self.authz)
+                wait_for_grpc_health(port + i, process=process)
         except Exception as exc:
-            raise RuntimeError(f"authz did not start:\n{self.authz_log()[-3000:]}") from exc
+            text = (self.root / f"{service}.log").read_text(errors="replace")
+            raise RuntimeError(f"{service} did not start:\n{text[-3000:]}") from exc
+        return process
 
     def stop_authz(self) -> None:
-        if self.authz is not None and self.authz.poll() is None:
-            self.authz.send_signal(signal.SIGTERM)
-            self.authz.wait(timeout=20)
+        _stop(self.authz)
         self.authz = None
+
+    def stop_processor(self) -> None:
+        _stop(self.processor)
+        self.processor = None
 
     def stop(self) -> None:
         if self.envoy is not None:
             self.envoy.stop()
         self.stop_authz()
+        self.stop_processor()
         self.model.stop()
         self.issuer.stop()
 
@@ -157,3 +178,9 @@ class Gateway:
                 return last
             time.sleep(0.2)
         return last
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
