@@ -78,6 +78,27 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4))
     up.set_defaults(run=_up)
 
+    mask = commands.add_parser("mask", help="mask stdin to stdout (try masking rules)")
+    mask.add_argument("--config", type=Path, default=None, help="default: built-in detectors")
+    mask.add_argument("--profile", default=None)
+    mask.add_argument("--content-type", default=None, help="default: sniffed (JSON, SSE, text)")
+    mask.add_argument("--direction", choices=["request", "response"], default="request")
+    mask.add_argument(
+        "--report", action="store_true", help="print each finding as a JSON line on stderr"
+    )
+    mask.set_defaults(run=_mask)
+
+    audit = commands.add_parser("audit", help="the audit trail")
+    audit_commands = audit.add_subparsers(metavar="ACTION")
+    audit_verify = audit_commands.add_parser(
+        "verify", help="check every chain; name the first bad record"
+    )
+    audit_verify.add_argument("paths", nargs="*", type=Path, help="default: ./.extproc/audit")
+    audit_verify.add_argument("--config", type=Path, default=None, help="read the key from it")
+    audit_verify.add_argument("--key-file", type=Path, default=None)
+    audit_verify.add_argument("--key-env", default="EXTPROC_AUDIT_KEY")
+    audit_verify.set_defaults(run=_audit_verify)
+
     token = commands.add_parser("token", help="print a token from the demo issuer")
     token.add_argument("--sub", required=True)
     token.add_argument("--groups", default="", help="comma separated")
@@ -177,6 +198,50 @@ def _up(args: argparse.Namespace) -> int:
         issuer=args.issuer_port,
     )
     return run_demo(args.state_dir, ports, workers=max(1, args.workers))
+
+
+def _mask(args: argparse.Namespace) -> int:
+    from extproc.masking.cli import masking_config, run_mask
+
+    config = masking_config(args.config)
+    if args.profile is not None and args.profile not in config.profiles:
+        raise ExtprocError(f"no masking profile named {args.profile!r}")
+    return run_mask(
+        config,
+        profile=args.profile,
+        content_type=args.content_type,
+        direction=args.direction,
+        report=args.report,
+        stdin=sys.stdin.buffer,
+        stdout=sys.stdout.buffer,
+        stderr=sys.stderr,
+    )
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from extproc.audit.verify import run_verify_cli
+
+    paths = list(args.paths) or [DEFAULT_STATE_DIR / "audit"]
+    if args.config is not None:
+        from extproc.config.loader import load_config
+
+        audit = load_config(args.config).audit
+        if audit is None:
+            raise ExtprocError(f"{args.config}: no 'audit' section")
+        key = audit.key
+        if not args.paths:
+            paths = [audit.directory]
+    elif args.key_file is not None:
+        key = args.key_file.read_bytes().strip()
+    elif os.environ.get(args.key_env):
+        key = os.environ[args.key_env].encode()
+    elif (DEFAULT_STATE_DIR / "keys" / "audit.key").is_file():
+        key = (DEFAULT_STATE_DIR / "keys" / "audit.key").read_bytes().strip()
+    else:
+        raise ExtprocError("no audit key: pass --config, --key-file or set EXTPROC_AUDIT_KEY")
+    if len(key) < 32:
+        raise ExtprocError("the audit key must be at least 32 bytes")
+    return run_verify_cli(paths, key, sys.stdout)
 
 
 def _token(args: argparse.Namespace) -> int:

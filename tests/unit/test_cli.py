@@ -168,3 +168,81 @@ def test_explain_shows_why_a_token_was_refused(
     out = capsys.readouterr().out
     assert "DENY 401" in out
     assert "error:  token_expired" in out
+
+
+def run_cli(
+    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "extproc", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_mask_masks_stdin_with_the_built_in_defaults_and_reports_without_values() -> None:
+    body = (
+        b'{"messages": [{"role": "user", "content": "card 4111 1111 1111 1111 ssn 123-45-6789"}]}'
+    )
+    result = run_cli("mask", "--report", stdin=body)
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["messages"][0]["content"] == (
+        "card [REDACTED:CARD] ssn [REDACTED:US_SSN]"
+    )
+    findings = [json.loads(line) for line in result.stderr.decode().splitlines()]
+    assert findings == [
+        {
+            "type": "CARD",
+            "direction": "request",
+            "location": "$.messages[0].content@5",
+            "action": "redact",
+        },
+        {
+            "type": "US_SSN",
+            "direction": "request",
+            "location": "$.messages[0].content@29",
+            "action": "redact",
+        },
+    ]
+    assert b"4111" not in result.stderr
+
+
+def test_mask_uses_a_config_profile_and_masks_sse(tmp_path: Path) -> None:
+    (tmp_path / "masking.key").write_text("m" * 40)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "masking:\n  key_file: masking.key\n  profiles:\n    p: {actions: {email: tokenize}}\n"
+    )
+    # A config with only a masking section is enough for `extproc mask`.
+    stream = b'data: {"choices":[{"index":0,"delta":{"content":"mail jane@exa"}}]}\n\n'
+    stream += (
+        b'data: {"choices":[{"index":0,"delta":{"content":"mple.com ok"},'
+        b'"finish_reason":"stop"}]}\n\n'
+    )
+    stream += b"data: [DONE]\n\n"
+    result = run_cli("mask", "--config", str(config), "--direction", "response", stdin=stream)
+    assert result.returncode == 0, result.stderr
+    assert b"jane@" not in result.stdout
+    assert b"<EMAIL:" in result.stdout
+
+
+def test_audit_verify_passes_then_names_the_edited_record(tmp_path: Path) -> None:
+    from extproc.audit.writer import AuditWriter
+
+    key = b"v" * 40
+    writer = AuditWriter(tmp_path / "audit", "processor-0", key)
+    for i in range(3):
+        writer.submit({"request_id": f"r{i}", "time": "2026-11-23T00:00:00Z"})
+    writer.close()
+    (tmp_path / "audit.key").write_bytes(key)
+    args = ("audit", "verify", str(tmp_path / "audit"), "--key-file", str(tmp_path / "audit.key"))
+    ok = run_cli(*args)
+    assert ok.returncode == 0
+    assert b"processor-0: 4 records" in ok.stdout
+    chain = tmp_path / "audit" / "processor-0.000000.jsonl"
+    chain.write_bytes(chain.read_bytes().replace(b'"r1"', b'"r7"'))
+    bad = run_cli(*args)
+    assert bad.returncode == 1
+    assert b"processor-0.000000.jsonl:3: record seq 2" in bad.stdout
