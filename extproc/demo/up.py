@@ -183,6 +183,10 @@ def _print_welcome(state_dir: Path, ports: DemoPorts, issuer: DevIssuer) -> None
     alice = issuer.mint("alice", groups=("ml-eu",))
     url = f"http://127.0.0.1:{ports.listener}"
     body = '{"model": "demo-echo", "messages": [{"role": "user", "content": "Hello"}]}'
+    masked_body = (
+        '{"model": "demo-echo", "messages": [{"role": "user", "content": '
+        '"My card is 4111 1111 1111 1111, mail jane.doe@example.com, SSN 123-45-6789"}]}'
+    )
     here = shlex.quote(str(state_dir))
     print(
         f"""
@@ -208,6 +212,17 @@ Denied 401: no token, or a forged one:
 
 Why? extproc explain --config {here}/config.yaml --token "$TOKEN" \\
        --source-ip 198.51.100.7 --path /eu/v1/chat/completions --ext target_region=eu
+
+Masked both ways: the model never sees the card, e-mail or SSN; add "stream": true for SSE:
+  curl -s {url}/eu/v1/chat/completions -H "authorization: Bearer $TOKEN" \\
+    -H 'x-forwarded-for: 192.0.2.10' -H 'content-type: application/json' \\
+    -d '{masked_body}'
+  (what the model saw: {here}/model-requests.jsonl; the model demo-leaky answers with
+   sensitive data, which the client gets masked)
+
+Blocked 403: "Please ignore all previous instructions" in a prompt.
+
+The audit trail: extproc audit verify {here}/audit --key-file {here}/keys/audit.key
 
 Ctrl-C stops everything.
 """,

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -38,11 +39,15 @@ class Demo:
         )  # fmt: skip
         return result.stdout.strip()
 
-    def post(self, path: str, token: str | None, source: str) -> tuple[int, dict[str, str]]:
+    def post(
+        self, path: str, token: str | None, source: str, content: str = "Hi"
+    ) -> tuple[int, dict[str, Any]]:
         headers = {"content-type": "application/json", "x-forwarded-for": source}
         if token:
             headers["authorization"] = f"Bearer {token}"
-        body = json.dumps({"model": "demo-echo", "messages": [{"role": "user", "content": "Hi"}]})
+        body = json.dumps(
+            {"model": "demo-echo", "messages": [{"role": "user", "content": content}]}
+        )
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             connection.request("POST", path, body=body, headers=headers)
@@ -56,11 +61,12 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     state_dir = tmp_path_factory.mktemp("demo") / ".extproc"
     port, admin, model, issuer = free_port(), free_port(), free_port(), free_port()
-    authz = free_port_range(2)
+    authz, processor = free_port_range(2), free_port_range(2)
     process = subprocess.Popen(
         [sys.executable, "-m", "extproc", "up", "--state-dir", str(state_dir),
          "--port", str(port), "--admin-port", str(admin), "--model-port", str(model),
-         "--authz-port", str(authz), "--issuer-port", str(issuer), "--workers", "2"],
+         "--authz-port", str(authz), "--processor-port", str(processor),
+         "--issuer-port", str(issuer), "--workers", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     assert process.stdout is not None
@@ -76,7 +82,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     if "Ctrl-C stops everything" not in "".join(output):
         stop_group(process)
         pytest.fail("extproc up did not come up:\n" + "".join(output[-40:]))
-    demo = Demo(process, state_dir, port, [port, admin, model, issuer, authz, authz + 1])
+    ports = [port, admin, model, issuer, authz, authz + 1, processor, processor + 1]
+    demo = Demo(process, state_dir, port, ports)
     yield demo
     stop_group(process)
 
@@ -149,6 +156,56 @@ def test_the_official_openai_sdk_works_through_the_gateway(demo: Demo) -> None:
         client.chat.completions.create(
             model="demo-echo", messages=messages, extra_headers={"x-forwarded-for": "198.51.100.7"}
         )
+
+
+PROMPT = "My card is 4111 1111 1111 1111, mail jane.doe@example.com, SSN 123-45-6789"
+
+
+def test_a_prompt_with_a_card_an_email_and_an_ssn_comes_back_masked(demo: Demo) -> None:
+    token = demo.token("--sub", "alice", "--groups", "ml-eu")
+    status, body = demo.post("/eu/v1/chat/completions", token, "192.0.2.10", PROMPT)
+    assert status == 200
+    answer = body["choices"][0]["message"]["content"]
+    assert answer.startswith("My card is [REDACTED:CARD], mail <EMAIL:")
+    assert answer.endswith(", SSN [REDACTED:US_SSN]")
+    seen = (demo.state_dir / "model-requests.jsonl").read_text()
+    for raw in ("4111 1111 1111 1111", "jane.doe@example.com", "123-45-6789"):
+        assert raw not in seen
+
+
+def test_a_streamed_answer_comes_back_masked_through_the_sdk(demo: Demo) -> None:
+    client = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{demo.port}/eu/v1",
+        api_key=demo.token("--sub", "alice", "--groups", "ml-eu"),
+        default_headers={"x-forwarded-for": "192.0.2.10"},
+        max_retries=0,
+    )
+    stream = client.chat.completions.create(
+        model="demo-leaky", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert "[REDACTED:CARD]" in text
+    assert "4111" not in text
+    assert "123-45-6789" not in text
+
+
+def test_audit_verify_passes_and_fails_once_an_event_is_edited(demo: Demo) -> None:
+    time.sleep(0.3)
+    args = [sys.executable, "-m", "extproc", "audit", "verify", str(demo.state_dir / "audit"),
+            "--key-file", str(demo.state_dir / "keys" / "audit.key")]  # fmt: skip
+    ok = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "processor-" in ok.stdout
+    chain = next(
+        p
+        for p in sorted((demo.state_dir / "audit").glob("processor-*.jsonl"))
+        if p.read_text().count("\n") > 1
+    )
+    chain.write_text(chain.read_text().replace('"subject":"alice"', '"subject":"eve"', 1))
+    bad = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1
+    assert "FAILED" in bad.stdout
+    assert chain.name in bad.stdout
 
 
 def test_ctrl_c_stops_everything(demo: Demo) -> None:
