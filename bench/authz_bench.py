@@ -58,45 +58,80 @@ upstreams:
 """
 
 
-def envoy_config(listen_direct: int, listen_authz: int, admin: int, authz_ports: list[int]) -> dict:
-    def listener(name: str, port: int, with_authz: bool) -> dict:
-        filters = []
-        if with_authz:
-            filters.append(
-                {
-                    "name": "envoy.filters.http.header_mutation",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
-                        "mutations": {
-                            "request_mutations": [
-                                {
-                                    "append": {
-                                        "header": {
-                                            "key": "x-extproc-client-address",
-                                            "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
-                                        },
-                                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                                    }
+def _filter(kind: str) -> list[dict]:
+    if kind == "authz":
+        return [
+            {
+                "name": "envoy.filters.http.header_mutation",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                    "mutations": {
+                        "request_mutations": [
+                            {
+                                "append": {
+                                    "header": {
+                                        "key": "x-extproc-client-address",
+                                        "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+                                    },
+                                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                                 }
-                            ]
-                        },
+                            }
+                        ]
                     },
-                }
-            )
-            filters.append(
-                {
-                    "name": "envoy.filters.http.ext_authz",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
-                        "transport_api_version": "V3",
-                        "failure_mode_allow": False,
-                        "grpc_service": {
-                            "envoy_grpc": {"cluster_name": "extproc_authz"},
-                            "timeout": "2s",
-                        },
+                },
+            },
+            {
+                "name": "envoy.filters.http.ext_authz",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+                    "transport_api_version": "V3",
+                    "failure_mode_allow": False,
+                    "grpc_service": {
+                        "envoy_grpc": {"cluster_name": "extproc_authz"},
+                        "timeout": "2s",
                     },
-                }
-            )
+                },
+            },
+        ]
+    return [
+        {
+            "name": "envoy.filters.http.ext_proc",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+                "failure_mode_allow": False,
+                "message_timeout": "5s",
+                "grpc_service": {
+                    "envoy_grpc": {"cluster_name": "extproc_processor"},
+                    "timeout": "60s",
+                },
+                "processing_mode": {
+                    "request_header_mode": "SEND",
+                    "response_header_mode": "SEND",
+                    "request_body_mode": "BUFFERED",
+                    "response_body_mode": "BUFFERED",
+                    "request_trailer_mode": "SKIP",
+                    "response_trailer_mode": "SKIP",
+                },
+                "allow_mode_override": True,
+                "metadata_options": {
+                    "forwarding_namespaces": {"untyped": ["envoy.filters.http.ext_authz"]}
+                },
+            },
+        }
+    ]
+
+
+def envoy_config(
+    admin: int,
+    listeners: dict[str, tuple[int, list[str]]],
+    clusters: dict[str, list[int]],
+    body: str = BODY,
+) -> dict:
+    """One listener per scenario, each answering ``body`` with a direct_response after the
+    named filters ("authz": header_mutation + ext_authz, "processor": ext_proc)."""
+
+    def listener(name: str, port: int, kinds: list[str]) -> dict:
+        filters = [f for kind in kinds for f in _filter(kind)]
         filters.append(
             {
                 "name": "envoy.filters.http.router",
@@ -107,9 +142,9 @@ def envoy_config(listen_direct: int, listen_authz: int, admin: int, authz_ports:
         )
         route: dict = {
             "match": {"prefix": "/"},
-            "direct_response": {"status": 200, "body": {"inline_string": BODY}},
+            "direct_response": {"status": 200, "body": {"inline_string": body}},
         }
-        if with_authz:
+        if "authz" in kinds:
             route["typed_per_filter_config"] = {
                 "envoy.filters.http.ext_authz": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
@@ -124,6 +159,7 @@ def envoy_config(listen_direct: int, listen_authz: int, admin: int, authz_ports:
         return {
             "name": name,
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "per_connection_buffer_limit_bytes": 8388608,
             "filter_chains": [
                 {
                     "filters": [
@@ -135,6 +171,7 @@ def envoy_config(listen_direct: int, listen_authz: int, admin: int, authz_ports:
                                 "use_remote_address": True,
                                 "xff_num_trusted_hops": 1,
                                 "route_config": {
+                                    "max_direct_response_body_size_bytes": 1048576,
                                     "response_headers_to_add": [
                                         {
                                             "header": {
@@ -155,46 +192,41 @@ def envoy_config(listen_direct: int, listen_authz: int, admin: int, authz_ports:
             ],
         }
 
+    def cluster(name: str, ports: list[int]) -> dict:
+        return {
+            "name": name,
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}},
+                }
+            },
+            "load_assignment": {
+                "cluster_name": name,
+                "endpoints": [
+                    {
+                        "lb_endpoints": [
+                            {
+                                "endpoint": {
+                                    "address": {
+                                        "socket_address": {"address": "127.0.0.1", "port_value": p}
+                                    }
+                                }
+                            }
+                            for p in ports
+                        ]
+                    }
+                ],
+            },
+        }
+
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
         "static_resources": {
-            "listeners": [
-                listener("direct", listen_direct, False),
-                listener("authz", listen_authz, True),
-            ],
-            "clusters": [
-                {
-                    "name": "extproc_authz",
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "typed_extension_protocol_options": {
-                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                            "explicit_http_config": {"http2_protocol_options": {}},
-                        }
-                    },
-                    "load_assignment": {
-                        "cluster_name": "extproc_authz",
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {
-                                        "endpoint": {
-                                            "address": {
-                                                "socket_address": {
-                                                    "address": "127.0.0.1",
-                                                    "port_value": port,
-                                                }
-                                            }
-                                        }
-                                    }
-                                    for port in authz_ports
-                                ]
-                            }
-                        ],
-                    },
-                }
-            ],
+            "listeners": [listener(name, port, kinds) for name, (port, kinds) in listeners.items()],
+            "clusters": [cluster(name, ports) for name, ports in clusters.items()],
         },
     }
 
@@ -268,10 +300,12 @@ def main() -> int:
                 wait_for_grpc_health(base + i)
             ports = {"direct": free_port(), "authz": free_port(), "admin": free_port()}
             envoy_path = root / f"envoy-{workers}.json"
-            envoy_path.write_text(
-                json.dumps(envoy_config(ports["direct"], ports["authz"], ports["admin"],
-                                        [base + i for i in range(workers)]))
-            )  # fmt: skip
+            config_dict = envoy_config(
+                ports["admin"],
+                {"direct": (ports["direct"], []), "authz": (ports["authz"], ["authz"])},
+                {"extproc_authz": [base + i for i in range(workers)]},
+            )
+            envoy_path.write_text(json.dumps(config_dict))
             envoy = EnvoyProcess(
                 envoy_path,
                 admin_port=ports["admin"],

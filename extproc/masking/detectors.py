@@ -12,6 +12,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
@@ -19,27 +20,66 @@ from stdnum import luhn
 Span = tuple[int, int, str]  # start, end, type
 
 
+Windows = list[tuple[int, int]]
+
+
 @dataclass(frozen=True, slots=True)
 class Detector:
-    """``type`` is the label in masked output (``[REDACTED:CARD]``) and in findings."""
+    """``type`` is the label in masked output (``[REDACTED:CARD]``) and in findings.
+
+    ``scope`` says where the pattern can match at all, so that it runs only there: ``digits``
+    (near a digit), ``at`` (near an ``@``) or ``all``. Scanning every position of a large body
+    with ten patterns costs milliseconds; the windows make it tens of microseconds.
+    ``not_after`` are characters that must not precede a match (a lookbehind that would stop
+    ``re`` from using its fast literal scan).
+    """
 
     name: str
     type: str
-    pattern: re.Pattern[str]
-    validate: Callable[[re.Match[str]], bool] | None = None
+    pattern: Any
+    validate: Callable[[Any], bool] | None = None
     group: int = 0
-    prefilter: Callable[[str], bool] | None = None
+    scope: str = "all"
+    not_after: str = ""
+    hints: tuple[str, ...] = ()  # the pattern cannot match unless one of these is in the text
 
-    def find(self, text: str) -> Iterator[Span]:
-        if self.prefilter is not None and not self.prefilter(text):
-            return
-        for match in self.pattern.finditer(text):
-            if self.validate is None or self.validate(match):
-                yield match.start(self.group), match.end(self.group), self.type
+    def find(self, text: str, windows: Windows | None = None) -> Iterator[Span]:
+        if windows is None:
+            windows = [(0, len(text))]
+        for low, high in windows:
+            for match in self.pattern.finditer(text, low, high):
+                start = match.start(self.group)
+                if self.not_after and start > 0 and text[start - 1] in self.not_after:
+                    continue
+                if self.validate is None or self.validate(match):
+                    yield start, match.end(self.group), self.type
 
 
-def _has_digit(text: str) -> bool:
-    return any(ch.isdigit() for ch in text)
+_DIGIT_RUN = re.compile(r"\d[\d \-.()/:]*")
+_WINDOW_BEFORE = 48
+_WINDOW_AFTER = 8
+
+
+def windows(text: str) -> dict[str, Windows | None]:
+    """Where each scope's detectors must look (None: everywhere)."""
+    digits: Windows = []
+    for match in _DIGIT_RUN.finditer(text):
+        low = max(0, match.start() - _WINDOW_BEFORE)
+        high = min(len(text), match.end() + _WINDOW_AFTER)
+        if digits and low <= digits[-1][1]:
+            digits[-1] = (digits[-1][0], high)
+        else:
+            digits.append((low, high))
+    at: Windows = []
+    position = text.find("@")
+    while position >= 0:
+        low, high = max(0, position - 64), min(len(text), position + 256)
+        if at and low <= at[-1][1]:
+            at[-1] = (at[-1][0], high)
+        else:
+            at.append((low, high))
+        position = text.find("@", position + 1)
+    return {"digits": digits, "at": at, "all": None}
 
 
 # -- payment cards ---------------------------------------------------------------------------------
@@ -158,31 +198,37 @@ def _valid_ipv6(match: re.Match[str]) -> bool:
 
 
 # -- secrets ---------------------------------------------------------------------------------
-_SECRET = re.compile(
+_PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]{1,16384}?"
     r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-    r"|(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])"
-    r"|(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}"
-    r"|(?i:\bbearer\s+)[A-Za-z0-9._~+/-]{16,}=*"
-    r"|(?<![\w-])sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}"
-    r"|(?<![\w])gh[pousr]_[A-Za-z0-9]{36,}"
 )
+_AWS_KEY = re.compile(r"A[KS]IA[0-9A-Z]{16}(?![A-Z0-9])")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
+_BEARER = re.compile(r"[Bb](?:earer|EARER)\s+[A-Za-z0-9._~+/-]{16,}=*")
+_API_KEY = re.compile(r"sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}")
+_GITHUB = re.compile(r"gh[pousr]_[A-Za-z0-9]{36,}")
+_WORD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
 
 BUILTIN: dict[str, Detector] = {
-    "card": Detector("card", "CARD", _CARD, _valid_card, prefilter=_has_digit),
-    "us_ssn": Detector("us_ssn", "US_SSN", _SSN, _valid_ssn, prefilter=_has_digit),
+    "card": Detector("card", "CARD", _CARD, _valid_card, scope="digits"),
+    "us_ssn": Detector("us_ssn", "US_SSN", _SSN, _valid_ssn, scope="digits"),
     "us_ssn_keyword": Detector(
-        "us_ssn", "US_SSN", _SSN_KEYWORD, _valid_bare_ssn, group=1, prefilter=_has_digit
+        "us_ssn", "US_SSN", _SSN_KEYWORD, _valid_bare_ssn, group=1, scope="digits"
     ),
-    "email": Detector("email", "EMAIL", _EMAIL, prefilter=lambda t: "@" in t),
+    "email": Detector("email", "EMAIL", _EMAIL, scope="at"),
     "phone": Detector(
-        "phone", "PHONE", _PHONE_INTERNATIONAL, _valid_international_phone, prefilter=_has_digit
+        "phone", "PHONE", _PHONE_INTERNATIONAL, _valid_international_phone, scope="digits"
     ),
-    "phone_nanp": Detector("phone", "PHONE", _PHONE_NANP, _valid_nanp_phone, prefilter=_has_digit),
-    "iban": Detector("iban", "IBAN", _IBAN, _valid_iban, prefilter=_has_digit),
-    "ipv4": Detector("ipv4", "IPV4", _IPV4, _valid_ipv4, prefilter=lambda t: "." in t),
-    "ipv6": Detector("ipv6", "IPV6", _IPV6, _valid_ipv6, prefilter=lambda t: ":" in t),
-    "secret": Detector("secret", "SECRET", _SECRET),
+    "phone_nanp": Detector("phone", "PHONE", _PHONE_NANP, _valid_nanp_phone, scope="digits"),
+    "iban": Detector("iban", "IBAN", _IBAN, _valid_iban, scope="digits"),
+    "ipv4": Detector("ipv4", "IPV4", _IPV4, _valid_ipv4, scope="digits"),
+    "ipv6": Detector("ipv6", "IPV6", _IPV6, _valid_ipv6, scope="digits"),
+    "private_key": Detector("secret", "SECRET", _PRIVATE_KEY, hints=("-----BEGIN",)),
+    "aws_key": Detector("secret", "SECRET", _AWS_KEY, not_after=_WORD, hints=("AKIA", "ASIA")),
+    "jwt": Detector("secret", "SECRET", _JWT, not_after=_WORD + "-", hints=("eyJ",)),
+    "bearer": Detector("secret", "SECRET", _BEARER, not_after=_WORD, hints=("earer", "EARER")),
+    "api_key": Detector("secret", "SECRET", _API_KEY, not_after=_WORD + "-", hints=("sk-",)),
+    "github_token": Detector("secret", "SECRET", _GITHUB, not_after=_WORD, hints=("_",)),
 }
 DETECTOR_NAMES = ("card", "us_ssn", "email", "phone", "iban", "ipv4", "ipv6", "secret")
 

@@ -20,11 +20,14 @@ from typing import Any
 import orjson
 
 from extproc.errors import ExtprocError
-from extproc.masking.detectors import BUILTIN, Span
+from extproc.masking.detectors import BUILTIN, Span, windows
 from extproc.masking.paths import Location, matches, render
 from extproc.masking.profile import Action, BlockRule, FieldRule, Profile
 
 TOKEN_CHARS = 16
+MIN_VALUE_CHARS = 6  # no detected value is shorter ("a@b.co")
+CACHED_TEXT_CHARS = 256
+SPAN_CACHE_ENTRIES = 8192
 
 
 class MaskingError(ExtprocError):
@@ -64,31 +67,57 @@ class Masker:
         self.profile = profile
         self._key = key
         self._report = profile.mode == "report"
+        self._span_cache: dict[str, list[Span]] = {}
 
     # -- text -------------------------------------------------------------------------------------
     def spans(self, text: str) -> list[Span]:
-        """Non-overlapping spans, leftmost first; of overlapping candidates the longest wins."""
+        """Non-overlapping spans, leftmost first; of overlapping candidates the longest wins.
+
+        Short strings repeat a lot in JSON bodies (statuses, notes, names), so their spans are
+        cached (bounded; the profile is immutable, so a cached answer never goes stale)."""
+        if len(text) < MIN_VALUE_CHARS:
+            return []
+        cacheable = len(text) <= CACHED_TEXT_CHARS
+        if cacheable:
+            cached = self._span_cache.get(text)
+            if cached is not None:
+                return cached
         found: list[Span] = []
+        scopes = windows(text)
         for detector in self.profile.detectors:
-            found.extend(detector.find(text))
-        if len(found) < 2:
-            return found
-        found.sort(key=lambda span: (span[0], -(span[1] - span[0])))
-        resolved: list[Span] = []
-        end = -1
-        for span in found:
-            if span[0] >= end:
-                resolved.append(span)
-                end = span[1]
-        return resolved
+            if detector.hints and not any(hint in text for hint in detector.hints):
+                continue
+            scope = scopes.get(detector.scope)
+            if scope is None or scope:
+                found.extend(detector.find(text, scope))
+        if len(found) > 1:
+            found.sort(key=lambda span: (span[0], -(span[1] - span[0])))
+            resolved: list[Span] = []
+            end = -1
+            for span in found:
+                if span[0] >= end:
+                    resolved.append(span)
+                    end = span[1]
+            found = resolved
+        if cacheable:
+            if len(self._span_cache) >= SPAN_CACHE_ENTRIES:
+                self._span_cache.clear()
+            self._span_cache[text] = found
+        return found
 
     def mask_text(
         self, text: str, direction: str, location: str = "", findings: list[Finding] | None = None
     ) -> str:
-        out = findings if findings is not None else []
         spans = self.spans(text)
         if not spans:
             return text
+        return self._apply(
+            text, spans, direction, location, findings if findings is not None else []
+        )
+
+    def _apply(
+        self, text: str, spans: list[Span], direction: str, location: str, out: list[Finding]
+    ) -> str:
         pieces: list[str] = []
         last = 0
         for start, end, type_ in spans:
@@ -170,8 +199,10 @@ class Masker:
                 self._walk(item, (*location, i), direction, findings)
                 for i, item in enumerate(value)
             ]
-        if isinstance(value, str) and value and self._scanned(location):
-            return self.mask_text(value, direction, render(location), findings)
+        if isinstance(value, str) and len(value) >= MIN_VALUE_CHARS and self._scanned(location):
+            spans = self.spans(value)
+            if spans:  # the path is rendered only for a finding
+                return self._apply(value, spans, direction, render(location), findings)
         return value
 
     def _field_rule(self, location: Location) -> FieldRule | None:

@@ -19,7 +19,7 @@ from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 from envoy.type.v3 import http_status_pb2
-from google.protobuf import json_format
+from google.protobuf import struct_pb2
 
 from extproc.processor.exchange import BodyStep, HeaderStep, Refusal
 from extproc.processor.runtime import ProcessorRuntime
@@ -49,10 +49,11 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
         exchange = runtime.new_exchange()
         try:
             async for request in request_iterator:
-                if request.HasField("metadata_context"):
+                if not exchange.decision and request.HasField("metadata_context"):
+                    # Envoy repeats the metadata on every message; it cannot change mid-stream.
                     namespace = request.metadata_context.filter_metadata.get(AUTHZ_NAMESPACE)
                     if namespace is not None:
-                        exchange.add_decision(json_format.MessageToDict(namespace))
+                        exchange.add_decision(struct_to_dict(namespace))
                 kind = request.WhichOneof("request")
                 try:
                     response, done = self._step(exchange, request, kind)
@@ -119,6 +120,26 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
         if kind == "response_trailers":
             return ep.ProcessingResponse(response_trailers=ep.TrailersResponse()), True
         return None, False
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """Struct → plain values (json_format.MessageToDict is several times slower)."""
+    return {key: _value(value) for key, value in struct.fields.items()}
+
+
+def _value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "number_value":
+        return value.number_value
+    if kind == "list_value":
+        return [_value(item) for item in value.list_value.values]
+    if kind == "struct_value":
+        return struct_to_dict(value.struct_value)
+    return None
 
 
 def headers(message: ep.HttpHeaders) -> dict[str, str]:
