@@ -28,7 +28,7 @@ import orjson
 
 from extproc.audit.writer import AuditWriter
 from extproc.config.loader import Config
-from extproc.errors import ExtprocError, GeoError, IdentityError, KeyRefreshNeeded
+from extproc.errors import ExtprocError, GeoError, IdentityError
 from extproc.geo.locator import GeoLocator
 from extproc.geo.model import UNKNOWN_REGION, Location
 from extproc.identity.keys import KeyStore
@@ -143,8 +143,6 @@ class AuthzRuntime:
         decision_id = secrets.token_hex(16)
         try:
             identity = self._identity(view, keys_refreshed)
-        except KeyRefreshNeeded:
-            raise
         except IdentityError as exc:
             return self._identity_denied(view, decision_id, exc)
         try:
@@ -159,16 +157,7 @@ class AuthzRuntime:
             )
         if not decision.lets_request_through:
             error = "approval_required" if decision.effect == "require_approval" else "forbidden"
-            return Answer(
-                allowed=False,
-                status=decision.status,
-                decision=decision,
-                request_id=view.request_id,
-                decision_id=decision_id,
-                error=error,
-                metadata=self._metadata(view, decision_id, decision, facts),
-                facts=facts,
-            )
+            return self._denied(view, decision_id, decision, error, facts)
         if not decision.enforced and decision.effect != "allow":
             log.info(
                 "dry-run policy would deny",
@@ -270,16 +259,7 @@ class AuthzRuntime:
                 f'Bearer realm="extproc", error="invalid_token", '
                 f'error_description="{_quote(exc.reason)}"'
             )
-        return Answer(
-            allowed=False,
-            status=401,
-            decision=decision,
-            request_id=view.request_id,
-            decision_id=decision_id,
-            error=exc.code,
-            metadata=self._metadata(view, decision_id, decision, None),
-            www_authenticate=challenge,
-        )
+        return self._denied(view, decision_id, decision, exc.code, None, challenge)
 
     def _failed(
         self,
@@ -291,14 +271,26 @@ class AuthzRuntime:
         facts: RequestFacts | None = None,
     ) -> Answer:
         decision = Decision("deny", exc.code, exc.reason, status or exc.status)
+        return self._denied(view, decision_id, decision, exc.code, facts)
+
+    def _denied(
+        self,
+        view: RequestView,
+        decision_id: str,
+        decision: Decision,
+        error: str,
+        facts: RequestFacts | None,
+        challenge: str | None = None,
+    ) -> Answer:
         return Answer(
             allowed=False,
             status=decision.status,
             decision=decision,
             request_id=view.request_id,
             decision_id=decision_id,
-            error=exc.code,
+            error=error,
             metadata=self._metadata(view, decision_id, decision, facts),
+            www_authenticate=challenge,
             facts=facts,
         )
 

@@ -32,6 +32,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
     ) -> external_auth_pb2.CheckResponse:
         runtime = self._holder.current
         request_id = request.attributes.request.http.id
+        view = None
         try:
             view = request_view(request)
             try:
@@ -46,29 +47,32 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
             )
             answer = internal_error_answer(request_id)
         if not answer.allowed:
-            writer = runtime.audit_writer
-            if writer is not None and not writer.submit(answer.audit_event(view_or_empty(request))):
-                log.error(
-                    "audit queue full; deny event not accepted", extra={"request_id": request_id}
-                )
-            log.info(
-                "denied",
-                extra={
-                    "request_id": answer.request_id,
-                    "decision_id": answer.decision_id,
-                    "status": answer.status,
-                    "error": answer.error,
-                    "rule": answer.decision.rule,
-                },
-            )
+            self._record_denial(runtime, answer, view)
         return check_response(answer)
 
-
-def view_or_empty(request: external_auth_pb2.CheckRequest) -> RequestView:
-    try:
-        return request_view(request)
-    except Exception:
-        return RequestView(request_id="", method="", path="", host="", source_address="")
+    @staticmethod
+    def _record_denial(runtime: AuthzRuntime, answer: Answer, view: RequestView | None) -> None:
+        log.info(
+            "denied",
+            extra={
+                "request_id": answer.request_id,
+                "decision_id": answer.decision_id,
+                "status": answer.status,
+                "error": answer.error,
+                "rule": answer.decision.rule,
+            },
+        )
+        writer = runtime.audit_writer
+        if writer is None:
+            return
+        if view is None:
+            view = RequestView(
+                request_id=answer.request_id, method="", path="", host="", source_address=""
+            )
+        if not writer.submit(answer.audit_event(view)):
+            log.error(
+                "audit queue full; deny event not accepted", extra={"request_id": answer.request_id}
+            )
 
 
 def internal_error_answer(request_id: str) -> Answer:

@@ -11,7 +11,6 @@ import base64
 import hashlib
 import json
 import os
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from extproc.demo.http import start_server, stop_server
 from extproc.errors import ExtprocError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -147,20 +147,15 @@ class DevIssuer:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.key = _load_or_create_key(self.state_dir)
         self.published = [public_jwk(self.key)]
-        handler = _handler(self)
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
+        self._server = start_server(self.host, self.port, _handler(self))
         self.port = int(self._server.server_address[1])
         (self.state_dir / _STATE_FILE).write_text(
             json.dumps({"issuer": self.issuer_url}), encoding="utf-8"
         )
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        stop_server(self._server)
+        self._server = None
 
     def publish(self, keys: Sequence[PrivateKey]) -> None:
         """Serve exactly these keys' public halves from now on."""

@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from extproc.demo.http import start_server, stop_server
+
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MODELS = ("demo-echo", "demo-leaky")
 LEAKY_REPLY = (
@@ -61,16 +63,12 @@ class DemoModel:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        self._server = ThreadingHTTPServer((self.host, self.port), _handler(self))
-        self._server.daemon_threads = True
+        self._server = start_server(self.host, self.port, _handler(self))
         self.port = int(self._server.server_address[1])
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        stop_server(self._server)
+        self._server = None
 
     def requests(self) -> list[RecordedRequest]:
         with self._lock:

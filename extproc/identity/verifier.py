@@ -24,6 +24,15 @@ from extproc.identity.keys import KeyStore
 from extproc.identity.model import Identity
 
 MAX_TOKEN_BYTES = 16 * 1024
+# PyJWT's errors → our codes; order matters (subclasses first).
+_JWT_ERRORS: tuple[tuple[type[jwt.InvalidTokenError], str, str], ...] = (
+    (jwt.InvalidAudienceError, "invalid_audience", "the token is not meant for this audience"),
+    (jwt.InvalidIssuerError, "invalid_issuer", "the token's issuer does not match"),
+    (jwt.MissingRequiredClaimError, "missing_claim", "the token lacks a required claim"),
+    (jwt.InvalidSignatureError, "invalid_signature", "the token's signature is invalid"),
+    (jwt.InvalidAlgorithmError, "algorithm_not_allowed", "the token's algorithm is not allowed"),
+    (jwt.DecodeError, "malformed_token", "the token is not a well-formed JWT"),
+)
 _CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 
 
@@ -103,31 +112,12 @@ class TokenVerifier:
                     "verify_iat": False,
                 },
             )
-        except jwt.InvalidAudienceError:
-            raise IdentityError(
-                "the token is not meant for this audience", code="invalid_audience"
-            ) from None
-        except jwt.InvalidIssuerError:
-            raise IdentityError(
-                "the token's issuer does not match", code="invalid_issuer"
-            ) from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise IdentityError(
-                f"the token has no {exc.claim!r} claim", code="missing_claim"
-            ) from None
-        except jwt.InvalidSignatureError:
-            raise IdentityError(
-                "the token's signature is invalid", code="invalid_signature"
-            ) from None
-        except jwt.InvalidAlgorithmError:
-            raise IdentityError(
-                "the token's algorithm is not allowed", code="algorithm_not_allowed"
-            ) from None
-        except jwt.DecodeError:
-            raise IdentityError(
-                "the token is not a well-formed JWT", code="malformed_token"
-            ) from None
         except jwt.InvalidTokenError as exc:
+            for error_type, code, reason in _JWT_ERRORS:
+                if isinstance(exc, error_type):
+                    if isinstance(exc, jwt.MissingRequiredClaimError):
+                        reason = f"the token has no {exc.claim!r} claim"
+                    raise IdentityError(reason, code=code) from None
             raise IdentityError(
                 f"the token is invalid: {type(exc).__name__}", code="invalid_claim"
             ) from None

@@ -116,10 +116,15 @@ class Exchange:
         self.method = headers.get(":method", "")
         self.path = headers.get(":path", "").split("?", 1)[0]
         if not self._audit_available:
-            return self._refuse(503, "audit_unavailable", "the audit trail cannot accept events")
+            return self._refuse(
+                503, "audit_unavailable", "the audit trail cannot accept events", "audit"
+            )
         if self._require_decision and not self.decision.get("decision_id"):
             return self._refuse(
-                403, "no_authorization_decision", "no authorization decision reached the processor"
+                403,
+                "no_authorization_decision",
+                "no authorization decision reached the processor",
+                "processor",
             )
         self.request.content_type = headers.get("content-type", "").lower()
         self.request.encoding = headers.get("content-encoding", "").lower().strip()
@@ -231,12 +236,12 @@ class Exchange:
         if self._capture_bytes:
             self.captured[direction] = body[: self._capture_bytes].decode("utf-8", "replace")
 
-    def _refusal(self, status: int, error: str, reason: str) -> Refusal:
-        self.refusal = Refusal(status, error, reason, "masking")
+    def _refusal(self, status: int, error: str, reason: str, rule: str = "masking") -> Refusal:
+        self.refusal = Refusal(status, error, reason, rule)
         return self.refusal
 
-    def _refuse(self, status: int, error: str, reason: str) -> HeaderStep:
-        return HeaderStep(refusal=self._refusal(status, error, reason))
+    def _refuse(self, status: int, error: str, reason: str, rule: str = "masking") -> HeaderStep:
+        return HeaderStep(refusal=self._refusal(status, error, reason, rule))
 
     # -- the audit event --------------------------------------------------------------------------
     def audit_event(self) -> dict[str, Any]:
