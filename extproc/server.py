@@ -41,6 +41,7 @@ GRPC_OPTIONS = (
     ("grpc.http2.max_pings_without_data", 0),
 )
 KEY_REFRESH_INTERVAL_SECONDS = 60.0
+AUDIT_STATS_INTERVAL_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,10 @@ async def run_worker(spec: WorkerSpec) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    tasks = [asyncio.create_task(holder.watch(spec.reload_interval))]
+    tasks = [
+        asyncio.create_task(holder.watch(spec.reload_interval)),
+        asyncio.create_task(_report_audit_stats()),
+    ]
     if spec.service == "authz":
         tasks.append(asyncio.create_task(_refresh_keys(holder)))
     await stop.wait()
@@ -150,6 +154,20 @@ async def run_worker(spec: WorkerSpec) -> None:
     from extproc.audit.sink import close_all
 
     close_all()  # flush every queued audit event before the process ends
+
+
+async def _report_audit_stats() -> None:
+    """The audit writers' counters as a log line a minute (submitted, written, rejected, write
+    errors, queue depth): a rejected or failed write is never silent."""
+    from extproc.audit.sink import stats
+
+    while True:
+        await asyncio.sleep(AUDIT_STATS_INTERVAL_SECONDS)
+        for chain, counters in stats().items():
+            level = (
+                logging.ERROR if counters["rejected"] or counters["write_errors"] else logging.INFO
+            )
+            log.log(level, "audit stats", extra={"chain": chain, **counters})
 
 
 async def _refresh_keys(holder: RuntimeHolder[Any]) -> None:

@@ -1,0 +1,140 @@
+"""The processor's exchange state machine without gRPC: refusals, profiles, gzip, capture."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+from extproc.masking.engine import Masker
+from extproc.masking.profile import BlockRule, MaskingConfig, Profile
+from extproc.processor.exchange import Exchange
+
+KEY = b"k" * 32
+DECISION = {"decision_id": "d1", "request_id": "r1", "decision": "allow", "rule": "eu-team"}
+
+
+def exchange(
+    profiles: dict[str, Profile] | None = None, compressed: str = "decode", **options: object
+) -> Exchange:
+    profiles = profiles or {"standard": Profile("standard")}
+    config = MaskingConfig(profiles, next(iter(profiles)), KEY, compressed)  # type: ignore[arg-type]
+    maskers = {name: Masker(profile, KEY) for name, profile in profiles.items()}
+    return Exchange(config, maskers, **options)  # type: ignore[arg-type]
+
+
+def test_an_exchange_without_an_authorization_decision_is_refused() -> None:
+    step = exchange().request_headers({":method": "POST", ":path": "/v1/chat"})
+    assert step.refusal is not None
+    assert (step.refusal.status, step.refusal.error) == (403, "no_authorization_decision")
+
+
+def test_an_exchange_is_refused_while_the_audit_trail_cannot_accept_events() -> None:
+    ex = exchange(audit_available=False)
+    ex.add_decision(DECISION)
+    step = ex.request_headers({":method": "POST"})
+    assert step.refusal is not None
+    assert (step.refusal.status, step.refusal.error) == (503, "audit_unavailable")
+
+
+def test_content_length_is_removed_whenever_a_body_may_change() -> None:
+    ex = exchange()
+    ex.add_decision(DECISION)
+    assert ex.request_headers({"content-type": "application/json"}).remove == ("content-length",)
+    assert ex.response_headers({":status": "200"}).remove == ("content-length",)
+
+
+def test_the_route_profile_is_used_then_the_data_class_then_the_default() -> None:
+    profiles = {"standard": Profile("standard"), "strict": Profile("strict"), "phi": Profile("phi")}
+    ex = exchange(profiles)
+    ex.add_decision({**DECISION, "masking_profile": "strict", "data_class": "phi"})
+    assert ex.profile.name == "strict"
+    ex = exchange(profiles)
+    ex.add_decision({**DECISION, "data_class": "phi"})
+    assert ex.profile.name == "phi"
+    ex = exchange(profiles)
+    ex.add_decision({**DECISION, "masking_profile": "nope"})
+    assert ex.profile.name == "standard"
+
+
+def test_a_gzip_request_is_decoded_masked_and_re_encoded() -> None:
+    ex = exchange()
+    ex.add_decision(DECISION)
+    ex.request_headers({"content-type": "application/json", "content-encoding": "gzip"})
+    body = gzip.compress(b'{"q": "card 4111 1111 1111 1111"}')
+    step = ex.request_body(body)
+    assert step.body is not None
+    assert json.loads(gzip.decompress(step.body)) == {"q": "card [REDACTED:CARD]"}
+
+
+def test_compressed_bodies_are_refused_when_configured_and_unknown_encodings_always() -> None:
+    ex = exchange(compressed="deny")
+    ex.add_decision(DECISION)
+    refused = ex.request_headers({"content-encoding": "gzip"}).refusal
+    assert refused is not None
+    assert refused.error == "compressed_body_refused"
+    ex = exchange()
+    ex.add_decision(DECISION)
+    ex.request_headers({})
+    refused = ex.response_headers({":status": "200", "content-encoding": "br"}).refusal
+    assert refused is not None
+    assert (refused.status, refused.error) == (502, "unsupported_encoding")
+
+
+def test_a_body_that_cannot_be_read_does_not_pass() -> None:
+    ex = exchange()
+    ex.add_decision(DECISION)
+    ex.request_headers({"content-type": "text/plain"})
+    step = ex.request_body(b"\xff\xfe\x00 binary")
+    assert step.refusal is not None
+    assert step.refusal.error == "invalid_utf8"
+    ex = exchange()
+    ex.add_decision(DECISION)
+    ex.request_headers({"content-type": "application/json", "content-encoding": "gzip"})
+    broken = ex.request_body(b"not gzip at all")
+    assert broken.refusal is not None
+    assert broken.refusal.error == "invalid_encoding"
+
+
+def test_a_blocked_prompt_is_refused_and_audited_as_a_deny() -> None:
+    profile = Profile("p", block=(BlockRule("no-cards", "no card data here", detector="card"),))
+    ex = exchange({"p": profile})
+    ex.add_decision(DECISION)
+    ex.request_headers({"content-type": "application/json"})
+    step = ex.request_body(b'{"messages": [{"content": "4111 1111 1111 1111"}]}')
+    assert step.refusal is not None
+    assert (step.refusal.status, step.refusal.error, step.refusal.rule) == (
+        403,
+        "prompt_blocked",
+        "no-cards",
+    )
+    event = ex.audit_event()
+    assert (event["decision"], event["rule"], event["reason"]) == (
+        "deny",
+        "no-cards",
+        "prompt_blocked",
+    )
+
+
+def test_payload_capture_holds_only_masked_text_and_is_capped() -> None:
+    ex = exchange(capture_bytes=40)
+    ex.add_decision(DECISION)
+    ex.request_headers({"content-type": "application/json"})
+    ex.request_body(json.dumps({"q": "card 4111 1111 1111 1111 " + "x" * 200}).encode())
+    captured = ex.audit_event()["capture"]["request"]
+    assert "4111" not in captured
+    assert len(captured) == 40
+
+
+def test_the_audit_event_counts_findings_by_direction_and_type() -> None:
+    ex = exchange()
+    ex.add_decision({**DECISION, "subject": "alice", "source_country": "DE"})
+    ex.request_headers(
+        {":method": "POST", ":path": "/v1/chat?x=1", "content-type": "application/json"}
+    )
+    ex.request_body(b'{"q": "a@example.com b@example.com"}')
+    ex.response_headers({":status": "200", "content-type": "text/plain"})
+    ex.response_body(b"call +1 415 555 0100")
+    event = ex.audit_event()
+    assert event["findings"] == {"request.EMAIL": 2, "response.PHONE": 1}
+    assert (event["path"], event["upstream_status"], event["subject"]) == ("/v1/chat", 200, "alice")
+    assert "a@example.com" not in json.dumps(event)
