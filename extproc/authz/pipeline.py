@@ -30,7 +30,7 @@ from extproc.audit.writer import AuditWriter
 from extproc.config.loader import Config
 from extproc.errors import ExtprocError, GeoError, IdentityError
 from extproc.geo.locator import GeoLocator
-from extproc.geo.model import UNKNOWN_REGION, Location
+from extproc.geo.model import UNKNOWN_REGION
 from extproc.identity.keys import KeyStore
 from extproc.identity.model import Identity
 from extproc.identity.verifier import TokenVerifier
@@ -363,5 +363,3 @@ def _model_from_body(view: RequestView) -> str | None:
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', "'")
 
-
-__all__ = ["Answer", "AuthzRuntime", "Location", "RequestView", "bearer_token"]
