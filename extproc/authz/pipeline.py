@@ -362,4 +362,3 @@ def _model_from_body(view: RequestView) -> str | None:
 
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', "'")
-

@@ -4,6 +4,7 @@
 masking:
   key_env: EXTPROC_MASKING_KEY      # or key_file: path (>= 32 bytes); tokens and hashes are keyed
   default_profile: standard
+  group_profiles: {contractors: strict}    # callers in these groups get this profile
   profiles:
     standard:
       mode: enforce                 # or report: find and audit, change nothing
@@ -84,6 +85,7 @@ class MaskingConfig:
     default_profile: str
     key: bytes = field(repr=False)
     compressed: Literal["decode", "deny"] = "decode"
+    group_profiles: tuple[tuple[str, str], ...] = ()  # (group, profile), in config order
 
 
 def default_masking_config(key: bytes) -> MaskingConfig:
@@ -92,7 +94,9 @@ def default_masking_config(key: bytes) -> MaskingConfig:
 
 
 def parse_masking_config(node: Node, base_dir: Path) -> MaskingConfig:
-    node.reject_unknown(("key_env", "key_file", "default_profile", "profiles", "compressed"))
+    node.reject_unknown(
+        ("key_env", "key_file", "default_profile", "profiles", "compressed", "group_profiles")
+    )
     key = read_key(node, base_dir, "masking")
     profiles: dict[str, Profile] = {}
     for name, child in node.child("profiles").items():
@@ -103,7 +107,12 @@ def parse_masking_config(node: Node, base_dir: Path) -> MaskingConfig:
     if default not in profiles:
         raise node.child("default_profile").error(f"no profile named {default!r}")
     compressed = node.choice("compressed", ("decode", "deny"), "decode")
-    return MaskingConfig(profiles, default, key, compressed)  # type: ignore[arg-type]
+    group_profiles = []
+    for group, child in node.child("group_profiles", {}).items():
+        if child.value not in profiles:
+            raise child.error(f"no profile named {child.value!r}")
+        group_profiles.append((group, str(child.value)))
+    return MaskingConfig(profiles, default, key, compressed, tuple(group_profiles))  # type: ignore[arg-type]
 
 
 def _profile(name: str, node: Node) -> Profile:

@@ -101,11 +101,20 @@ class Exchange:
 
     @property
     def masker(self) -> Masker:
+        """The route's ``masking_profile``, else the profile of the caller's first group listed
+        in ``group_profiles``, else a profile named like the route's ``data_class``, else the
+        default."""
         name = str(self.decision.get("masking_profile") or "")
-        if name not in self._maskers:
-            data_class = str(self.decision.get("data_class") or "")
-            name = data_class if data_class in self._maskers else self._masking.default_profile
-        return self._maskers[name]
+        if name in self._maskers:
+            return self._maskers[name]
+        groups = self.decision.get("groups") or ()
+        for group, profile in self._masking.group_profiles:
+            if group in groups:
+                return self._maskers[profile]
+        data_class = str(self.decision.get("data_class") or "")
+        if data_class in self._maskers:
+            return self._maskers[data_class]
+        return self._maskers[self._masking.default_profile]
 
     @property
     def profile(self) -> Profile:

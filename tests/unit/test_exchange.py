@@ -14,10 +14,19 @@ DECISION = {"decision_id": "d1", "request_id": "r1", "decision": "allow", "rule"
 
 
 def exchange(
-    profiles: dict[str, Profile] | None = None, compressed: str = "decode", **options: object
+    profiles: dict[str, Profile] | None = None,
+    compressed: str = "decode",
+    group_profiles: tuple[tuple[str, str], ...] = (),
+    **options: object,
 ) -> Exchange:
     profiles = profiles or {"standard": Profile("standard")}
-    config = MaskingConfig(profiles, next(iter(profiles)), KEY, compressed)  # type: ignore[arg-type]
+    config = MaskingConfig(
+        profiles,
+        next(iter(profiles)),
+        KEY,
+        compressed,
+        group_profiles,  # type: ignore[arg-type]
+    )
     maskers = {name: Masker(profile, KEY) for name, profile in profiles.items()}
     return Exchange(config, maskers, **options)  # type: ignore[arg-type]
 
@@ -43,10 +52,13 @@ def test_content_length_is_removed_whenever_a_body_may_change() -> None:
     assert ex.response_headers({":status": "200"}).remove == ("content-length",)
 
 
-def test_the_route_profile_is_used_then_the_data_class_then_the_default() -> None:
+def test_the_route_profile_is_used_then_the_group_then_the_data_class_then_the_default() -> None:
     profiles = {"standard": Profile("standard"), "strict": Profile("strict"), "phi": Profile("phi")}
     ex = exchange(profiles)
     ex.add_decision({**DECISION, "masking_profile": "strict", "data_class": "phi"})
+    assert ex.profile.name == "strict"
+    ex = exchange(profiles, group_profiles=(("contractors", "strict"),))
+    ex.add_decision({**DECISION, "groups": ["staff", "contractors"], "data_class": "phi"})
     assert ex.profile.name == "strict"
     ex = exchange(profiles)
     ex.add_decision({**DECISION, "data_class": "phi"})
