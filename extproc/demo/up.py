@@ -66,9 +66,10 @@ def prepare_state(state_dir: Path, issuer_url: str) -> Path:
     rendered = template.replace("{issuer_url}", issuer_url)
     if config.exists():
         current = config.read_text(encoding="utf-8")
-        if f'"{issuer_url}"' in current:
+        if f'"{issuer_url}"' in current and "\nmasking:" in current and "\naudit:" in current:
             return config
-        # Written for another issuer address: keep the user's copy, start from the template.
+        # Written for another issuer address or by an older version without masking and audit:
+        # keep the user's copy beside it, start from the template.
         config.replace(config.with_suffix(".yaml.bak"))
     config.write_text(rendered, encoding="utf-8")
     return config
