@@ -174,36 +174,67 @@ class Masker:
         return MaskResult(masked.encode("utf-8"), tuple(findings), True)
 
     def _walk(self, value: Any, location: Location, direction: str, findings: list[Finding]) -> Any:
+        """Mask in place (the document was parsed for us alone): unchanged nodes cost no
+        allocation, and a location tuple is built only where a rule or a finding needs it."""
         if isinstance(value, dict):
-            out: dict[str, Any] = {}
+            if self.profile.fields:
+                self._apply_field_rules(value, location, direction, findings)
             for key, item in value.items():
-                child = (*location, key)
-                rule = self._field_rule(child)
-                if rule is not None:
-                    findings.append(
-                        Finding(
-                            "FIELD",
-                            direction,
-                            render(child),
-                            "report" if self._report else rule.action,
-                        )
-                    )
-                    if rule.action == "drop" and not self._report:
-                        continue
-                    out[key] = item if self._report else self._mask_field(item, rule)
-                    continue
-                out[key] = self._walk(item, child, direction, findings)
-            return out
+                if isinstance(item, str):
+                    masked = self._leaf(item, location, key, direction, findings)
+                    if masked is not item:
+                        value[key] = masked
+                elif isinstance(item, dict | list):
+                    self._walk(item, (*location, key), direction, findings)
+            return value
         if isinstance(value, list):
-            return [
-                self._walk(item, (*location, i), direction, findings)
-                for i, item in enumerate(value)
-            ]
-        if isinstance(value, str) and len(value) >= MIN_VALUE_CHARS and self._scanned(location):
-            spans = self.spans(value)
-            if spans:  # the path is rendered only for a finding
-                return self._apply(value, spans, direction, render(location), findings)
+            for index, item in enumerate(value):
+                if isinstance(item, str):
+                    masked = self._leaf(item, location, index, direction, findings)
+                    if masked is not item:
+                        value[index] = masked
+                elif isinstance(item, dict | list):
+                    self._walk(item, (*location, index), direction, findings)
+            return value
+        if isinstance(value, str):
+            return self._leaf(value, (), None, direction, findings)
         return value
+
+    def _leaf(
+        self,
+        text: str,
+        parent: Location,
+        key: str | int | None,
+        direction: str,
+        findings: list[Finding],
+    ) -> str:
+        if len(text) < MIN_VALUE_CHARS or type(text) is _Masked:
+            return text
+        location = parent if key is None else (*parent, key)
+        if self.profile.scan is not None and not self._scanned(location):
+            return text
+        spans = self.spans(text)
+        if not spans:
+            return text
+        return self._apply(text, spans, direction, render(location), findings)
+
+    def _apply_field_rules(
+        self, value: dict[str, Any], location: Location, direction: str, findings: list[Finding]
+    ) -> None:
+        """Named fields are masked whatever their type, and not scanned again."""
+        for key in list(value):
+            child = (*location, key)
+            rule = self._field_rule(child)
+            if rule is None:
+                continue
+            action = "report" if self._report else rule.action
+            findings.append(Finding("FIELD", direction, render(child), action))
+            if self._report:
+                continue
+            if rule.action == "drop":
+                del value[key]
+            else:
+                value[key] = _Masked(self._mask_field(value[key], rule))
 
     def _field_rule(self, location: Location) -> FieldRule | None:
         for rule in self.profile.fields:
@@ -234,6 +265,12 @@ class Masker:
 
 
 _LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+class _Masked(str):
+    """A value a field rule already masked: the scan leaves it alone."""
+
+    __slots__ = ()
 
 
 def loads(body: bytes) -> Any:
