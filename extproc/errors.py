@@ -75,3 +75,11 @@ class CredentialError(ExtprocError):
 
     code = "upstream_credential_unavailable"
     status = 503
+
+
+class AuditError(ExtprocError):
+    """The audit trail cannot record: its chain is in use by another process, its files cannot be
+    trusted or written, or the writer is closed. Requests that cannot be recorded are denied."""
+
+    code = "audit_unavailable"
+    status = 503

@@ -1,82 +1,158 @@
 """The tamper-evident record format of the audit trail.
 
-One JSON line per record: ``seq`` (0, 1, 2, ... within a chain), ``chain`` (its id), ``kind``
-(``genesis``, ``event`` or ``recovery``), ``prev`` (the previous record's ``hash``; 64 zeros for
-the genesis), ``body`` (the event), then ``hash`` = SHA-256 and ``mac`` = HMAC-SHA256 (audit key)
-over the canonical JSON of everything else. Editing, deleting, inserting or reordering a record
-breaks ``hash``/``prev``/``seq``; recomputing them without the key breaks ``mac``. The head file
-(``<chain>.head``) holds the last sealed ``seq`` and ``hash`` under the same key, so cutting
-records off the end of a chain is found too.
+A record is one line. Take the event, add ``chain`` (its id), ``seq`` (0, 1, 2, ... within the
+chain) and ``prev`` (the previous record's hash), and serialise canonically (orjson, sorted keys,
+no whitespace): call those bytes C. The line is C with ``hash`` = SHA-256(C) and ``mac`` =
+HMAC-SHA256(audit key, C), both hex, appended as its last two members, then a newline::
+
+    {"chain":"processor-0","decision":"allow",...,"seq":7,"time":"..."(,"hash":"..","mac":"..")}
+
+Invariants a verifier relies on:
+- record 0 has ``prev`` = 64 zeros and ``genesis`` = {"chain": <id>, "format": 1}; no other record
+  has ``genesis``. ``recovery`` marks a record the writer added after a restart found damage.
+- a line is valid only when it is byte for byte what the writer produced: parsed, stripped of
+  ``hash`` and ``mac`` and serialised again, it must come back unchanged. So an edit anywhere,
+  even one that keeps the JSON's meaning, is found; one without the key cannot be re-sealed.
+- the head (``<chain>.head``) names the last durable record (seq, hash and file number) under
+  the same key, so records cut off the end are found too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 GENESIS_PREV = "0" * 64
+FORMAT_VERSION = 1
 MIN_KEY_BYTES = 32
+_SORTED = orjson.OPT_SORT_KEYS
+_HEAD_CONTEXT = b"extproc audit head\n"  # a head's MAC can never pass for a record's
 
 
-def canonical(record: dict[str, Any]) -> bytes:
-    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+class RecordError(Exception):
+    """A line or head that is not what the writer sealed; the message says what is wrong."""
 
 
-@dataclass(slots=True)
-class ChainState:
+@dataclass(frozen=True, slots=True)
+class ChainTip:
+    """The last durable record of a chain: the next record has seq + 1 and prev = hash."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def empty(cls) -> ChainTip:
+        return cls(-1, GENESIS_PREV)
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
     chain: str
-    seq: int = -1
-    last_hash: str = GENESIS_PREV
+    tip: ChainTip
+    file_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedRecord:
+    record: dict[str, Any]  # without hash and mac
+    seq: int
+    hash: str
 
 
 class Sealer:
+    """Seals and opens records and heads with one audit key (at least 32 bytes)."""
+
+    __slots__ = ("_keyed",)
+
     def __init__(self, key: bytes) -> None:
         if len(key) < MIN_KEY_BYTES:
             raise ValueError(f"the audit key must be at least {MIN_KEY_BYTES} bytes")
-        self._key = key
+        # Keyed once; each MAC copies this state (a third cheaper than keying per record).
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
-    def seal(self, state: ChainState, kind: str, body: dict[str, Any]) -> bytes:
-        """The next record of the chain as one JSON line; advances ``state``."""
-        record: dict[str, Any] = {
-            "seq": state.seq + 1,
-            "chain": state.chain,
-            "kind": kind,
-            "prev": state.last_hash,
-            "body": body,
-        }
-        digest, mac = self.digest(record)
-        record["hash"] = digest
-        record["mac"] = mac
-        state.seq += 1
-        state.last_hash = digest
-        return orjson.dumps(record) + b"\n"
+    def seal(self, chain: str, tip: ChainTip, fields: Mapping[str, Any]) -> tuple[bytes, ChainTip]:
+        """The line that follows ``tip``, and the new tip. Raises ``TypeError`` when ``fields``
+        cannot be serialised (orjson's error names the type, never the value)."""
+        record = dict(fields)
+        record["chain"] = chain
+        record["seq"] = tip.seq + 1
+        record["prev"] = tip.hash
+        body = orjson.dumps(record, option=_SORTED)
+        digest = hashlib.sha256(body).hexdigest()
+        return _line(body, digest, self._mac(body)) + b"\n", ChainTip(tip.seq + 1, digest)
 
-    def digest(self, record: dict[str, Any]) -> tuple[str, str]:
-        data = canonical({k: v for k, v in record.items() if k not in ("hash", "mac")})
-        return (
-            hashlib.sha256(data).hexdigest(),
-            hmac.new(self._key, data, hashlib.sha256).hexdigest(),
+    def open(self, line: bytes) -> OpenedRecord:
+        """Check one line (without its newline) and return its record, or raise RecordError."""
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise RecordError("not a complete JSON record (cut short or edited)") from None
+        if not isinstance(record, dict):
+            raise RecordError("not a record (edited)")
+        digest, mac = record.pop("hash", None), record.pop("mac", None)
+        if not isinstance(digest, str) or not isinstance(mac, str):
+            raise RecordError("it has no hash or MAC (edited)")
+        body = orjson.dumps(record, option=_SORTED)
+        if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), digest):
+            raise RecordError("its content does not match its hash (edited)")
+        if not hmac.compare_digest(self._mac(body), mac):
+            raise RecordError(
+                "its MAC does not verify with this key (written with another key, "
+                "or edited and re-hashed)"
+            )
+        if _line(body, digest, mac) != line:
+            raise RecordError("its bytes differ from the sealed form (edited)")
+        seq = record.get("seq")
+        if type(seq) is not int or seq < 0 or not isinstance(record.get("chain"), str):
+            raise RecordError("its seq or chain is malformed")
+        return OpenedRecord(record, seq, digest)
+
+    def seal_head(self, chain: str, tip: ChainTip, file_number: int) -> bytes:
+        body = orjson.dumps(
+            {"chain": chain, "file": file_number, "hash": tip.hash, "seq": tip.seq},
+            option=_SORTED,
         )
+        return body[:-1] + b',"mac":"' + self._mac(_HEAD_CONTEXT + body).encode() + b'"}\n'
 
-    def head(self, state: ChainState) -> bytes:
-        record = {"chain": state.chain, "seq": state.seq, "hash": state.last_hash}
-        mac = hmac.new(self._key, canonical(record), hashlib.sha256).hexdigest()
-        return orjson.dumps({**record, "mac": mac})
+    def open_head(self, data: bytes) -> Head:
+        try:
+            head = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise RecordError("the head is not readable") from None
+        if not isinstance(head, dict) or not isinstance(head.get("mac"), str):
+            raise RecordError("the head is not readable")
+        mac = head.pop("mac")
+        try:
+            body = orjson.dumps(head, option=_SORTED)
+        except TypeError:
+            raise RecordError("the head is not readable") from None
+        if not hmac.compare_digest(self._mac(_HEAD_CONTEXT + body), mac):
+            raise RecordError("the head is not signed with this key")
+        chain, seq, digest, number = (
+            head.get("chain"),
+            head.get("seq"),
+            head.get("hash"),
+            head.get("file"),
+        )
+        if not (
+            isinstance(chain, str)
+            and type(seq) is int
+            and isinstance(digest, str)
+            and type(number) is int
+        ):
+            raise RecordError("the head is malformed")
+        return Head(chain, ChainTip(seq, digest), number)
 
-    def head_is_authentic(self, head: dict[str, Any]) -> bool:
-        record = {k: head.get(k) for k in ("chain", "seq", "hash")}
-        mac = hmac.new(self._key, canonical(record), hashlib.sha256).hexdigest()
-        return hmac.compare_digest(mac, str(head.get("mac", "")))
+    def _mac(self, data: bytes) -> str:
+        mac = self._keyed.copy()
+        mac.update(data)
+        return mac.hexdigest()
 
-    def check(self, record: dict[str, Any]) -> str | None:
-        """None when the record's hash and MAC are right, else what is wrong."""
-        digest, mac = self.digest(record)
-        if not hmac.compare_digest(digest, str(record.get("hash", ""))):
-            return "its content does not match its hash (edited)"
-        if not hmac.compare_digest(mac, str(record.get("mac", ""))):
-            return "its MAC is wrong (edited and re-hashed, or written with another key)"
-        return None
+
+def _line(body: bytes, digest: str, mac: str) -> bytes:
+    return body[:-1] + b',"hash":"' + digest.encode() + b'","mac":"' + mac.encode() + b'"}'

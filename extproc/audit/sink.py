@@ -1,11 +1,10 @@
 """One audit writer per chain per process, kept across config reloads (a writer owns its chain's
-lock; a reload must not open a second one)."""
+lock; a reload must not open a second one, so a reload's new audit settings apply at restart)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from extproc.audit.config import AuditConfig
 from extproc.audit.writer import AuditWriter
@@ -32,15 +31,8 @@ def close_all() -> None:
         _writers.clear()
 
 
-def stats() -> dict[str, Any]:
+def stats() -> dict[str, dict[str, int]]:
+    """Counters per chain (submitted, written, rejected, write_errors, queue_depth,
+    unencodable)."""
     with _lock:
-        return {
-            chain: {
-                "submitted": w.submitted,
-                "written": w.written,
-                "rejected": w.rejected,
-                "write_errors": w.write_errors,
-                "queue_depth": w.queue_depth,
-            }
-            for (_directory, chain), w in _writers.items()
-        }
+        return {chain: w.counters() for (_directory, chain), w in _writers.items()}

@@ -1,220 +1,242 @@
-"""The audit writer: a bounded queue, batched durable writes off the request path, rotation,
-restart recovery. Never a silent drop.
+"""The audit writer: a bounded backlog on the request path, batched durable writes off it.
 
-- ``submit`` is O(1). When the queue is full the configured policy applies: ``block`` waits up
-  to ``block_timeout`` and then reports failure; ``deny`` reports failure at once. Either way the
-  caller learns the event was not accepted and must deny its request (``audit_unavailable``);
-  ``rejected`` counts them.
-- A background thread writes batches, then flush + fsync, then the signed head file. A write
-  error keeps the batch and retries; events stay queued meanwhile.
-- Each writer owns one chain (``<service>-<worker>``), guarded by an exclusive lock file so a
-  second process cannot interleave records. Files are ``<chain>.<n>.jsonl``; a full file rotates
-  to the next number and the chain goes on across files.
-- On start the chain continues from its last complete record. A torn last line (the process was
-  killed mid-write) is moved to ``<file>.torn`` and a ``recovery`` record with the fragment's
-  SHA-256 and length is appended, so verification passes and shows what happened.
+Rules (each has a test):
+- ``submit`` is O(1): one uncontended lock, a bounds check and an append. It returns True once
+  the event is accepted, and an accepted event is written or, if the process stops before that,
+  counted and logged by ``close``: never dropped silently.
+- When the backlog is full the configured policy applies: ``block`` waits up to
+  ``block_timeout`` for room, ``deny`` does not wait. Either way ``submit`` returns False,
+  ``rejected`` counts it, and the caller must deny its request with ``audit_unavailable``.
+- One background thread takes up to ``batch_max_events`` events once that many are waiting or
+  the oldest has waited ``flush_interval``, and hands them to the store, which makes them
+  durable (write + fsync) before they leave the backlog. So ``queue_depth`` counts every
+  accepted event that is not yet durable, and the bound holds while the disk is failing: a
+  failed write is retried with backoff (``write_errors`` counts failures) and new events are
+  refused by policy once the backlog is full.
+- ``close`` stops accepting, writes everything accepted, and returns how many events it could
+  not write (0 unless the disk kept failing past the timeout).
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
+import atexit
+import itertools
 import logging
-import os
-import queue
-import re
 import threading
 import time
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
-import orjson
-
-from extproc.audit.chain import ChainState, Sealer
+from extproc.audit.event import EVENT_FIELDS, as_written, unknown_fields, utc_timestamp
+from extproc.audit.store import DEFAULT_ROTATE_BYTES, ChainFiles, ChainStore
 
 log = logging.getLogger("extproc.audit")
-_FILE = re.compile(r"^(?P<chain>[\w.-]+)\.(?P<n>\d{6})\.jsonl$")
-_STOP = object()
+_MAX_BACKOFF = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class WriterSettings:
-    rotate_bytes: int = 64 * 1024 * 1024
+    rotate_bytes: int = DEFAULT_ROTATE_BYTES
     batch_max_events: int = 256
-    flush_interval: float = 0.05
+    flush_interval: float = 0.05  # seconds the oldest waiting event may wait for a fuller batch
     queue_max_events: int = 10_000
     when_full: Literal["block", "deny"] = "block"
-    block_timeout: float = 0.1
+    block_timeout: float = 0.1  # seconds ``submit`` waits for room under ``block``
+    capture_max_bytes: int = 0  # 0: payload capture is off and ``capture`` is never written
 
-
-def chain_files(directory: Path, chain: str) -> list[Path]:
-    found = []
-    for path in directory.glob(f"{chain}.*.jsonl"):
-        match = _FILE.match(path.name)
-        if match and match["chain"] == chain:
-            found.append((int(match["n"]), path))
-    return [path for _, path in sorted(found)]
+    def __post_init__(self) -> None:
+        if min(self.rotate_bytes, self.batch_max_events, self.queue_max_events) < 1:
+            raise ValueError("rotate_bytes, batch_max_events and queue_max_events must be >= 1")
+        if self.flush_interval < 0 or self.block_timeout < 0 or self.capture_max_bytes < 0:
+            raise ValueError("flush_interval, block_timeout and capture_max_bytes must be >= 0")
+        if self.when_full not in ("block", "deny"):
+            raise ValueError(f"when_full must be block or deny, got {self.when_full!r}")
 
 
 class AuditWriter:
+    """Writes one chain. ``AuditWriter(directory, chain, key, settings)`` writes JSONL files;
+    ``AuditWriter.over(store, settings)`` writes through any ``ChainStore``."""
+
     def __init__(
-        self,
-        directory: Path,
-        chain: str,
-        key: bytes,
-        settings: WriterSettings | None = None,
+        self, directory: Path, chain: str, key: bytes, settings: WriterSettings | None = None
     ) -> None:
-        self.directory = directory
-        self.chain = chain
-        self.settings = settings or WriterSettings()
-        self._sealer = Sealer(key)
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.settings.queue_max_events)
+        settings = settings or WriterSettings()
+        self._start(ChainFiles(directory, chain, key, rotate_bytes=settings.rotate_bytes), settings)
+
+    @classmethod
+    def over(cls, store: ChainStore, settings: WriterSettings | None = None) -> AuditWriter:
+        writer = cls.__new__(cls)
+        writer._start(store, settings or WriterSettings())
+        return writer
+
+    def _start(self, store: ChainStore, settings: WriterSettings) -> None:
+        self.settings = settings
+        self._store = store
+        self._backlog: deque[Mapping[str, Any]] = deque()
+        self._capacity = settings.queue_max_events
+        self._batch_max = settings.batch_max_events
+        self._deny_when_full = settings.when_full == "deny"
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # the writer thread waits here
+        self._room = threading.Condition(self._lock)  # blocked submitters wait here
+        self._accepting = True
+        self._closing = False
+        self._abandon = threading.Event()
+        self._oldest = 0.0  # monotonic time the oldest waiting event arrived (about)
         self.submitted = 0
         self.written = 0
         self.rejected = 0
         self.write_errors = 0
-        directory.mkdir(parents=True, exist_ok=True)
-        self._lock_file = (directory / f"{chain}.lock").open("a")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            raise RuntimeError(f"audit chain {chain} is in use by another process") from None
-        self._state = ChainState(chain)
-        self._file_number = 0
-        self._handle: BinaryIO = self._open_chain()
-        self._thread = threading.Thread(target=self._run, name=f"audit-{chain}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"audit-{store.chain}", daemon=True)
         self._thread.start()
+        atexit.register(self.close)  # events accepted before exit are still written
 
-    # -- the request path -----------------------------------------------------------------------
-    def submit(self, event: dict[str, Any]) -> bool:
-        try:
-            if self.settings.when_full == "block":
-                self._queue.put(event, timeout=self.settings.block_timeout)
-            else:
-                self._queue.put_nowait(event)
-        except queue.Full:
-            self.rejected += 1
-            return False
-        self.submitted += 1
+    @property
+    def chain(self) -> str:
+        return self._store.chain
+
+    # -- the request path ---------------------------------------------------------------------
+    def submit(self, event: Mapping[str, Any]) -> bool:
+        """Accept ``event`` for writing, or return False (full under the policy, or closed).
+
+        The event is kept by reference until written: the caller must not change it after.
+        Under ``block`` this call may wait up to ``block_timeout``; an asyncio caller that must
+        never stall its loop should use ``deny`` or call it from an executor. Raises
+        ``ValueError`` for a field the event model does not have: a programming error, and the
+        guard that keeps body content out of the trail."""
+        if not EVENT_FIELDS.issuperset(event):
+            raise ValueError(f"audit events have no field(s) {', '.join(unknown_fields(event))}")
+        if "time" not in event:
+            event = {**event, "time": utc_timestamp()}
+        with self._lock:
+            backlog = self._backlog
+            if len(backlog) >= self._capacity and not self._wait_for_room():
+                self.rejected += 1
+                return False
+            if not self._accepting:
+                self.rejected += 1
+                return False
+            if not backlog:
+                self._oldest = time.monotonic()
+                self._work.notify()
+            backlog.append(event)
+            self.submitted += 1
+            if len(backlog) == self._batch_max:
+                self._work.notify()
         return True
+
+    def _wait_for_room(self) -> bool:
+        if self._deny_when_full or not self._accepting:
+            return False
+        return self._room.wait_for(
+            lambda: len(self._backlog) < self._capacity or not self._accepting,
+            self.settings.block_timeout,
+        )
+
+    def accepting(self) -> bool:
+        """False when ``submit`` would fail at once: closed, or full under ``deny``."""
+        return self._accepting and not (
+            self._deny_when_full and len(self._backlog) >= self._capacity
+        )
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        """Accepted events that are not durable yet (the batch being written included)."""
+        return len(self._backlog)
 
-    def close(self, timeout: float = 10.0) -> None:
-        self._queue.put(_STOP)
+    def counters(self) -> dict[str, int]:
+        """For metrics and the periodic stats log line."""
+        return {
+            "submitted": self.submitted,
+            "written": self.written,
+            "rejected": self.rejected,
+            "write_errors": self.write_errors,
+            "queue_depth": len(self._backlog),
+            "unencodable": int(getattr(self._store, "unencodable", 0)),
+        }
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Stop accepting, write what was accepted, release the chain. Returns the number of
+        accepted events that could not be written within ``timeout`` (logged as an error)."""
+        with self._lock:
+            already = self._closing
+            self._closing = True
+            self._accepting = False
+            self._work.notify_all()
+            self._room.notify_all()
+        if not already:
+            atexit.unregister(self.close)
         self._thread.join(timeout)
-        self._handle.close()
-        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        self._lock_file.close()
+        if self._thread.is_alive():  # still failing to write: give up retrying
+            self._abandon.set()
+            self._thread.join(timeout)
+        unwritten = len(self._backlog)
+        if unwritten:
+            log.error(
+                "audit writer closed with events not written",
+                extra={"chain": self.chain, "count": unwritten},
+            )
+        if not already and not self._thread.is_alive():
+            self._store.close()
+        return unwritten
 
-    # -- the writer thread ------------------------------------------------------------------------
+    # -- the writer thread ----------------------------------------------------------------------
     def _run(self) -> None:
-        pending: list[dict[str, Any]] = []
-        stopping = False
-        while not stopping or pending:
-            if not pending:
-                item = self._queue.get()
-                if item is _STOP:
+        try:
+            while (batch := self._next_batch()) is not None:
+                if not self._write(batch):
                     return
-                pending.append(item)
-            deadline = time.monotonic() + self.settings.flush_interval
-            while len(pending) < self.settings.batch_max_events and not stopping:
-                try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                else:
-                    pending.append(item)
+        except BaseException:
+            log.exception("audit writer stopped", extra={"chain": self.chain})
+            raise
+        finally:
+            with self._lock:  # whatever happened, nobody may keep submitting into a dead queue
+                self._accepting = False
+                self._room.notify_all()
+
+    def _next_batch(self) -> list[Mapping[str, Any]] | None:
+        with self._lock:
+            while not self._backlog:
+                if self._closing:
+                    return None
+                self._work.wait()
+            if len(self._backlog) < self._batch_max and not self._closing:
+                deadline = self._oldest + self.settings.flush_interval
+                while len(self._backlog) < self._batch_max and not self._closing:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._work.wait(remaining)
+            return list(itertools.islice(self._backlog, self._batch_max))
+
+    def _write(self, batch: list[Mapping[str, Any]]) -> bool:
+        """Make ``batch`` durable, retrying with backoff; False when ``close`` gave up."""
+        events = [as_written(event, self.settings.capture_max_bytes) for event in batch]
+        backoff = 0.05
+        first_failure = True
+        while True:
             try:
-                self._write(pending)
-                self.written += len(pending)
-                pending = []
-            except OSError as exc:
+                self._store.append(events)
+                break
+            except Exception as exc:
                 self.write_errors += 1
-                log.error("audit write failed; retrying", extra={"reason": str(exc)})
-                time.sleep(0.5)
-
-    def _write(self, events: list[dict[str, Any]]) -> None:
-        state = ChainState(self._state.chain, self._state.seq, self._state.last_hash)
-        data = b"".join(self._sealer.seal(state, "event", event) for event in events)
-        if self._handle.tell() + len(data) > self.settings.rotate_bytes and self._handle.tell():
-            self._rotate()
-        self._handle.write(data)
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._state = state  # advance only once the records are durable
-        self._write_head()
-
-    # -- files ----------------------------------------------------------------------------------
-    def _open_chain(self) -> BinaryIO:
-        files = chain_files(self.directory, self.chain)
-        if not files:
-            return self._start_file(0, genesis=True)
-        last = files[-1]
-        self._file_number = int(_FILE.match(last.name)["n"])  # type: ignore[index]
-        self._recover(files)
-        handle = last.open("ab")
-        if self._torn is not None:
-            fragment, where = self._torn
-            body = {
-                "reason": "a torn record was found at restart and moved aside",
-                "file": last.name,
-                "torn_bytes": len(fragment),
-                "torn_sha256": hashlib.sha256(fragment).hexdigest(),
-                "moved_to": where.name,
-            }
-            handle.write(self._sealer.seal(self._state, "recovery", body))
-            handle.flush()
-            os.fsync(handle.fileno())
-            log.warning("audit chain recovered a torn record", extra={"chain": self.chain})
-        self._write_head()
-        return handle
-
-    def _recover(self, files: list[Path]) -> None:
-        """Continue from the last complete record of the last file."""
-        self._torn: tuple[bytes, Path] | None = None
-        last = files[-1]
-        data = last.read_bytes()
-        end = len(data)
-        if data and not data.endswith(b"\n"):
-            end = data.rfind(b"\n") + 1
-            fragment = data[end:]
-            aside = last.with_name(f"{last.name}.{int(time.time())}.torn")
-            aside.write_bytes(fragment)
-            with last.open("r+b") as handle:
-                handle.truncate(end)
-                os.fsync(handle.fileno())
-            self._torn = (fragment, aside)
-        lines = data[:end].splitlines()
-        if not lines and len(files) > 1:
-            lines = files[-2].read_bytes().splitlines()
-        if lines:
-            record = orjson.loads(lines[-1])
-            self._state = ChainState(self.chain, int(record["seq"]), str(record["hash"]))
-
-    def _start_file(self, number: int, *, genesis: bool) -> BinaryIO:
-        self._file_number = number
-        path = self.directory / f"{self.chain}.{number:06d}.jsonl"
-        handle = path.open("ab")
-        if genesis:
-            handle.write(self._sealer.seal(self._state, "genesis", {"chain": self.chain}))
-            handle.flush()
-            os.fsync(handle.fileno())
-            self._write_head()
-        return handle
-
-    def _rotate(self) -> None:
-        self._handle.close()
-        self._handle = self._start_file(self._file_number + 1, genesis=False)
-
-    def _write_head(self) -> None:
-        path = self.directory / f"{self.chain}.head"
-        temporary = path.with_suffix(".head.tmp")
-        temporary.write_bytes(self._sealer.head(self._state))
-        os.replace(temporary, path)
+                log.error(
+                    "audit write failed; the events stay queued and are retried",
+                    exc_info=first_failure,
+                    extra={"chain": self.chain, "reason": str(exc), "queued": len(self._backlog)},
+                )
+                if self._abandon.wait(backoff):
+                    return False
+                first_failure = False
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+        with self._lock:
+            for _ in batch:
+                self._backlog.popleft()
+            self.written += len(batch)
+            self._room.notify(len(batch))
+            if self._backlog:
+                self._oldest = time.monotonic()
+        return True

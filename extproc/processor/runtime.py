@@ -39,19 +39,25 @@ class ProcessorRuntime:
         )
 
     def accepting(self) -> bool:
-        """False while the audit queue is full under the ``deny`` policy: no exchange may start
-        that could not be recorded."""
-        settings = self.writer.settings
-        return settings.when_full != "deny" or self.writer.queue_depth < settings.queue_max_events
+        """False while the audit trail would refuse an event (full under ``deny``, or closed):
+        no exchange may start that could not be recorded."""
+        return self.writer.accepting()
 
     async def audit(self, exchange: Exchange) -> None:
         event = exchange.audit_event()
-        if self.writer.submit(event):
-            return
-        # The queue is full and its policy gave up: say so loudly; under ``deny`` new exchanges
-        # are refused (see accepting) until it drains.
-        log.error("audit queue full; event not accepted", extra={"request_id": event["request_id"]})
-        await asyncio.sleep(0)
+        writer = self.writer
+        if writer.queue_depth < writer.settings.queue_max_events:
+            accepted = writer.submit(event)
+        else:
+            # Full: under ``block`` submit waits for room; wait off the event loop so other
+            # exchanges keep moving meanwhile.
+            accepted = await asyncio.to_thread(writer.submit, event)
+        if not accepted:
+            # The policy gave up: say so loudly; under ``deny`` new exchanges are refused (see
+            # accepting) until the queue drains.
+            log.error(
+                "audit queue full; event not accepted", extra={"request_id": event["request_id"]}
+            )
 
     def watched_files(self) -> list[Path]:
         return [self.config.path]

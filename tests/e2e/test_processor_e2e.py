@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from extproc.audit.read import read_events
 from extproc.audit.verify import run_verify_cli, verify
 from tests.e2e.harness import KEYS, Gateway
 
@@ -30,13 +31,7 @@ def chat(content: str, model: str = "demo-echo", **extra: object) -> dict[str, o
 
 
 def audit_events(gateway: Gateway) -> list[dict[str, object]]:
-    events = []
-    for path in sorted((gateway.root / "audit").glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            record = json.loads(line)
-            if record["kind"] == "event":
-                events.append(record["body"])
-    return events
+    return list(read_events([gateway.root / "audit"]))
 
 
 def event_for(gateway: Gateway, request_id: str) -> dict[str, object] | None:
@@ -232,7 +227,7 @@ def test_the_audit_trail_verifies_and_an_edit_is_found(
     report = verify([copy], AUDIT_KEY)
     assert not report.ok
     broken = [c for c in report.chains if c.problem]
-    assert broken[0].problem.startswith(f"{target.name}:2: record seq 1:")  # type: ignore[union-attr]
+    assert str(broken[0].problem).startswith(f"{target.name}:2: record seq 1:")
 
 
 def test_kill_9_of_a_processor_worker_keeps_the_trail_verifiable(gateway: Gateway) -> None:

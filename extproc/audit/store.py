@@ -1,0 +1,238 @@
+"""One chain's JSONL files: resumed when opened, appended to durably, rotated by size.
+
+``ChainStore`` is what ``AuditWriter`` needs from a sink (another sink, a database say, would
+implement the same two methods); ``ChainFiles`` is the file implementation.
+
+- One process per chain: ``<chain>.lock`` is held (``flock``) while the store is open, so two
+  processes can never interleave records. The lock dies with its process, so ``kill -9`` never
+  leaves a chain locked.
+- ``append`` is all or nothing: the batch is written at the durable end of the current file
+  (``pwrite``) and fsynced, and only then do the tip and the signed head advance. After an
+  error the retry writes at the same place and cuts off whatever the failed attempt left.
+- A file that a batch would push past ``rotate_bytes`` rotates first: a file exceeds it only
+  when a single batch does. The chain goes on in the next file.
+- Opening resumes from the last complete record (see ``resume``): a torn write is moved aside
+  and recorded, and a head that names more than the files hold is recorded as a truncation.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from extproc.audit.chain import ChainTip, Sealer
+from extproc.audit.event import utc_timestamp
+from extproc.audit.files import (
+    check_chain_id,
+    file_name,
+    fsync_directory,
+    head_path,
+    lock_path,
+    replace_file,
+    write_at,
+)
+from extproc.audit.resume import Resumption, resume
+from extproc.errors import AuditError
+
+log = logging.getLogger("extproc.audit")
+DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024
+# What an event that cannot be serialised keeps: enough to find the request, nothing else.
+_KEPT_WHEN_UNENCODABLE = ("time", "service", "request_id", "decision_id", "decision", "rule")
+
+
+class ChainStore(Protocol):
+    @property
+    def chain(self) -> str: ...
+
+    def append(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Seal ``events`` and make them durable, in order: all of them, or none and raise
+        ``OSError``."""
+
+    def close(self) -> None: ...
+
+
+class ChainFiles:
+    """The JSONL files of one chain in ``directory``. Not thread-safe: one writer thread.
+
+    Opening raises ``AuditError`` when the chain is in use by another process, when its last
+    record cannot be trusted (another key, or edited), or when its directory cannot be used.
+    """
+
+    def __init__(
+        self, directory: Path, chain: str, key: bytes, *, rotate_bytes: int = DEFAULT_ROTATE_BYTES
+    ) -> None:
+        check_chain_id(chain)
+        if rotate_bytes < 1:
+            raise ValueError("rotate_bytes must be positive")
+        self.directory = directory
+        self._chain = chain
+        self._sealer = Sealer(key)
+        self._rotate_bytes = rotate_bytes
+        self.unencodable = 0
+        self.head_errors = 0
+        self._fd = -1
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _lock(directory, chain)
+        except OSError as exc:
+            raise _cannot_open(directory, chain, exc) from None
+        try:
+            start = resume(directory, chain, self._sealer)
+            self._fd = os.open(start.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        except BaseException as exc:
+            _unlock(self._lock_fd)
+            if isinstance(exc, OSError):
+                raise _cannot_open(directory, chain, exc) from None
+            raise
+        self._number = start.file_number
+        self._offset = start.offset
+        self._tip = start.tip
+        self._dirty = False
+        self.recoveries: tuple[Mapping[str, Any], ...] = tuple(start.notes)
+        try:
+            self._begin(start)
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, OSError):
+                raise _cannot_open(directory, chain, exc) from None
+            raise
+
+    @property
+    def chain(self) -> str:
+        return self._chain
+
+    @property
+    def tip(self) -> ChainTip:
+        return self._tip
+
+    def append(self, events: Sequence[Mapping[str, Any]]) -> None:
+        lines = []
+        tip = self._tip
+        unencodable = 0
+        for event in events:
+            try:
+                line, tip = self._sealer.seal(self._chain, tip, event)
+            except TypeError as exc:  # orjson's error names the type, never the value
+                unencodable += 1
+                line, tip = self._sealer.seal(self._chain, tip, _unencodable(event, exc))
+            lines.append(line)
+        self._write(b"".join(lines), tip)
+        if unencodable:
+            self.unencodable += unencodable
+            log.error(
+                "audit events could not be serialised; recorded without their fields",
+                extra={"chain": self._chain, "count": unencodable},
+            )
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+            _unlock(self._lock_fd)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _begin(self, start: Resumption) -> None:
+        """Write the genesis and recovery records a fresh or damaged chain needs. They go at the
+        durable end, over any torn bytes (which ``resume`` saved aside first), so a crash here
+        leaves at worst a new torn write for the next start to record."""
+        fields: list[Mapping[str, Any]] = []
+        if start.tip.seq < 0:
+            fields.append({"time": utc_timestamp(), "genesis": {"chain": self._chain, "format": 1}})
+        fields.extend({"time": utc_timestamp(), "recovery": note} for note in start.notes)
+        if fields:
+            self._dirty = start.torn  # the records go over the torn bytes; the rest is cut
+            self.append(fields)
+        else:
+            self._write_head()
+        causes = [note["cause"] for note in start.notes]
+        if causes:
+            # Records lost while the writer was down are an incident; a torn write is not.
+            level = logging.ERROR if "truncated" in causes else logging.WARNING
+            log.log(
+                level,
+                "audit chain resumed after damage",
+                extra={"chain": self._chain, "causes": causes},
+            )
+
+    def _write(self, data: bytes, tip: ChainTip) -> None:
+        if self._offset and self._offset + len(data) > self._rotate_bytes:
+            if self._dirty:  # never leave a failed batch's bytes behind in a finished file
+                os.ftruncate(self._fd, self._offset)
+                os.fsync(self._fd)
+                self._dirty = False
+            self._rotate()
+        end = self._offset + len(data)
+        try:
+            write_at(self._fd, data, self._offset)
+            if self._dirty:  # bytes of a failed batch or a torn write may lie past the new end
+                os.ftruncate(self._fd, end)
+            os.fsync(self._fd)
+        except OSError:
+            # Not cut back here: if the process dies now, the next start finds the bytes as a
+            # torn write and records it. The retry overwrites them and cuts the rest.
+            self._dirty = True
+            raise
+        self._dirty = False
+        self._offset = end
+        self._tip = tip
+        self._write_head()
+
+    def _rotate(self) -> None:
+        number = self._number + 1
+        path = self.directory / file_name(self._chain, number)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size:
+                raise OSError(errno.EEXIST, f"{path.name} exists and is not empty")
+            fsync_directory(self.directory)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(self._fd)
+        self._fd, self._number, self._offset = fd, number, 0
+
+    def _write_head(self) -> None:
+        """The head only ever names durable records. Failing to write it loses nothing (it
+        lags, and verify accepts a lagging head), so it is counted and logged, not raised."""
+        head = self._sealer.seal_head(self._chain, self._tip, self._number)
+        try:
+            replace_file(head_path(self.directory, self._chain), head)
+        except OSError as exc:
+            self.head_errors += 1
+            log.error(
+                "audit head not written", extra={"chain": self._chain, "reason": exc.strerror}
+            )
+
+
+def _unencodable(event: Mapping[str, Any], exc: Exception) -> dict[str, Any]:
+    kept = {
+        name: event[name] for name in _KEPT_WHEN_UNENCODABLE if isinstance(event.get(name), str)
+    }
+    kept.setdefault("time", utc_timestamp())
+    return {**kept, "unencodable": str(exc)}
+
+
+def _cannot_open(directory: Path, chain: str, exc: OSError) -> AuditError:
+    return AuditError(f"audit chain {chain} in {directory} cannot be opened: {exc.strerror or exc}")
+
+
+def _lock(directory: Path, chain: str) -> int:
+    fd = os.open(lock_path(directory, chain), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AuditError(
+            f"audit chain {chain} in {directory} is in use by another process"
+        ) from None
+    return fd
+
+
+def _unlock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)

@@ -1,0 +1,101 @@
+"""The ``audit`` config section, as the security team writes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from extproc.audit.config import parse_audit_config
+from extproc.audit.writer import WriterSettings
+from extproc.config.node import parse_yaml
+from extproc.errors import ConfigError
+
+FULL = """\
+audit:
+  directory: trail
+  key_env: TEST_AUDIT_KEY
+  rotate_bytes: 1048576
+  batch_max_events: 64
+  flush_interval_ms: 20
+  queue_max_events: 5000
+  when_full: deny
+  block_timeout_ms: 250
+  capture_payloads: true
+  capture_max_bytes: 2048
+"""
+
+
+def parse(text: str, base: Path) -> object:
+    return parse_audit_config(parse_yaml(text, file="extproc.yaml").child("audit"), base)
+
+
+def test_every_setting_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_AUDIT_KEY", "k" * 32)
+    config = parse_audit_config(parse_yaml(FULL, file="extproc.yaml").child("audit"), tmp_path)
+    assert config.directory == tmp_path / "trail"
+    assert config.key == b"k" * 32
+    assert config.writer == WriterSettings(
+        rotate_bytes=1048576,
+        batch_max_events=64,
+        flush_interval=0.02,
+        queue_max_events=5000,
+        when_full="deny",
+        block_timeout=0.25,
+        capture_max_bytes=2048,
+    )
+    assert (config.capture_payloads, config.capture_max_bytes) == (True, 2048)
+
+
+def test_defaults_block_when_full_and_capture_nothing(tmp_path: Path) -> None:
+    (tmp_path / "audit.key").write_bytes(b"f" * 40 + b"\n")
+    config = parse_audit_config(
+        parse_yaml("audit: {key_file: audit.key}", file="c.yaml").child("audit"), tmp_path
+    )
+    assert config.directory == tmp_path / "audit"
+    assert config.key == b"f" * 40
+    assert config.writer == WriterSettings()
+    assert config.writer.when_full == "block"
+    assert config.writer.capture_max_bytes == 0
+    assert "ffff" not in repr(config)
+
+
+def test_a_key_written_inline_is_refused_naming_the_line(tmp_path: Path) -> None:
+    text = "audit:\n  directory: trail\n  key: this-would-be-the-secret-in-the-config\n"
+    with pytest.raises(ConfigError, match=r"extproc\.yaml:3: audit: unknown key 'key'"):
+        parse(text, tmp_path)
+
+
+def test_a_short_key_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHORT_KEY", "k" * 31)
+    with pytest.raises(
+        ConfigError, match=r"audit\.key_env: the audit key must be at least 32 bytes"
+    ):
+        parse("audit:\n  key_env: SHORT_KEY\n", tmp_path)
+
+
+def test_an_unset_key_variable_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UNSET_AUDIT_KEY", raising=False)
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        parse("audit:\n  key_env: UNSET_AUDIT_KEY\n", tmp_path)
+
+
+def test_an_unknown_full_policy_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_AUDIT_KEY", "k" * 32)
+    with pytest.raises(ConfigError, match=r":3: audit.when_full: expected one of block, deny"):
+        parse("audit:\n  key_env: TEST_AUDIT_KEY\n  when_full: drop\n", tmp_path)
+
+
+def test_a_batch_larger_than_the_queue_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_AUDIT_KEY", "k" * 32)
+    text = "audit:\n  key_env: TEST_AUDIT_KEY\n  queue_max_events: 10\n  batch_max_events: 20\n"
+    with pytest.raises(ConfigError, match="batch_max_events: must not exceed queue_max_events"):
+        parse(text, tmp_path)
+
+
+def test_a_tiny_rotation_size_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_AUDIT_KEY", "k" * 32)
+    with pytest.raises(ConfigError, match=r"audit\.rotate_bytes: must be at least 4096"):
+        parse("audit:\n  key_env: TEST_AUDIT_KEY\n  rotate_bytes: 100\n", tmp_path)
