@@ -121,14 +121,14 @@ def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from extproc.authz.pipeline import AuthzRuntime
+    from extproc.app import build_authz
     from extproc.config.loader import load_config
 
     config = load_config(args.config)
-    runtime = AuthzRuntime(config)  # opens and verifies the GeoIP database
+    runtime = build_authz(config, load_keys=False)  # opens and verifies the GeoIP database
     try:
         if args.fetch_keys:
-            failures = {k: v for k, v in runtime.load_keys().items() if v}
+            failures = {k: v for k, v in runtime.keys.load_all().items() if v}
             for issuer, error in failures.items():
                 print(f"{args.config}: issuer {issuer}: {error}", file=sys.stderr)
             if failures:
@@ -146,9 +146,10 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from extproc.authz.explain import explain
-    from extproc.authz.pipeline import AuthzRuntime, RequestView
+    from extproc.app import build_authz
     from extproc.config.loader import load_config
+    from extproc.decide.explain import explain
+    from extproc.decide.request import RequestView
 
     headers = {k.lower(): v for k, v in _pairs(args.header, "--header").items()}
     if args.token:
@@ -163,10 +164,9 @@ def _explain(args: argparse.Namespace) -> int:
         route=_pairs(args.ext, "--ext"),
         body=args.body_file.read_bytes() if args.body_file else None,
     )
-    runtime = AuthzRuntime(load_config(args.config))
+    runtime = build_authz(load_config(args.config))
     try:
-        runtime.load_keys()
-        answer = explain(runtime, view, sys.stdout)
+        answer = explain(runtime.authorizer, view, sys.stdout, runtime.keys.refresh)
     finally:
         runtime.close()
     return 0 if answer.allowed else 3

@@ -1,43 +1,150 @@
-"""The project's small error vocabulary.
+"""The project's small error vocabulary: stable codes as data.
 
-Every error that can reach a caller, a log line or a metric carries a stable ``code``. Codes are
-part of the public contract: deny bodies, audit events, metrics labels and tests all use them.
-``status`` is the HTTP status a caller should see when the error ends a request.
+Every error that can reach a caller, a log line, an audit event or a metric carries a stable
+``Code``. ``CODES`` is the one table of them, with the HTTP status a caller sees when the error
+ends a request and a one-line meaning; deny bodies, logs, audit events and tests all read it.
+Codes are part of the public contract: add new ones, never rename one.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    # identity (401)
+    MISSING_TOKEN = "missing_token"
+    MALFORMED_TOKEN = "malformed_token"
+    INVALID_TOKEN = "invalid_token"
+    UNKNOWN_ISSUER = "unknown_issuer"
+    ALGORITHM_NOT_ALLOWED = "algorithm_not_allowed"
+    INVALID_SIGNATURE = "invalid_signature"
+    UNKNOWN_KEY = "unknown_key"
+    KEYS_UNAVAILABLE = "keys_unavailable"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_NOT_YET_VALID = "token_not_yet_valid"
+    INVALID_ISSUER = "invalid_issuer"
+    INVALID_AUDIENCE = "invalid_audience"
+    MISSING_CLAIM = "missing_claim"
+    INVALID_CLAIM = "invalid_claim"
+    # policy (403)
+    FORBIDDEN = "forbidden"
+    APPROVAL_REQUIRED = "approval_required"
+    PROMPT_BLOCKED = "prompt_blocked"
+    NO_AUTHORIZATION_DECISION = "no_authorization_decision"
+    INVALID_AUTHORIZATION_DECISION = "invalid_authorization_decision"
+    # request content the gateway cannot inspect
+    UNSUPPORTED_ENCODING = "unsupported_encoding"
+    COMPRESSED_BODY_REFUSED = "compressed_body_refused"
+    INVALID_ENCODING = "invalid_encoding"
+    DECOMPRESSION_LIMIT = "decompression_limit"
+    INVALID_JSON = "invalid_json"
+    INVALID_UTF8 = "invalid_utf8"
+    BINARY_PART_REFUSED = "binary_part_refused"
+    BODY_TOO_LARGE = "body_too_large"
+    MASKING_FAILED = "masking_failed"
+    # the gateway cannot decide or record (5xx: fail closed)
+    GEO_UNAVAILABLE = "geo_unavailable"
+    GEO_LOOKUP_FAILED = "geo_lookup_failed"
+    POLICY_ERROR = "policy_error"
+    UPSTREAM_CREDENTIAL_UNAVAILABLE = "upstream_credential_unavailable"
+    AUDIT_UNAVAILABLE = "audit_unavailable"
+    PROCESSING_FAILED = "processing_failed"
+    INTERNAL_ERROR = "internal_error"
+    # operator errors (never in a deny body)
+    CONFIG_INVALID = "config_invalid"
+    LISTEN_FAILED = "listen_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    status: int
+    meaning: str
+
+
+CODES: dict[Code, CodeInfo] = {
+    Code.MISSING_TOKEN: CodeInfo(401, "no bearer token was presented"),
+    Code.MALFORMED_TOKEN: CodeInfo(401, "the token is not a well-formed Bearer JWT"),
+    Code.INVALID_TOKEN: CodeInfo(401, "the token could not be verified"),
+    Code.UNKNOWN_ISSUER: CodeInfo(401, "the token's issuer is not configured"),
+    Code.ALGORITHM_NOT_ALLOWED: CodeInfo(401, "the token's algorithm is not in the fixed list"),
+    Code.INVALID_SIGNATURE: CodeInfo(401, "the token's signature does not verify"),
+    Code.UNKNOWN_KEY: CodeInfo(401, "the token names a key the issuer does not publish"),
+    Code.KEYS_UNAVAILABLE: CodeInfo(401, "the issuer's keys could not be fetched"),
+    Code.TOKEN_EXPIRED: CodeInfo(401, "the token has expired"),
+    Code.TOKEN_NOT_YET_VALID: CodeInfo(401, "the token is not valid yet"),
+    Code.INVALID_ISSUER: CodeInfo(401, "the token's iss claim does not match"),
+    Code.INVALID_AUDIENCE: CodeInfo(401, "the token is not meant for this audience"),
+    Code.MISSING_CLAIM: CodeInfo(401, "the token lacks a required claim"),
+    Code.INVALID_CLAIM: CodeInfo(401, "a claim of the token has the wrong type or value"),
+    Code.FORBIDDEN: CodeInfo(403, "a policy rule denies the request"),
+    Code.APPROVAL_REQUIRED: CodeInfo(403, "the request needs a human approval"),
+    Code.PROMPT_BLOCKED: CodeInfo(403, "the content matches a blocking rule"),
+    Code.NO_AUTHORIZATION_DECISION: CodeInfo(
+        403, "no authorization decision reached the processor"
+    ),
+    Code.INVALID_AUTHORIZATION_DECISION: CodeInfo(
+        403, "the authorization decision the processor received is malformed"
+    ),
+    Code.UNSUPPORTED_ENCODING: CodeInfo(415, "the body's content encoding cannot be inspected"),
+    Code.COMPRESSED_BODY_REFUSED: CodeInfo(415, "compressed bodies are refused by configuration"),
+    Code.INVALID_ENCODING: CodeInfo(400, "the body's content encoding is corrupt"),
+    Code.DECOMPRESSION_LIMIT: CodeInfo(413, "the body inflates beyond the configured limit"),
+    Code.INVALID_JSON: CodeInfo(400, "the body is not valid JSON and the profile refuses it"),
+    Code.INVALID_UTF8: CodeInfo(400, "the body is not valid UTF-8"),
+    Code.BINARY_PART_REFUSED: CodeInfo(415, "a multipart body holds a part that cannot be read"),
+    Code.BODY_TOO_LARGE: CodeInfo(413, "the body is larger than the gateway inspects"),
+    Code.MASKING_FAILED: CodeInfo(502, "the body could not be masked"),
+    Code.GEO_UNAVAILABLE: CodeInfo(500, "the GeoIP database is unusable"),
+    Code.GEO_LOOKUP_FAILED: CodeInfo(500, "the GeoIP lookup failed"),
+    Code.POLICY_ERROR: CodeInfo(500, "evaluating the policy failed"),
+    Code.UPSTREAM_CREDENTIAL_UNAVAILABLE: CodeInfo(
+        503, "the route names an upstream credential the gateway lacks"
+    ),
+    Code.AUDIT_UNAVAILABLE: CodeInfo(503, "the audit trail cannot record the exchange"),
+    Code.PROCESSING_FAILED: CodeInfo(500, "the processor could not inspect the exchange"),
+    Code.INTERNAL_ERROR: CodeInfo(500, "the gateway could not decide the request"),
+    Code.CONFIG_INVALID: CodeInfo(500, "the configuration is invalid"),
+    Code.LISTEN_FAILED: CodeInfo(500, "a service could not listen on its port"),
+}
+
+
+def status_of(code: Code) -> int:
+    return CODES[code].status
 
 
 class ExtprocError(Exception):
     """Base class: a stable code, a human reason safe to show a caller, and an HTTP status."""
 
-    code = "internal_error"
-    status = 500
+    code: Code = Code.INTERNAL_ERROR
 
-    def __init__(self, reason: str, *, code: str | None = None) -> None:
+    def __init__(self, reason: str, *, code: Code | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         if code is not None:
             self.code = code
 
+    @property
+    def status(self) -> int:
+        return status_of(self.code)
+
 
 class ConfigError(ExtprocError):
-    """The configuration is invalid. ``reason`` names file, line and key."""
+    """The configuration is invalid. ``reason`` names file, line and key; ``errors`` lists every
+    problem found, one line each."""
 
-    code = "config_invalid"
-    status = 500
+    code = Code.CONFIG_INVALID
+
+    def __init__(self, reason: str, *, errors: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.errors = errors or (reason,)
 
 
 class IdentityError(ExtprocError):
-    """The caller's identity could not be established (401).
+    """The caller's identity could not be established (401)."""
 
-    Codes: missing_token, malformed_token, unknown_issuer, algorithm_not_allowed,
-    invalid_signature, unknown_key, keys_unavailable, token_expired, token_not_yet_valid,
-    invalid_issuer, invalid_audience, missing_claim, invalid_claim.
-    """
-
-    code = "invalid_token"
-    status = 401
+    code = Code.INVALID_TOKEN
 
 
 class KeyRefreshNeeded(ExtprocError):
@@ -47,8 +154,7 @@ class KeyRefreshNeeded(ExtprocError):
     request path's CPU work and retry once.
     """
 
-    code = "unknown_key"
-    status = 401
+    code = Code.UNKNOWN_KEY
 
     def __init__(self, issuer_name: str, kid: str | None) -> None:
         super().__init__(f"key {kid!r} of issuer {issuer_name!r} is not known")
@@ -59,27 +165,29 @@ class KeyRefreshNeeded(ExtprocError):
 class GeoError(ExtprocError):
     """A GeoIP database is unusable (refused at start or reload) or a lookup failed."""
 
-    code = "geo_unavailable"
-    status = 500
+    code = Code.GEO_UNAVAILABLE
 
 
 class PolicyError(ExtprocError):
     """Evaluating the policy failed; the request is denied."""
 
-    code = "policy_error"
-    status = 500
+    code = Code.POLICY_ERROR
 
 
 class CredentialError(ExtprocError):
     """An upstream credential named by a route is not configured or cannot be read."""
 
-    code = "upstream_credential_unavailable"
-    status = 503
+    code = Code.UPSTREAM_CREDENTIAL_UNAVAILABLE
 
 
 class AuditError(ExtprocError):
     """The audit trail cannot record: its chain is in use by another process, its files cannot be
     trusted or written, or the writer is closed. Requests that cannot be recorded are denied."""
 
-    code = "audit_unavailable"
-    status = 503
+    code = Code.AUDIT_UNAVAILABLE
+
+
+class DecisionError(ExtprocError):
+    """The decision metadata the processor received is not one authz could have written."""
+
+    code = Code.INVALID_AUTHORIZATION_DECISION

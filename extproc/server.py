@@ -24,8 +24,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from extproc.config.loader import load_config
-from extproc.errors import ConfigError, ExtprocError
+from extproc import app
+from extproc.audit.sink import AuditSinks
+from extproc.errors import Code, ConfigError, ExtprocError
 from extproc.logs import configure_logging
 from extproc.reload import RuntimeHolder
 
@@ -55,37 +56,6 @@ class WorkerSpec:
     reload_interval: float
 
 
-def build_authz_runtime(config_path: Path, worker: int) -> Any:
-    from extproc.audit.sink import writer_for
-    from extproc.authz.pipeline import AuthzRuntime
-
-    config = load_config(config_path)
-    runtime = AuthzRuntime(config)
-    if config.audit is not None:
-        runtime.audit_writer = writer_for(config.audit, f"authz-{worker}")
-    for issuer, error in runtime.load_keys().items():
-        if error:
-            log.warning("issuer keys unavailable", extra={"issuer": issuer, "reason": error})
-    return runtime
-
-
-def build_processor_runtime(config_path: Path, worker: int) -> Any:
-    from extproc.processor.runtime import ProcessorRuntime
-
-    return ProcessorRuntime(load_config(config_path), worker)
-
-
-def validate(service: str, config_path: Path) -> None:
-    """Everything a worker would refuse, checked once before any worker starts (without
-    opening audit chains, which belong to the workers)."""
-    from extproc.authz.pipeline import AuthzRuntime
-
-    config = load_config(config_path)
-    AuthzRuntime(config).close()  # opens and verifies the GeoIP database
-    if service == "processor" and (config.masking is None or config.audit is None):
-        raise ConfigError(f"{config_path}: the processor needs 'masking' and 'audit' sections")
-
-
 def _register_authz(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:
     from envoy.service.auth.v3 import external_auth_pb2_grpc
 
@@ -106,10 +76,6 @@ def _register_processor(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> 
     return "envoy.service.ext_proc.v3.ExternalProcessor"
 
 
-BUILDERS: dict[str, Callable[[Path, int], Any]] = {
-    "authz": build_authz_runtime,
-    "processor": build_processor_runtime,
-}
 REGISTRARS: dict[str, Callable[[grpc.aio.Server, RuntimeHolder[Any]], str]] = {
     "authz": _register_authz,
     "processor": _register_processor,
@@ -118,16 +84,20 @@ REGISTRARS: dict[str, Callable[[grpc.aio.Server, RuntimeHolder[Any]], str]] = {
 
 async def run_worker(spec: WorkerSpec) -> None:
     """Serve one port until SIGTERM/SIGINT."""
-    build = BUILDERS[spec.service]
-    runtime = await asyncio.to_thread(build, spec.config_path, spec.index)
-    holder: RuntimeHolder[Any] = RuntimeHolder(runtime, lambda: build(spec.config_path, spec.index))
+    sinks = AuditSinks()
+
+    def build() -> Any:
+        return app.build(spec.service, spec.config_path, spec.index, sinks)
+
+    runtime = await asyncio.to_thread(build)
+    holder: RuntimeHolder[Any] = RuntimeHolder(runtime, build)
     server = grpc.aio.server(options=GRPC_OPTIONS)
     service_name = REGISTRARS[spec.service](server, holder)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     address = f"{spec.host}:{spec.port}"
     if server.add_insecure_port(address) == 0:
-        raise ExtprocError(f"cannot listen on {address}", code="listen_failed")
+        raise ExtprocError(f"cannot listen on {address}", code=Code.LISTEN_FAILED)
     await server.start()
     for name in ("", service_name):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -141,7 +111,7 @@ async def run_worker(spec: WorkerSpec) -> None:
         loop.add_signal_handler(signum, stop.set)
     tasks = [
         asyncio.create_task(holder.watch(spec.reload_interval)),
-        asyncio.create_task(_report_audit_stats()),
+        asyncio.create_task(_report_audit_stats(sinks)),
     ]
     if spec.service == "authz":
         tasks.append(asyncio.create_task(_refresh_keys(holder)))
@@ -151,19 +121,15 @@ async def run_worker(spec: WorkerSpec) -> None:
         task.cancel()
     await server.stop(grace=5)
     holder.current.close()
-    from extproc.audit.sink import close_all
-
-    close_all()  # flush every queued audit event before the process ends
+    sinks.close_all()  # flush every queued audit event before the process ends
 
 
-async def _report_audit_stats() -> None:
+async def _report_audit_stats(sinks: AuditSinks) -> None:
     """The audit writers' counters as a log line a minute (submitted, written, rejected, write
     errors, queue depth): a rejected or failed write is never silent."""
-    from extproc.audit.sink import stats
-
     while True:
         await asyncio.sleep(AUDIT_STATS_INTERVAL_SECONDS)
-        for chain, counters in stats().items():
+        for chain, counters in sinks.stats().items():
             level = (
                 logging.ERROR if counters["rejected"] or counters["write_errors"] else logging.INFO
             )
@@ -206,11 +172,11 @@ def serve(
 ) -> int:
     """Validate the config, start ``workers`` processes on consecutive ports, supervise them."""
     configure_logging(log_level)
-    if service not in BUILDERS:
+    if service not in app.SERVICES:
         log.error("unknown service", extra={"service": service})
         return 2
     try:
-        validate(service, config_path)
+        app.validate(service, config_path)
     except ConfigError as exc:
         log.error("invalid config", extra={"reason": exc.reason})
         return 2

@@ -1,8 +1,12 @@
-"""The audit event: what one decided request leaves in the trail.
+"""The audit event: what one decided request leaves in the trail, built in one place.
 
-Callers build a plain ``dict`` (the cheapest thing to build on the request path and to
-serialise); ``AuditEvent`` is its schema for readers and mypy, and ``EVENT_FIELDS`` is what the
-writer accepts. An event with any other field is refused at ``submit``.
+``build_event`` makes the event of both services from the one decision contract
+(``extproc.decision``): authz records the requests it stops, the processor every exchange it
+sees. ``effect`` is what the policy said (allow, deny, require_approval), ``outcome`` what
+happened (allowed, denied, held, dry_run). The event is a plain ``dict`` (the cheapest thing to
+build on the request path and to serialise); ``AuditEvent`` is its schema for readers and mypy,
+and ``EVENT_FIELDS`` is what the writer accepts. An event with any other field is refused at
+``submit``.
 
 Invariant: no field holds body content. Callers pass ids, names, addresses, sizes and counts
 only (findings are counted per ``"<direction>.<type>"``, never quoted). The one exception is
@@ -14,10 +18,12 @@ tend to travel.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict
+from typing import Any, TypedDict
 
-Decision = Literal["allow", "deny", "hold", "dry_run"]
+from extproc.decision import Decision, Effect, Outcome
+from extproc.errors import Code
 
 
 class DryRunHit(TypedDict):
@@ -40,9 +46,12 @@ class AuditEvent(TypedDict, total=False):
     worker: int
     request_id: str
     decision_id: str
-    decision: Decision
-    rule: str
-    reason: str  # a stable error code from extproc.errors, or the rule's reason code
+    effect: Effect  # what the policy said
+    outcome: Outcome  # what happened to the request
+    enforced: bool  # false when the whole policy ran in dry-run mode
+    rule: str  # the rule that decided, or the gateway's own rule (identity, masking, audit, ...)
+    reason: str  # the human reason of that rule
+    error: str  # the stable code (extproc.errors.Code) when the gateway answered itself
     status: int  # the HTTP status the caller got, when the gateway answered itself
     subject: str
     issuer: str
@@ -73,6 +82,96 @@ class AuditEvent(TypedDict, total=False):
 EVENT_FIELDS: frozenset[str] = AuditEvent.__optional_keys__ | AuditEvent.__required_keys__
 # Names the chain itself writes; no event field may take one (an event cannot forge chain data).
 RECORD_FIELDS = frozenset({"chain", "seq", "prev", "hash", "mac", "genesis", "recovery"})
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The gateway answered the request itself (a deny from authz, a refusal by the processor)."""
+
+    error: Code
+    reason: str
+    rule: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """What the processor saw of an exchange: sizes, findings counted by type, timing."""
+
+    upstream_status: int = 0
+    request_bytes: int = 0
+    response_bytes: int = 0
+    findings: Mapping[str, int] = field(default_factory=dict)
+    masking_profile: str = ""
+    masking_mode: str = ""
+    duration_ms: float = 0.0
+    capture: Mapping[str, str] | None = None
+
+
+def build_event(
+    *,
+    service: str,
+    time: str,
+    decision: Decision | None,
+    method: str,
+    path: str,
+    refusal: Refusal | None = None,
+    traffic: Traffic | None = None,
+) -> dict[str, Any]:
+    """The one audit event of a request, for both services.
+
+    ``decision`` is None only when none reached the processor (then ``refusal`` says why). A
+    ``refusal`` overrides the decision's outcome: the request was denied, by that rule.
+    """
+    event: dict[str, Any] = {"time": time, "service": service, "method": method, "path": path}
+    if decision is not None:
+        event.update(
+            request_id=decision.request_id,
+            decision_id=decision.decision_id,
+            effect=decision.effect,
+            outcome=decision.outcome,
+            enforced=decision.enforced,
+            rule=decision.rule,
+            reason=decision.reason,
+            subject=decision.subject,
+            issuer=decision.issuer,
+            groups=list(decision.groups),
+            source_address=decision.source_address,
+            source_country=decision.source_country,
+            source_region=decision.source_region,
+            declared_region=decision.declared_region,
+            target_region=decision.target_region,
+            model=decision.model,
+            policy_revision=decision.policy_revision,
+        )
+        if decision.error is not None:
+            event.update(error=str(decision.error), status=decision.status)
+        if decision.dry_run:
+            event["dry_run"] = [
+                {"rule": hit.rule, "effect": hit.effect, "reason": hit.reason}
+                for hit in decision.dry_run
+            ]
+    if refusal is not None:
+        event.update(
+            outcome="denied",
+            rule=refusal.rule,
+            reason=refusal.reason,
+            error=str(refusal.error),
+            status=refusal.status,
+        )
+    if traffic is not None:
+        event.update(
+            upstream_status=traffic.upstream_status,
+            request_bytes=traffic.request_bytes,
+            response_bytes=traffic.response_bytes,
+            findings=dict(traffic.findings),
+            masking_profile=traffic.masking_profile,
+            masking_mode=traffic.masking_mode,
+            duration_ms=traffic.duration_ms,
+        )
+        if traffic.capture:
+            event["capture"] = dict(traffic.capture)
+    return event
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:

@@ -1,38 +1,40 @@
-"""One audit writer per chain per process, kept across config reloads (a writer owns its chain's
-lock; a reload must not open a second one, so a reload's new audit settings apply at restart)."""
+"""The audit writers of one process, one per chain, kept across config reloads.
+
+A writer owns its chain's lock, so a reload must not open a second one: a reload's new audit
+settings apply at restart. The composition root makes one ``AuditSinks`` per worker process and
+hands it to every runtime it builds; nothing here is global.
+"""
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from extproc.audit.config import AuditConfig
 from extproc.audit.writer import AuditWriter
 
-log = logging.getLogger("extproc.audit")
-_writers: dict[tuple[str, str], AuditWriter] = {}
-_lock = threading.Lock()
 
+class AuditSinks:
+    def __init__(self) -> None:
+        self._writers: dict[tuple[str, str], AuditWriter] = {}
+        self._lock = threading.Lock()
 
-def writer_for(config: AuditConfig, chain: str) -> AuditWriter:
-    key = (str(config.directory.resolve()), chain)
-    with _lock:
-        writer = _writers.get(key)
-        if writer is None:
-            writer = AuditWriter(config.directory, chain, config.key, config.writer)
-            _writers[key] = writer
-        return writer
+    def writer_for(self, config: AuditConfig, chain: str) -> AuditWriter:
+        key = (str(config.directory.resolve()), chain)
+        with self._lock:
+            writer = self._writers.get(key)
+            if writer is None:
+                writer = AuditWriter(config.directory, chain, config.key, config.writer)
+                self._writers[key] = writer
+            return writer
 
+    def close_all(self) -> None:
+        """Flush every accepted event, then close (at process stop)."""
+        with self._lock:
+            for writer in self._writers.values():
+                writer.close()
+            self._writers.clear()
 
-def close_all() -> None:
-    with _lock:
-        for writer in _writers.values():
-            writer.close()
-        _writers.clear()
-
-
-def stats() -> dict[str, dict[str, int]]:
-    """Counters per chain (submitted, written, rejected, write_errors, queue_depth,
-    unencodable)."""
-    with _lock:
-        return {chain: w.counters() for (_directory, chain), w in _writers.items()}
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Counters per chain (submitted, written, rejected, write_errors, queue_depth, ...)."""
+        with self._lock:
+            return {chain: w.counters() for (_directory, chain), w in self._writers.items()}

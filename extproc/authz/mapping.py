@@ -1,4 +1,8 @@
-"""Envoy's CheckRequest → RequestView, and Answer → CheckResponse. Nothing else."""
+"""Envoy's CheckRequest → RequestView, and Answer → CheckResponse. Nothing else.
+
+The decision travels on as dynamic metadata through ``extproc.decision.to_metadata``, the one
+mapping the processor reads back.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 from google.rpc import code_pb2, status_pb2
 
-from extproc.authz.pipeline import Answer, RequestView
+from extproc.decide.answer import Answer
+from extproc.decide.request import RequestView
+from extproc.decision import to_metadata
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _OK_STATUS = status_pb2.Status(code=code_pb2.OK)
@@ -63,7 +69,7 @@ def request_view(request: external_auth_pb2.CheckRequest) -> RequestView:
 
 
 def check_response(answer: Answer) -> external_auth_pb2.CheckResponse:
-    metadata = _struct(answer.metadata)
+    metadata = _struct(to_metadata(answer.decision))
     if answer.allowed:
         return external_auth_pb2.CheckResponse(
             status=_OK_STATUS,

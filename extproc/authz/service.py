@@ -1,23 +1,26 @@
 """The Envoy Authorization servicer (grpc.aio): CheckRequest → pipeline → CheckResponse.
 
 Every path ends in a CheckResponse: an unexpected error becomes a deny with ``internal_error``,
-never an RPC failure that a misconfigured Envoy might treat as an allow.
+never an RPC failure that a misconfigured Envoy might treat as an allow. Denials are audited
+here, with the one event builder both services share.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from typing import Any
 
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
+from extproc.app import AuthzRuntime
+from extproc.audit.event import build_event
 from extproc.authz.mapping import check_response, request_view
-from extproc.authz.pipeline import Answer, AuthzRuntime, RequestView
+from extproc.decide.answer import Answer
+from extproc.decide.pipeline import internal_error
+from extproc.decide.request import RequestView
 from extproc.errors import KeyRefreshNeeded
-from extproc.policy.decision import Decision
 from extproc.reload import RuntimeHolder
 
 log = logging.getLogger("extproc.authz")
@@ -31,57 +34,49 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> external_auth_pb2.CheckResponse:
         runtime = self._holder.current
-        request_id = request.attributes.request.http.id
         view = None
         try:
             view = request_view(request)
             try:
-                answer = runtime.decide(view)
+                answer = runtime.authorizer.decide(view)
             except KeyRefreshNeeded as need:
                 await asyncio.to_thread(runtime.keys.refresh, need.issuer_name)
-                answer = runtime.decide(view, keys_refreshed=True)
+                answer = runtime.authorizer.decide(view, keys_refreshed=True)
         except Exception as exc:
+            request_id = view.request_id if view else str(request.attributes.request.http.id)
             log.error(
                 "check failed; denying",
                 extra={"request_id": request_id, "error_type": type(exc).__name__},
             )
-            answer = internal_error_answer(request_id)
+            answer = internal_error(request_id, runtime.new_id())
         if not answer.allowed:
-            self._record_denial(runtime, answer, view)
+            _record_denial(runtime, answer, view)
         return check_response(answer)
 
-    @staticmethod
-    def _record_denial(runtime: AuthzRuntime, answer: Answer, view: RequestView | None) -> None:
-        log.info(
-            "denied",
-            extra={
-                "request_id": answer.request_id,
-                "decision_id": answer.decision_id,
-                "status": answer.status,
-                "error": answer.error,
-                "rule": answer.decision.rule,
-            },
-        )
-        writer = runtime.audit_writer
-        if writer is None:
-            return
-        if view is None:
-            view = RequestView(
-                request_id=answer.request_id, method="", path="", host="", source_address=""
-            )
-        if not writer.submit(answer.audit_event(view)):
-            log.error(
-                "audit queue full; deny event not accepted", extra={"request_id": answer.request_id}
-            )
 
-
-def internal_error_answer(request_id: str) -> Answer:
-    decision = Decision("deny", "internal_error", "the gateway could not decide this request", 500)
-    return Answer(
-        allowed=False,
-        status=500,
-        decision=decision,
-        request_id=request_id,
-        decision_id=secrets.token_hex(16),
-        error="internal_error",
+def _record_denial(runtime: AuthzRuntime, answer: Answer, view: RequestView | None) -> None:
+    decision = answer.decision
+    log.info(
+        "denied",
+        extra={
+            "request_id": decision.request_id,
+            "decision_id": decision.decision_id,
+            "status": decision.status,
+            "error": decision.error,
+            "rule": decision.rule,
+        },
     )
+    writer = runtime.audit
+    if writer is None:
+        return
+    event = build_event(
+        service="authz",
+        time=runtime.clock.timestamp(),
+        decision=decision,
+        method=view.method if view else "",
+        path=view.path if view else "",
+    )
+    if not writer.submit(event):
+        log.error(
+            "audit queue full; deny event not accepted", extra={"request_id": decision.request_id}
+        )

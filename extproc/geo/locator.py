@@ -3,36 +3,39 @@
 The CIDR table is checked first (longest prefix wins), then the MaxMind database, reading the
 country field the config trusts. An address found in neither, or one that does not parse, has
 no country and no region (``unknown``); rules must handle that explicitly. A database that
-cannot be opened or whose tree or data section is corrupt is refused when the locator is built
-(at start and at each reload), never discovered mid-request.
+cannot be opened or whose tree or data section is corrupt is refused when it is opened
+(``extproc.geo.maxmind``, at start and at each reload), never discovered mid-request.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from typing import Any
+from typing import Protocol
 
-import maxminddb
-
-from extproc.errors import GeoError
 from extproc.geo.config import GeoConfig, NetworkEntry
 from extproc.geo.model import Location
 
-_COUNTRY_TYPES = ("country", "city", "enterprise", "extproc")
 _CACHE_LIMIT = 65_536
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+class CountryDatabase(Protocol):
+    """A country lookup by address (the MaxMind reader, or a test's dict)."""
+
+    def country(self, ip: IPAddress) -> str | None: ...
+
+    def close(self) -> None: ...
+
+
 class GeoLocator:
-    def __init__(self, config: GeoConfig) -> None:
-        self._field = config.country_field
+    """``database`` is opened by the caller (``extproc.geo.maxmind``); the locator only reads."""
+
+    def __init__(self, config: GeoConfig, database: CountryDatabase | None = None) -> None:
         self._regions_by_country = _regions_by_country(config.regions)
         self._table = _NetworkTable(config.networks)
-        self._reader: Any = None
+        self._database = database
         self._cache: dict[str, Location] = {}
-        if config.database is not None:
-            self._reader = open_database(config.database, verify=config.verify_database)
 
     def regions_of(self, country: str) -> tuple[str, ...]:
         return self._regions_by_country.get(country, ())
@@ -60,52 +63,15 @@ class GeoLocator:
             else:
                 regions = self.regions_of(entry.country or "")
             return Location(address, entry.country, regions, "network_table")
-        country = self._database_country(ip)
+        country = self._database.country(ip) if self._database is not None else None
         if country is None:
             return Location(address, None, (), "none")
         return Location(address, country, self.regions_of(country), "database")
 
-    def _database_country(self, ip: IPAddress) -> str | None:
-        if self._reader is None:
-            return None
-        try:
-            record = self._reader.get(ip)
-        except (maxminddb.InvalidDatabaseError, ValueError) as exc:
-            raise GeoError(f"GeoIP lookup failed: {exc}", code="geo_lookup_failed") from None
-        if not isinstance(record, dict):
-            return None
-        field = record.get(self._field)
-        code = field.get("iso_code") if isinstance(field, dict) else None
-        return code.upper() if isinstance(code, str) and len(code) == 2 else None
-
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-
-
-def open_database(path: Any, *, verify: bool) -> Any:
-    """Open a MaxMind database, refusing one that is missing, corrupt or has no country data."""
-    try:
-        reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
-    except FileNotFoundError:
-        raise GeoError(f"GeoIP database {path} does not exist") from None
-    except (maxminddb.InvalidDatabaseError, OSError, ValueError) as exc:
-        raise GeoError(f"GeoIP database {path} is not a valid MaxMind database: {exc}") from None
-    if verify:
-        try:
-            for _network, _record in reader:
-                pass
-        except (maxminddb.InvalidDatabaseError, ValueError, KeyError) as exc:
-            reader.close()
-            raise GeoError(f"GeoIP database {path} is corrupt: {exc}") from None
-    database_type = str(reader.metadata().database_type)
-    if not any(kind in database_type.lower() for kind in _COUNTRY_TYPES):
-        reader.close()
-        raise GeoError(
-            f"GeoIP database {path} is of type {database_type!r}, which has no country data"
-        )
-    return reader
+        if self._database is not None:
+            self._database.close()
+            self._database = None
 
 
 def _parse(address: str) -> IPAddress | None:

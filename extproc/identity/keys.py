@@ -1,4 +1,5 @@
-"""Issuer keys: OIDC discovery → JWKS → prepared public keys by ``kid``.
+"""Issuer keys: OIDC discovery → JWKS → prepared public keys by ``kid``. An I/O edge: it reads
+files, fetches through ``fetch_json`` and holds a lock.
 
 Keys are prepared once when a JWKS is loaded, never per request. A token naming an unknown
 ``kid`` triggers a refresh (the issuer may have rotated), at most once per
@@ -11,8 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,35 +20,12 @@ import jwt
 import orjson
 
 from extproc.identity.config import IdentityConfig, IssuerConfig
+from extproc.identity.fetch import http_get_json
+from extproc.identity.jwks import KeySourceError, parse_jwks
 
 log = logging.getLogger("extproc.identity")
 
-MAX_DOCUMENT_BYTES = 1 << 20
 FetchJson = Callable[[str, float], Any]
-
-
-class KeySourceError(Exception):
-    """A discovery document or JWKS could not be fetched or understood."""
-
-
-def http_get_json(url: str, timeout: float) -> Any:
-    if not url.startswith(("https://", "http://")):
-        raise KeySourceError(f"refusing to fetch {url!r}: only http(s) URLs are allowed")
-    request = urllib.request.Request(url, headers={"accept": "application/json"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked
-            body = response.read(MAX_DOCUMENT_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise KeySourceError(f"GET {url} answered {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise KeySourceError(f"GET {url} failed: {reason}") from None
-    if len(body) > MAX_DOCUMENT_BYTES:
-        raise KeySourceError(f"GET {url}: document larger than {MAX_DOCUMENT_BYTES} bytes")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise KeySourceError(f"GET {url}: not JSON") from None
 
 
 @dataclass(slots=True)
@@ -166,25 +142,3 @@ class KeyStore:
                 raise KeySourceError(f"{issuer.discovery_url} has no jwks_uri")
         assert jwks_uri is not None
         return self._fetch(jwks_uri, timeout)
-
-
-def parse_jwks(document: Any, issuer_name: str) -> dict[str | None, jwt.PyJWK]:
-    """Usable signing keys by kid. Keys for encryption, of unknown types or malformed are
-    skipped with a log line; they never make the whole set unusable."""
-    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
-        raise KeySourceError("not a JWKS: no 'keys' list")
-    keys: dict[str | None, jwt.PyJWK] = {}
-    for entry in document["keys"]:
-        if not isinstance(entry, Mapping):
-            continue
-        kid = entry.get("kid")
-        if entry.get("use", "sig") != "sig":
-            continue
-        try:
-            keys[kid if isinstance(kid, str) else None] = jwt.PyJWK(dict(entry))
-        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
-            log.warning(
-                "skipping an unusable JWK",
-                extra={"issuer": issuer_name, "kid": str(kid), "reason": str(exc)},
-            )
-    return keys

@@ -18,20 +18,20 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from extproc.errors import IdentityError, KeyRefreshNeeded
+from extproc.errors import Code, IdentityError, KeyRefreshNeeded
 from extproc.identity.config import IdentityConfig, IssuerConfig
-from extproc.identity.keys import KeyStore
+from extproc.identity.jwks import KeyLookup
 from extproc.identity.model import Identity
 
 MAX_TOKEN_BYTES = 16 * 1024
 # PyJWT's errors → our codes; order matters (subclasses first).
-_JWT_ERRORS: tuple[tuple[type[jwt.InvalidTokenError], str, str], ...] = (
-    (jwt.InvalidAudienceError, "invalid_audience", "the token is not meant for this audience"),
-    (jwt.InvalidIssuerError, "invalid_issuer", "the token's issuer does not match"),
-    (jwt.MissingRequiredClaimError, "missing_claim", "the token lacks a required claim"),
-    (jwt.InvalidSignatureError, "invalid_signature", "the token's signature is invalid"),
-    (jwt.InvalidAlgorithmError, "algorithm_not_allowed", "the token's algorithm is not allowed"),
-    (jwt.DecodeError, "malformed_token", "the token is not a well-formed JWT"),
+_JWT_ERRORS: tuple[tuple[type[jwt.InvalidTokenError], Code, str], ...] = (
+    (jwt.InvalidAudienceError, Code.INVALID_AUDIENCE, "the token is not meant for this audience"),
+    (jwt.InvalidIssuerError, Code.INVALID_ISSUER, "the token's issuer does not match"),
+    (jwt.MissingRequiredClaimError, Code.MISSING_CLAIM, "the token lacks a required claim"),
+    (jwt.InvalidSignatureError, Code.INVALID_SIGNATURE, "the token's signature is invalid"),
+    (jwt.InvalidAlgorithmError, Code.ALGORITHM_NOT_ALLOWED, "the token's algorithm is not allowed"),
+    (jwt.DecodeError, Code.MALFORMED_TOKEN, "the token is not a well-formed JWT"),
 )
 _CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 
@@ -40,7 +40,7 @@ class TokenVerifier:
     def __init__(
         self,
         config: IdentityConfig,
-        keys: KeyStore,
+        keys: KeyLookup,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._issuers = {issuer.issuer: issuer for issuer in config.issuers}
@@ -61,22 +61,22 @@ class TokenVerifier:
 
     def verify(self, token: str, *, refreshed: bool = False) -> Identity:
         if len(token) > MAX_TOKEN_BYTES:
-            raise IdentityError("the token is too large", code="malformed_token")
+            raise IdentityError("the token is too large", code=Code.MALFORMED_TOKEN)
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.DecodeError:
             raise IdentityError(
-                "the token is not a well-formed JWT", code="malformed_token"
+                "the token is not a well-formed JWT", code=Code.MALFORMED_TOKEN
             ) from None
         issuer = self._issuers.get(unverified.get("iss"))  # type: ignore[arg-type]
         if issuer is None:
-            raise IdentityError("the token's issuer is not trusted", code="unknown_issuer")
+            raise IdentityError("the token's issuer is not trusted", code=Code.UNKNOWN_ISSUER)
         algorithm = header.get("alg")
         if algorithm not in issuer.algorithms:
             raise IdentityError(
                 f"algorithm {algorithm!r} is not allowed for this issuer",
-                code="algorithm_not_allowed",
+                code=Code.ALGORITHM_NOT_ALLOWED,
             )
         kid = header.get("kid")
         key = self._keys.key(issuer.name, kid if isinstance(kid, str) else None)
@@ -84,11 +84,12 @@ class TokenVerifier:
             if not refreshed:
                 raise KeyRefreshNeeded(issuer.name, kid if isinstance(kid, str) else None)
             if not self._keys.has_keys(issuer.name):
-                raise IdentityError("the issuer's keys are unavailable", code="keys_unavailable")
-            raise IdentityError("the token's signing key is not known", code="unknown_key")
+                raise IdentityError("the issuer's keys are unavailable", code=Code.KEYS_UNAVAILABLE)
+            raise IdentityError("the token's signing key is not known", code=Code.UNKNOWN_KEY)
         if not _key_fits(key, algorithm):
             raise IdentityError(
-                "the signing key does not fit the token's algorithm", code="algorithm_not_allowed"
+                "the signing key does not fit the token's algorithm",
+                code=Code.ALGORITHM_NOT_ALLOWED,
             )
         claims = self._decode(token, key, algorithm, issuer)
         self._check_times(claims, issuer.leeway_seconds)
@@ -119,7 +120,7 @@ class TokenVerifier:
                         reason = f"the token has no {exc.claim!r} claim"
                     raise IdentityError(reason, code=code) from None
             raise IdentityError(
-                f"the token is invalid: {type(exc).__name__}", code="invalid_claim"
+                f"the token is invalid: {type(exc).__name__}", code=Code.INVALID_CLAIM
             ) from None
 
     def _check_times(self, claims: Mapping[str, Any], leeway: float) -> None:
@@ -130,20 +131,20 @@ class TokenVerifier:
             if value is None and name != "exp":
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise IdentityError(f"the {name!r} claim must be a number", code="invalid_claim")
+                raise IdentityError(f"the {name!r} claim must be a number", code=Code.INVALID_CLAIM)
             times[name] = float(value)
         if now >= times["exp"] + leeway:
-            raise IdentityError("the token has expired", code="token_expired")
+            raise IdentityError("the token has expired", code=Code.TOKEN_EXPIRED)
         if "nbf" in times and now + leeway < times["nbf"]:
-            raise IdentityError("the token is not valid yet", code="token_not_yet_valid")
+            raise IdentityError("the token is not valid yet", code=Code.TOKEN_NOT_YET_VALID)
         if "iat" in times and now + leeway < times["iat"]:
-            raise IdentityError("the token was issued in the future", code="token_not_yet_valid")
+            raise IdentityError("the token was issued in the future", code=Code.TOKEN_NOT_YET_VALID)
 
     def _identity(self, claims: Mapping[str, Any], issuer: IssuerConfig) -> Identity:
         subject = claim_at(claims, issuer.subject_claim)
         if not isinstance(subject, str) or not subject:
             raise IdentityError(
-                f"the token has no {issuer.subject_claim!r} claim", code="missing_claim"
+                f"the token has no {issuer.subject_claim!r} claim", code=Code.MISSING_CLAIM
             )
         groups: set[str] = set()
         for path in issuer.group_claims:
@@ -153,7 +154,7 @@ class TokenVerifier:
             value = claim_at(claims, issuer.location_claim)
             if value is not None and (not isinstance(value, str) or not value):
                 raise IdentityError(
-                    f"the {issuer.location_claim!r} claim must be a string", code="invalid_claim"
+                    f"the {issuer.location_claim!r} claim must be a string", code=Code.INVALID_CLAIM
                 )
             location = value
         return Identity(

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from extproc.errors import ExtprocError
+from extproc.errors import Code, ExtprocError
 from extproc.masking.detectors import BUILTIN, Span, windows
 from extproc.masking.paths import Location, matches, render
 from extproc.masking.profile import Action, BlockRule, FieldRule, Profile
@@ -33,8 +33,7 @@ SPAN_CACHE_ENTRIES = 8192
 class MaskingError(ExtprocError):
     """The body cannot be masked; the caller must not let it pass."""
 
-    code = "masking_failed"
-    status = 502
+    code = Code.MASKING_FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +153,7 @@ class Masker:
             document = loads(body)
         except ValueError:
             if self.profile.invalid_json == "deny":
-                raise MaskingError("the body is not valid JSON", code="invalid_json") from None
+                raise MaskingError("the body is not valid JSON", code=Code.INVALID_JSON) from None
             return self.mask_bytes_as_text(body, direction)
         findings: list[Finding] = []
         masked = self._walk(document, (), direction, findings)
@@ -166,7 +165,7 @@ class Masker:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            raise MaskingError("the body is not valid UTF-8", code="invalid_utf8") from None
+            raise MaskingError("the body is not valid UTF-8", code=Code.INVALID_UTF8) from None
         findings: list[Finding] = []
         masked = self.mask_text(text, direction, findings=findings)
         if not findings or self._report:

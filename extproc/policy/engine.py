@@ -1,11 +1,11 @@
-"""Ordered rules → one Decision. Pure and fast: everything is compiled at load.
+"""Ordered rules → one Verdict. Pure and fast: everything is compiled at load.
 
 Evaluation: rules are tried in order; the first *enforced* rule whose conditions all hold decides.
 A matching rule with ``enforce: false`` does not decide: its would-be decision is recorded in
-``Decision.dry_run`` and evaluation goes on, so teams can roll out a rule and watch what it would
+``Verdict.dry_run`` and evaluation goes on, so teams can roll out a rule and watch what it would
 do. When no rule decides, ``default`` does (deny unless configured otherwise). With the policy's
 own ``enforce: false`` the decision is computed and recorded as usual, but the request goes on
-(``Decision.enforced`` is false).
+(``Verdict.enforced`` is false).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from extproc.config.node import Node
+from extproc.decision import EFFECTS, DryRunHit, Effect
 from extproc.policy.conditions import ConditionContext, Predicate, compile_block, string_values
-from extproc.policy.decision import DEFAULT_RULE, EFFECTS, Decision, DryRunHit, Effect
 from extproc.policy.facts import RequestFacts
+from extproc.policy.verdict import DEFAULT_RULE, Verdict
 
 _RULE_KEYS = ("name", "when", "effect", "reason", "enforce", "status")
 _POLICY_KEYS = ("rules", "default", "enforce", "group_regions")
@@ -36,11 +37,11 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class Policy:
     rules: tuple[Rule, ...]
-    default: Decision
+    default: Verdict
     enforce: bool = True
     group_regions: Mapping[str, frozenset[str]] | None = None
 
-    def evaluate(self, facts: RequestFacts) -> Decision:
+    def evaluate(self, facts: RequestFacts) -> Verdict:
         dry_run: list[DryRunHit] = []
         decided = self.default
         for rule in self.rules:
@@ -49,11 +50,11 @@ class Policy:
             if not rule.enforce:
                 dry_run.append(DryRunHit(rule.name, rule.effect, rule.reason))
                 continue
-            decided = Decision(rule.effect, rule.name, rule.reason, rule.status)
+            decided = Verdict(rule.effect, rule.name, rule.reason, rule.status)
             break
         if not dry_run and self.enforce:
             return decided
-        return Decision(
+        return Verdict(
             decided.effect,
             decided.rule,
             decided.reason,
@@ -74,7 +75,7 @@ def parse_policy_config(node: Node, *, regions: Collection[str]) -> Policy:
     default_node = node.child("default", {"effect": "deny"})
     default_node.reject_unknown(("effect", "reason", "status"))
     default_effect = _effect(default_node)
-    default = Decision(
+    default = Verdict(
         default_effect,
         DEFAULT_RULE,
         default_node.string("reason", _default_reason(default_effect)),

@@ -158,7 +158,11 @@ def test_a_blocked_prompt_gets_403_and_an_audit_event(gateway: Gateway) -> None:
     assert gateway.model.requests() == []
     event = event_for(gateway, body["request_id"])
     assert event is not None
-    assert event["decision"] == "deny"
+    assert (event["effect"], event["outcome"], event["error"]) == (
+        "allow",
+        "denied",
+        "prompt_blocked",
+    )
     assert event["rule"] == "reveal-instructions"
     assert event["subject"] == "alice"
 
@@ -188,10 +192,11 @@ def test_requests_denied_by_authz_are_audited_by_authz(gateway: Gateway) -> None
     assert reply.status == 401
     event = event_for(gateway, reply.json()["request_id"])
     assert event is not None
-    assert (event["service"], event["rule"], event["reason"]) == (
+    assert (event["service"], event["rule"], event["error"], event["outcome"]) == (
         "authz",
         "identity",
         "missing_token",
+        "denied",
     )
 
 

@@ -15,7 +15,7 @@ from extproc.audit.event import EVENT_FIELDS, RECORD_FIELDS, as_written, utc_tim
 KEY = b"chain-test-key-" + b"c" * 24
 EVENT = {
     "request_id": "r1",
-    "decision": "allow",
+    "outcome": "allowed",
     "groups": ["ml-eu"],
     "findings": {"request.email": 2},
 }

@@ -22,7 +22,7 @@ FIRST = f"{CHAIN}.000000.jsonl"
 def write_events(directory: Path, ids: range, **options: object) -> AuditWriter:
     writer = AuditWriter(directory, CHAIN, KEY, WriterSettings(**options))  # type: ignore[arg-type]
     for i in ids:
-        assert writer.submit({"request_id": f"r{i}", "decision": "allow"})
+        assert writer.submit({"request_id": f"r{i}", "outcome": "allowed"})
     assert writer.close() == 0
     return writer
 
@@ -58,7 +58,7 @@ def test_a_torn_last_line_fails_verify_until_a_restart_moves_it_aside_and_record
     tmp_path: Path,
 ) -> None:
     write_events(tmp_path, range(3))
-    torn = b'{"chain":"processor-0","decision":"allow","prev":"3f2a'
+    torn = b'{"chain":"processor-0","outcome":"allowed","prev":"3f2a'
     with (tmp_path / FIRST).open("ab") as handle:
         handle.write(torn)
     assert "the last line is incomplete" in str(verify([tmp_path], KEY).chains[0].problem)

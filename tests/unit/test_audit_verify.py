@@ -26,7 +26,7 @@ def event(i: int) -> dict[str, object]:
     return {
         "time": f"2026-11-23T10:00:{i:02d}.000000Z",
         "request_id": f"r{i}",
-        "decision": "allow",
+        "outcome": "allowed",
         "subject": "alice",
         "findings": {"request.email": i},
     }
@@ -131,7 +131,7 @@ def test_a_forged_record_is_found(tmp_path: Path) -> None:
     (path,) = write_chain(tmp_path, 3)
     lines = lines_of(path)
     forged = json.loads(lines[2])
-    forged["decision"] = "deny"
+    forged["outcome"] = "denied"
     lines.insert(3, json.dumps(forged, separators=(",", ":")).encode() + b"\n")
     rewrite(path, lines)
     assert the_problem(tmp_path).startswith(f"{FIRST}:4: record seq 2: ")

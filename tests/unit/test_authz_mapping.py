@@ -9,8 +9,10 @@ from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2
 from google.rpc import code_pb2
 
 from extproc.authz.mapping import check_response, request_view
-from extproc.authz.pipeline import Answer
-from extproc.policy.decision import Decision
+from extproc.decide.answer import Answer
+from extproc.decision import Decision, DryRunHit, Obligations, from_metadata
+from extproc.errors import Code
+from extproc.processor.mapping import struct_to_dict
 
 
 def check_request(**http_fields: object) -> external_auth_pb2.CheckRequest:
@@ -50,14 +52,9 @@ def test_the_view_carries_envoys_source_address_route_extensions_and_a_path_with
 
 def test_an_allowed_answer_sets_headers_removes_caller_credentials_and_carries_metadata() -> None:
     answer = Answer(
-        allowed=True,
-        status=200,
-        decision=Decision("allow", "eu-team", "ok"),
-        request_id="req-1",
-        decision_id="d-1",
+        Decision("d-1", "req-1", "allow", "eu-team", "ok", groups=("ml-eu",)),
         set_headers=(("authorization", "Bearer upstream-secret"),),
         remove_headers=("x-api-key",),
-        metadata={"rule": "eu-team", "groups": ["ml-eu"], "enforced": True},
     )
     response = check_response(answer)
     assert response.status.code == code_pb2.OK
@@ -71,12 +68,9 @@ def test_an_allowed_answer_sets_headers_removes_caller_credentials_and_carries_m
 
 def test_a_401_carries_a_json_body_and_a_bearer_challenge() -> None:
     answer = Answer(
-        allowed=False,
-        status=401,
-        decision=Decision("deny", "identity", "the token has expired", 401),
-        request_id="req-1",
-        decision_id="d-1",
-        error="token_expired",
+        Decision(
+            "d-1", "req-1", "deny", "identity", "the token has expired", 401, Code.TOKEN_EXPIRED
+        ),
         www_authenticate='Bearer realm="extproc", error="invalid_token"',
     )
     response = check_response(answer)
@@ -96,14 +90,57 @@ def test_a_401_carries_a_json_body_and_a_bearer_challenge() -> None:
 
 def test_a_policy_denial_is_a_403_naming_the_rule() -> None:
     answer = Answer(
-        allowed=False,
-        status=403,
-        decision=Decision("deny", "source-region-not-allowed", "not from there", 403),
-        request_id="req-2",
-        decision_id="d-2",
-        error="forbidden",
+        Decision(
+            "d-2",
+            "req-2",
+            "deny",
+            "source-region-not-allowed",
+            "not from there",
+            403,
+            Code.FORBIDDEN,
+        )
     )
     response = check_response(answer)
     assert response.status.code == code_pb2.PERMISSION_DENIED
     assert response.denied_response.status.code == 403
     assert json.loads(response.denied_response.body)["rule"] == "source-region-not-allowed"
+
+
+FULL_DECISION = Decision(
+    decision_id="d-9",
+    request_id="req-9",
+    effect="deny",
+    rule="us-shadow",
+    reason="would deny",
+    enforced=False,
+    dry_run=(DryRunHit("shadow", "require_approval", "would hold"),),
+    subject="alice",
+    issuer="https://issuer.example",
+    groups=("ml-eu", "ops"),
+    source_address="192.0.2.10",
+    source_country="DE",
+    source_region="eu",
+    declared_region="eu",
+    target_region="eu",
+    model="demo-echo",
+    data_class="phi",
+    policy_revision="abc123",
+    obligations=Obligations(masking_profile="strict"),
+)
+
+
+def test_the_decision_survives_the_metadata_round_trip_through_protobuf() -> None:
+    for decision in (
+        FULL_DECISION,
+        Decision("d-1", "req-1", "allow", "eu-team", "ok"),
+        Decision("d-2", "r", "require_approval", "x", "y", 403, Code.APPROVAL_REQUIRED),
+    ):
+        response = check_response(Answer(decision))
+        assert from_metadata(struct_to_dict(response.dynamic_metadata)) == decision
+
+
+def test_the_metadata_says_what_happened_as_well_as_what_the_policy_said() -> None:
+    metadata = check_response(Answer(FULL_DECISION)).dynamic_metadata
+    assert (metadata["effect"], metadata["outcome"]) == ("deny", "dry_run")
+    held = Decision("d", "r", "require_approval", "x", "y", 403, Code.APPROVAL_REQUIRED)
+    assert check_response(Answer(held)).dynamic_metadata["outcome"] == "held"

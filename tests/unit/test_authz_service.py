@@ -13,9 +13,12 @@ from envoy.config.core.v3 import address_pb2
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
 from google.rpc import code_pb2
 
-from extproc.authz.pipeline import AuthzRuntime
+from extproc.app import AuthzRuntime, build_authz
+from extproc.authz.mapping import request_view
 from extproc.authz.service import AuthorizationService
 from extproc.config.loader import load_config
+from extproc.decide.answer import Answer
+from extproc.decision import DryRunHit
 from extproc.demo.issuer import DevIssuer
 from extproc.geo.writer import write_demo_database
 from extproc.reload import RuntimeHolder
@@ -58,8 +61,7 @@ def runtime(
     (tmp_path / "jwks.json").write_text(json.dumps({"keys": issuer.published}))
     write_demo_database(tmp_path / "demo.mmdb")
     (tmp_path / "config.yaml").write_text(CONFIG.format(issuer=issuer.issuer_url))
-    runtime = AuthzRuntime(load_config(tmp_path / "config.yaml"))
-    runtime.load_keys()
+    runtime = build_authz(load_config(tmp_path / "config.yaml"))
     yield runtime, issuer
     runtime.close()
     issuer.stop()
@@ -119,10 +121,8 @@ def test_an_allowed_check_injects_the_upstream_credential_and_strips_caller_keys
     assert response.dynamic_metadata["source_country"] == "DE"
 
 
-def decide(runtime: AuthzRuntime, request: external_auth_pb2.CheckRequest) -> object:
-    from extproc.authz.mapping import request_view
-
-    return runtime.decide(request_view(request))
+def decide(runtime: AuthzRuntime, request: external_auth_pb2.CheckRequest) -> Answer:
+    return runtime.authorizer.decide(request_view(request))
 
 
 def test_a_dry_run_rule_is_recorded_in_the_metadata_while_the_request_goes_on(
@@ -130,10 +130,11 @@ def test_a_dry_run_rule_is_recorded_in_the_metadata_while_the_request_goes_on(
 ) -> None:
     authz, issuer = runtime
     answer = decide(authz, check(issuer.mint("bob", audience="api"), "198.51.100.7"))
-    assert answer.allowed  # type: ignore[attr-defined]
-    assert answer.metadata["dry_run"] == [  # type: ignore[attr-defined]
-        {"rule": "shadow-deny-us", "effect": "deny", "reason": "deny by rule shadow-deny-us"}
-    ]
+    assert answer.allowed
+    assert answer.decision.dry_run == (
+        DryRunHit("shadow-deny-us", "deny", "deny by rule shadow-deny-us"),
+    )
+    assert answer.decision.outcome == "allowed"
 
 
 def test_require_approval_denies_with_approval_required_until_approvals_exist(
@@ -141,8 +142,9 @@ def test_require_approval_denies_with_approval_required_until_approvals_exist(
 ) -> None:
     authz, issuer = runtime
     answer = decide(authz, check(issuer.mint("bob", audience="api"), "192.0.2.10", "/admin/x"))
-    assert not answer.allowed  # type: ignore[attr-defined]
-    assert json.loads(answer.deny_body()) == {  # type: ignore[attr-defined]
+    assert not answer.allowed
+    assert answer.decision.outcome == "held"
+    assert json.loads(answer.deny_body()) == {
         "error": "approval_required",
         "reason": "admin paths need a human approval",
         "rule": "admin-paths-need-approval",
@@ -156,7 +158,7 @@ def test_a_route_naming_an_unknown_credential_is_denied_not_forwarded_bare(
     authz, issuer = runtime
     request = check(issuer.mint("bob", audience="api"), "192.0.2.10", upstream_credential="nope")
     answer = decide(authz, request)
-    assert (answer.allowed, answer.status, answer.error) == (  # type: ignore[attr-defined]
+    assert (answer.allowed, answer.status, answer.error) == (
         False,
         503,
         "upstream_credential_unavailable",

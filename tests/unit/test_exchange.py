@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 
+from extproc.clock import Clock
+from extproc.decision import Decision, Obligations
+from extproc.errors import Code
+from extproc.exchange.machine import Exchange
 from extproc.masking.engine import Masker
 from extproc.masking.profile import BlockRule, MaskingConfig, Profile
-from extproc.processor.exchange import Exchange
 
 KEY = b"k" * 32
-DECISION = {"decision_id": "d1", "request_id": "r1", "decision": "allow", "rule": "eu-team"}
+DECISION = Decision("d1", "r1", "allow", "eu-team", "ml-eu may reach eu models")
 
 
 def exchange(
@@ -55,16 +59,18 @@ def test_content_length_is_removed_whenever_a_body_may_change() -> None:
 def test_the_route_profile_is_used_then_the_group_then_the_data_class_then_the_default() -> None:
     profiles = {"standard": Profile("standard"), "strict": Profile("strict"), "phi": Profile("phi")}
     ex = exchange(profiles)
-    ex.add_decision({**DECISION, "masking_profile": "strict", "data_class": "phi"})
+    ex.add_decision(
+        replace(DECISION, obligations=Obligations(masking_profile="strict"), data_class="phi")
+    )
     assert ex.profile.name == "strict"
     ex = exchange(profiles, group_profiles=(("contractors", "strict"),))
-    ex.add_decision({**DECISION, "groups": ["staff", "contractors"], "data_class": "phi"})
+    ex.add_decision(replace(DECISION, groups=("staff", "contractors"), data_class="phi"))
     assert ex.profile.name == "strict"
     ex = exchange(profiles)
-    ex.add_decision({**DECISION, "data_class": "phi"})
+    ex.add_decision(replace(DECISION, data_class="phi"))
     assert ex.profile.name == "phi"
     ex = exchange(profiles)
-    ex.add_decision({**DECISION, "masking_profile": "nope"})
+    ex.add_decision(replace(DECISION, obligations=Obligations(masking_profile="nope")))
     assert ex.profile.name == "standard"
 
 
@@ -120,8 +126,9 @@ def test_a_blocked_prompt_is_refused_and_audited_as_a_deny() -> None:
         "no-cards",
     )
     event = ex.audit_event()
-    assert (event["decision"], event["rule"], event["reason"]) == (
-        "deny",
+    assert (event["effect"], event["outcome"], event["rule"], event["error"]) == (
+        "allow",
+        "denied",
         "no-cards",
         "prompt_blocked",
     )
@@ -139,7 +146,7 @@ def test_payload_capture_holds_only_masked_text_and_is_capped() -> None:
 
 def test_the_audit_event_counts_findings_by_direction_and_type() -> None:
     ex = exchange()
-    ex.add_decision({**DECISION, "subject": "alice", "source_country": "DE"})
+    ex.add_decision(replace(DECISION, subject="alice", source_country="DE"))
     ex.request_headers(
         {":method": "POST", ":path": "/v1/chat?x=1", "content-type": "application/json"}
     )
@@ -150,3 +157,38 @@ def test_the_audit_event_counts_findings_by_direction_and_type() -> None:
     assert event["findings"] == {"request.EMAIL": 2, "response.PHONE": 1}
     assert (event["path"], event["upstream_status"], event["subject"]) == ("/v1/chat", 200, "alice")
     assert "a@example.com" not in json.dumps(event)
+
+
+def test_a_malformed_decision_is_refused_before_anything_else() -> None:
+    ex = exchange()
+    ex.reject_decision("the decision's groups is not a list")
+    step = ex.request_headers({":method": "POST", ":path": "/v1/chat"})
+    assert step.refusal is not None
+    assert (step.refusal.status, step.refusal.error) == (403, "invalid_authorization_decision")
+    assert ex.audit_event()["outcome"] == "denied"
+
+
+def test_a_dry_run_policy_lets_the_exchange_go_on_and_records_it_as_dry_run() -> None:
+    ex = exchange()
+    ex.add_decision(replace(DECISION, effect="deny", rule="us-shadow", enforced=False))
+    assert ex.request_headers({":method": "POST"}).refusal is None
+    event = ex.audit_event()
+    assert (event["effect"], event["outcome"], event["enforced"]) == ("deny", "dry_run", False)
+
+
+def test_a_denied_decision_that_still_reaches_the_processor_is_refused() -> None:
+    ex = exchange()
+    ex.add_decision(replace(DECISION, effect="deny", status=403, error=Code.FORBIDDEN))
+    step = ex.request_headers({":method": "POST"})
+    assert step.refusal is not None
+    assert (step.refusal.status, step.refusal.error) == (403, "forbidden")
+
+
+def test_the_clock_passed_in_dates_and_times_the_exchange() -> None:
+    ticks = iter([100.0, 100.25])
+    clock = Clock(wall=lambda: 1_790_000_000.0, monotonic=lambda: next(ticks))
+    ex = exchange(clock=clock)
+    ex.add_decision(DECISION)
+    event = ex.audit_event()
+    assert event["time"] == "2026-09-21T14:13:20.000000Z"
+    assert event["duration_ms"] == 250.0

@@ -10,12 +10,13 @@ from extproc.config.node import parse_yaml
 from extproc.errors import ConfigError, GeoError
 from extproc.geo.config import GeoConfig
 from extproc.geo.locator import GeoLocator
+from extproc.geo.maxmind import open_locator
 from extproc.geo.parse import parse_geo_config
 from extproc.geo.writer import CountryRecord, write_country_database, write_demo_database
 
 
 def locator(text: str, base: Path) -> GeoLocator:
-    return GeoLocator(parse_geo_config(parse_yaml(text, file="geo.yaml").child("geo"), base))
+    return open_locator(parse_geo_config(parse_yaml(text, file="geo.yaml").child("geo"), base))
 
 
 @pytest.mark.parametrize(
@@ -33,15 +34,15 @@ def test_the_configured_country_field_decides_the_country(
     shared_geoip: Path, address: str, country: str, registered: str
 ) -> None:
     database = shared_geoip / "GeoIP2-Country-Test.mmdb"
-    by_country = GeoLocator(GeoConfig(database=database, country_field="country"))
-    by_registered = GeoLocator(GeoConfig(database=database, country_field="registered_country"))
+    by_country = open_locator(GeoConfig(database=database, country_field="country"))
+    by_registered = open_locator(GeoConfig(database=database, country_field="registered_country"))
     assert by_country.locate(address).country == country
     assert by_registered.locate(address).country == registered
 
 
 @pytest.mark.parametrize("address", ["1.1.1.1", "10.0.0.1", "127.0.0.1", "not-an-ip", ""])
 def test_addresses_found_nowhere_are_unknown(shared_geoip: Path, address: str) -> None:
-    found = GeoLocator(GeoConfig(database=shared_geoip / "GeoIP2-Country-Test.mmdb")).locate(
+    found = open_locator(GeoConfig(database=shared_geoip / "GeoIP2-Country-Test.mmdb")).locate(
         address
     )
     assert (found.country, found.regions, found.region) == (None, (), "unknown")
@@ -49,7 +50,7 @@ def test_addresses_found_nowhere_are_unknown(shared_geoip: Path, address: str) -
 
 def test_the_demo_database_maps_the_documentation_ranges(tmp_path: Path) -> None:
     database = write_demo_database(tmp_path / "demo.mmdb")
-    geo = GeoLocator(GeoConfig(database=database))
+    geo = open_locator(GeoConfig(database=database))
     assert geo.locate("192.0.2.10").country == "DE"
     assert geo.locate("198.51.100.7").country == "US"
     assert geo.locate("203.0.113.200").country == "JP"
@@ -98,13 +99,13 @@ def test_corrupt_databases_are_refused_at_load_naming_the_file(
     shared_geoip: Path, name: str
 ) -> None:
     with pytest.raises(GeoError) as caught:
-        GeoLocator(GeoConfig(database=shared_geoip / name))
+        open_locator(GeoConfig(database=shared_geoip / name))
     assert name in caught.value.reason
 
 
 def test_a_missing_database_is_refused(tmp_path: Path) -> None:
     with pytest.raises(GeoError, match="does not exist"):
-        GeoLocator(GeoConfig(database=tmp_path / "absent.mmdb"))
+        open_locator(GeoConfig(database=tmp_path / "absent.mmdb"))
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from extproc.config.node import parse_yaml
+from extproc.decision import Decision
 from extproc.errors import ConfigError
 from extproc.geo.model import Location
 from extproc.identity.model import Identity
@@ -147,7 +148,11 @@ def test_a_policy_in_dry_run_lets_a_denied_request_through_but_records_the_denia
     decision = policy.evaluate(facts())
     assert decision.effect == "deny"
     assert not decision.enforced
-    assert decision.lets_request_through
+    as_decided = Decision(
+        "d", "r", decision.effect, decision.rule, decision.reason, enforced=decision.enforced
+    )
+    assert as_decided.lets_request_through
+    assert as_decided.outcome == "dry_run"
 
 
 def test_not_and_any_blocks_combine_conditions() -> None:

@@ -1,47 +1,40 @@
-"""One HTTP exchange as the processor sees it: the state machine, without gRPC.
+"""One HTTP exchange as the processor sees it: the state machine, without gRPC or I/O.
 
 Envoy sends, in order: request headers, request body (BUFFERED: once, whole), response headers,
 response body (BUFFERED for JSON and text; STREAMED, chunk by chunk, for ``text/event-stream``).
 Each step returns what Envoy must do. The rules:
 
-- The authz decision arrives as dynamic metadata (never headers a client could send). Without
-  one the exchange is refused (``no_authorization_decision``): a route without authz is a
-  misconfiguration, not an open door.
+- The authz decision arrives as dynamic metadata (never headers a client could send), read
+  back through ``extproc.decision.from_metadata``. Without one the exchange is refused
+  (``no_authorization_decision``): a route without authz is a misconfiguration, not an open
+  door; a malformed one is refused too (``invalid_authorization_decision``).
 - Any body that will be masked loses its ``content-length`` at header time (the masked body may
   differ in length; Envoy answers 500 to a mutation that disagrees with it).
 - Masking fails closed: a body that cannot be masked (bad UTF-8 when configured to deny, an
   unknown content encoding, a decode error) is not passed on; the exchange ends with an error.
 - gzip bodies are decoded, masked and re-encoded (``compressed: decode``), or refused
   (``compressed: deny``). Other encodings are refused.
-- The audit event is produced once, when the exchange ends, with counts and ids only.
+- The audit event is produced once, when the exchange ends, with counts and ids only, by the
+  one builder both services share (``extproc.audit.event.build_event``).
 """
 
 from __future__ import annotations
 
 import gzip
-import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
+from extproc.audit.event import Refusal, Traffic, build_event
+from extproc.clock import SYSTEM_CLOCK, Clock
+from extproc.decision import Decision
+from extproc.errors import Code, status_of
 from extproc.masking.engine import BlockHit, Finding, Masker, MaskingError, findings_by_type
 from extproc.masking.profile import MaskingConfig, Profile
 from extproc.masking.stream import SseMasker
 
 _JSON_TYPES = ("application/json", "+json")
 _MAX_CAPTURE = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """End the exchange now with this HTTP status and JSON error."""
-
-    status: int
-    error: str
-    reason: str
-    rule: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,54 +59,68 @@ class _Direction:
     findings: list[Finding] = field(default_factory=list)
 
 
+def refusal(error: Code, reason: str, rule: str) -> Refusal:
+    return Refusal(error, reason, rule, status_of(error))
+
+
 class Exchange:
     def __init__(
         self,
         masking: MaskingConfig,
         maskers: Mapping[str, Masker],
         *,
-        require_decision: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
         capture_bytes: int = 0,
         audit_available: bool = True,
     ) -> None:
         self._audit_available = audit_available
         self._masking = masking
         self._maskers = maskers
-        self._require_decision = require_decision
+        self._clock = clock
         self._capture_bytes = min(capture_bytes, _MAX_CAPTURE)
-        self.decision: dict[str, Any] = {}
-        self.started = time.monotonic()
-        self.started_at = datetime.now(UTC)
+        self.decision: Decision | None = None
+        self._decision_problem: str | None = None
+        self.started = clock.monotonic()
+        self.started_at = clock.timestamp()
         self.method = ""
         self.path = ""
+        self._request_id_header = ""
         self.status = 0
         self.blocked: BlockHit | None = None
         self.refusal: Refusal | None = None
         self.request = _Direction()
         self.response = _Direction()
         self._stream: SseMasker | None = None
-        self._response_chunks: list[bytes] = []
         self.captured: dict[str, str] = {}
 
-    # -- metadata -------------------------------------------------------------------------------
-    def add_decision(self, metadata: Mapping[str, Any]) -> None:
-        self.decision.update(metadata)
+    # -- the decision -----------------------------------------------------------------------------
+    def add_decision(self, decision: Decision) -> None:
+        self.decision = decision
+
+    def reject_decision(self, problem: str) -> None:
+        """The metadata authz should have written is malformed: the exchange will be refused."""
+        self._decision_problem = problem
+
+    @property
+    def request_id(self) -> str:
+        """The decision's request id; Envoy's ``x-request-id`` when no decision arrived."""
+        return self.decision.request_id if self.decision else self._request_id_header
 
     @property
     def masker(self) -> Masker:
         """The route's ``masking_profile``, else the profile of the caller's first group listed
         in ``group_profiles``, else a profile named like the route's ``data_class``, else the
         default."""
-        name = str(self.decision.get("masking_profile") or "")
-        if name in self._maskers:
-            return self._maskers[name]
-        groups = self.decision.get("groups") or ()
-        for group, profile in self._masking.group_profiles:
-            if group in groups:
-                return self._maskers[profile]
-        data_class = str(self.decision.get("data_class") or "")
-        if data_class in self._maskers:
-            return self._maskers[data_class]
+        decision = self.decision
+        if decision is not None:
+            name = decision.obligations.masking_profile
+            if name in self._maskers:
+                return self._maskers[name]
+            for group, profile in self._masking.group_profiles:
+                if group in decision.groups:
+                    return self._maskers[profile]
+            if decision.data_class in self._maskers:
+                return self._maskers[decision.data_class]
         return self._maskers[self._masking.default_profile]
 
     @property
@@ -124,26 +131,35 @@ class Exchange:
     def request_headers(self, headers: Mapping[str, str]) -> HeaderStep:
         self.method = headers.get(":method", "")
         self.path = headers.get(":path", "").split("?", 1)[0]
+        self._request_id_header = headers.get("x-request-id", "")
         if not self._audit_available:
             return self._refuse(
-                503, "audit_unavailable", "the audit trail cannot accept events", "audit"
+                Code.AUDIT_UNAVAILABLE, "the audit trail cannot accept events", "audit"
             )
-        if self._require_decision and not self.decision.get("decision_id"):
+        if self._decision_problem is not None:
             return self._refuse(
-                403,
-                "no_authorization_decision",
+                Code.INVALID_AUTHORIZATION_DECISION, self._decision_problem, "processor"
+            )
+        if self.decision is None:
+            return self._refuse(
+                Code.NO_AUTHORIZATION_DECISION,
                 "no authorization decision reached the processor",
                 "processor",
+            )
+        if not self.decision.lets_request_through:
+            # authz answers denials itself; one that reaches us means a misconfigured chain.
+            return self._refuse(
+                self.decision.error or Code.FORBIDDEN, self.decision.reason, self.decision.rule
             )
         self.request.content_type = headers.get("content-type", "").lower()
         self.request.encoding = headers.get("content-encoding", "").lower().strip()
         if self.request.encoding not in ("", "identity", "gzip"):
             return self._refuse(
-                415, "unsupported_encoding", "the request body's encoding cannot be inspected"
+                Code.UNSUPPORTED_ENCODING, "the request body's encoding cannot be inspected"
             )
         if self.request.encoding == "gzip" and self._masking.compressed == "deny":
             return self._refuse(
-                415, "compressed_body_refused", "compressed request bodies are refused"
+                Code.COMPRESSED_BODY_REFUSED, "compressed request bodies are refused"
             )
         return HeaderStep(remove=("content-length",))
 
@@ -157,12 +173,11 @@ class Exchange:
             hit = self.masker.blocked(plain, "request")
             if hit is not None:
                 self.blocked = hit
-                refusal = Refusal(403, "prompt_blocked", hit.reason, hit.rule)
-                self.refusal = refusal
-                return BodyStep(refusal=refusal)
+                self.refusal = Refusal(Code.PROMPT_BLOCKED, hit.reason, hit.rule, 403)
+                return BodyStep(refusal=self.refusal)
             masked = self._mask(plain, self.request, "request")
         except MaskingError as exc:
-            return BodyStep(refusal=self._refusal(502, exc.code, exc.reason))
+            return BodyStep(refusal=self._refusal(exc.code, exc.reason))
         self._capture("request", masked if masked is not None else plain)
         if masked is None:
             self.request.bytes_out = len(body)
@@ -183,12 +198,14 @@ class Exchange:
             self.response.encoding == "gzip" and self._masking.compressed == "deny"
         ):
             return self._refuse(
-                502, "unsupported_encoding", "the model's response encoding cannot be inspected"
+                Code.UNSUPPORTED_ENCODING,
+                "the model's response encoding cannot be inspected",
+                status=502,
             )
         if self.response.content_type.startswith("text/event-stream"):
             if self.response.encoding == "gzip":
                 return self._refuse(
-                    502, "unsupported_encoding", "compressed event streams are refused"
+                    Code.UNSUPPORTED_ENCODING, "compressed event streams are refused", status=502
                 )
             self._stream = SseMasker(self.masker, "response")
             return HeaderStep(remove=("content-length",), stream_body=True)
@@ -218,7 +235,8 @@ class Exchange:
             plain = _decode(body, self.response.encoding)
             masked = self._mask(plain, self.response, "response")
         except MaskingError as exc:
-            return BodyStep(refusal=self._refusal(502, exc.code, exc.reason))
+            # The model's answer could not be made safe: the caller gets a gateway error.
+            return BodyStep(refusal=self._refusal(exc.code, exc.reason, status=502))
         self._capture("response", masked if masked is not None else plain)
         if masked is None:
             self.response.bytes_out = len(body)
@@ -227,16 +245,18 @@ class Exchange:
         self.response.bytes_out = len(out)
         return BodyStep(body=out)
 
+    def fail(self, reason: str) -> Refusal:
+        """Processing itself failed: refuse (fail closed)."""
+        return self._refusal(Code.PROCESSING_FAILED, reason, rule="processor")
+
     # -- masking --------------------------------------------------------------------------------
     def _mask(self, body: bytes, side: _Direction, direction: str) -> bytes | None:
         content_type = side.content_type
         if any(marker in content_type for marker in _JSON_TYPES):
             result = self.masker.mask_json(body, direction)
-        elif content_type.startswith("text/") or not content_type:
-            result = self.masker.mask_bytes_as_text(body, direction)
         else:
-            # Binary bodies (images, audio) are scanned as text only if they decode; anything
-            # that cannot be read cannot be proven clean, so it does not pass.
+            # Text, unlabelled and binary bodies alike are scanned as text if they decode;
+            # anything that cannot be read cannot be proven clean, so it does not pass.
             result = self.masker.mask_bytes_as_text(body, direction)
         side.findings.extend(result.findings)
         return result.body if result.changed else None
@@ -245,52 +265,39 @@ class Exchange:
         if self._capture_bytes:
             self.captured[direction] = body[: self._capture_bytes].decode("utf-8", "replace")
 
-    def _refusal(self, status: int, error: str, reason: str, rule: str = "masking") -> Refusal:
-        self.refusal = Refusal(status, error, reason, rule)
+    def _refusal(
+        self, error: Code, reason: str, rule: str = "masking", status: int | None = None
+    ) -> Refusal:
+        self.refusal = Refusal(error, reason, rule, status or status_of(error))
         return self.refusal
 
-    def _refuse(self, status: int, error: str, reason: str, rule: str = "masking") -> HeaderStep:
-        return HeaderStep(refusal=self._refusal(status, error, reason, rule))
+    def _refuse(
+        self, error: Code, reason: str, rule: str = "masking", status: int | None = None
+    ) -> HeaderStep:
+        return HeaderStep(refusal=self._refusal(error, reason, rule, status))
 
     # -- the audit event --------------------------------------------------------------------------
-    def audit_event(self) -> dict[str, Any]:
-        d = self.decision
+    def audit_event(self) -> dict[str, object]:
         findings = findings_by_type([*self.request.findings, *self.response.findings])
-        event: dict[str, Any] = {
-            "time": self.started_at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "service": "processor",
-            "request_id": d.get("request_id", ""),
-            "decision_id": d.get("decision_id", ""),
-            "decision": "deny" if self.refusal else d.get("decision", ""),
-            "rule": self.refusal.rule if self.refusal else d.get("rule", ""),
-            "reason": self.refusal.error if self.refusal else d.get("reason", ""),
-            "subject": d.get("subject", ""),
-            "issuer": d.get("issuer", ""),
-            "groups": list(d.get("groups", [])),
-            "source_address": d.get("source_address", ""),
-            "source_country": d.get("source_country", ""),
-            "source_region": d.get("source_region", ""),
-            "declared_region": d.get("declared_region", ""),
-            "target_region": d.get("target_region", ""),
-            "model": d.get("model", ""),
-            "method": self.method,
-            "path": self.path,
-            "upstream_status": self.status,
-            "request_bytes": self.request.bytes_in,
-            "response_bytes": self.response.bytes_out,
-            "findings": findings,
-            "masking_profile": self.profile.name,
-            "masking_mode": self.profile.mode,
-            "duration_ms": round((time.monotonic() - self.started) * 1000, 3),
-            "policy_revision": d.get("policy_revision", ""),
-        }
-        if d.get("approval_id"):
-            event["approval_id"] = d["approval_id"]
-        if d.get("dry_run"):
-            event["dry_run"] = d["dry_run"]
-        if self.captured:
-            event["capture"] = dict(self.captured)
-        return event
+        traffic = Traffic(
+            upstream_status=self.status,
+            request_bytes=self.request.bytes_in,
+            response_bytes=self.response.bytes_out,
+            findings=findings,
+            masking_profile=self.profile.name,
+            masking_mode=self.profile.mode,
+            duration_ms=round((self._clock.monotonic() - self.started) * 1000, 3),
+            capture=self.captured or None,
+        )
+        return build_event(
+            service="processor",
+            time=self.started_at,
+            decision=self.decision,
+            method=self.method,
+            path=self.path,
+            refusal=self.refusal,
+            traffic=traffic,
+        )
 
 
 def _decode(body: bytes, encoding: str) -> bytes:
@@ -299,7 +306,7 @@ def _decode(body: bytes, encoding: str) -> bytes:
     try:
         return gzip.decompress(body)
     except (OSError, EOFError, zlib.error):
-        raise MaskingError("the gzip body cannot be decoded", code="invalid_encoding") from None
+        raise MaskingError("the gzip body cannot be decoded", code=Code.INVALID_ENCODING) from None
 
 
 def _encode(body: bytes, encoding: str) -> bytes:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from extproc.authz.pipeline import Answer, AuthzRuntime, RequestView
+from extproc.decide.answer import Answer
+from extproc.decide.pipeline import Authorizer
+from extproc.decide.request import RequestView
 from extproc.errors import KeyRefreshNeeded
 
 
-def explain(runtime: AuthzRuntime, view: RequestView, out: TextIO) -> Answer:
+def explain(
+    authorizer: Authorizer, view: RequestView, out: TextIO, refresh_keys: Callable[[str], object]
+) -> Answer:
     try:
-        answer = runtime.decide(view)
+        answer = authorizer.decide(view)
     except KeyRefreshNeeded as need:
-        runtime.keys.refresh(need.issuer_name)
-        answer = runtime.decide(view, keys_refreshed=True)
+        refresh_keys(need.issuer_name)
+        answer = authorizer.decide(view, keys_refreshed=True)
     facts = answer.facts
     out.write("facts:\n")
     if facts is None:
@@ -41,7 +45,7 @@ def explain(runtime: AuthzRuntime, view: RequestView, out: TextIO) -> Answer:
             out.write(f"  {name + ':':<17} {value if value is not None else '-'}\n")
         out.write("rules:\n")
         decided = False
-        for rule, matched in runtime.config.policy.trace(facts):
+        for rule, matched in authorizer.policy.trace(facts):
             if not matched:
                 mark = "no match"
             elif not rule.enforce:
@@ -53,7 +57,7 @@ def explain(runtime: AuthzRuntime, view: RequestView, out: TextIO) -> Answer:
                 decided = True
             out.write(f"  {rule.name:<32} {mark}\n")
         if not decided:
-            out.write(f"  {'default':<32} -> {runtime.config.policy.default.effect}\n")
+            out.write(f"  {'default':<32} -> {authorizer.policy.default.effect}\n")
     decision = answer.decision
     verdict = "ALLOW" if answer.allowed else f"DENY {answer.status}"
     out.write(f"decision: {verdict}\n")

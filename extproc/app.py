@@ -1,0 +1,156 @@
+"""The composition root: config → the runtime of each service. The only place that wires keys,
+GeoIP, policy, masking and audit sinks together.
+
+A runtime is immutable once built and is rebuilt whole on a config reload (``extproc.reload``);
+the audit sinks outlive reloads (a writer owns its chain). Building does all the I/O a config
+needs (opening and verifying the GeoIP database, reading keys), so a config that cannot serve is
+refused before it replaces one that can.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from extproc.audit.sink import AuditSinks
+from extproc.audit.writer import AuditWriter
+from extproc.clock import SYSTEM_CLOCK, Clock
+from extproc.config.loader import Config, load_config
+from extproc.decide.pipeline import Authorizer
+from extproc.errors import ConfigError
+from extproc.exchange.machine import Exchange
+from extproc.geo.locator import GeoLocator
+from extproc.geo.maxmind import open_locator
+from extproc.identity.fetch import http_get_json
+from extproc.identity.keys import KeyStore
+from extproc.identity.verifier import TokenVerifier
+from extproc.masking.engine import Masker
+from extproc.masking.profile import MaskingConfig
+
+log = logging.getLogger("extproc.app")
+
+SERVICES = ("authz", "processor")
+
+
+def new_decision_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzRuntime:
+    """Everything one config needs to decide: its keys, verifier, GeoIP reader and policy."""
+
+    config: Config
+    authorizer: Authorizer
+    keys: KeyStore
+    locator: GeoLocator
+    audit: AuditWriter | None = None
+    clock: Clock = SYSTEM_CLOCK
+    new_id: Callable[[], str] = new_decision_id
+
+    def watched_files(self) -> list[Path]:
+        files = [self.config.path]
+        if self.config.geo.database is not None:
+            files.append(self.config.geo.database)
+        files.extend(i.jwks_file for i in self.config.identity.issuers if i.jwks_file is not None)
+        return files
+
+    def close(self) -> None:
+        self.locator.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorRuntime:
+    """Everything one config needs to process exchanges: a masker per profile and the chain."""
+
+    config: Config
+    masking: MaskingConfig
+    maskers: Mapping[str, Masker]
+    audit: AuditWriter
+    clock: Clock = SYSTEM_CLOCK
+    capture_bytes: int = 0
+
+    def new_exchange(self) -> Exchange:
+        return Exchange(
+            self.masking,
+            self.maskers,
+            clock=self.clock,
+            capture_bytes=self.capture_bytes,
+            audit_available=self.audit.accepting(),
+        )
+
+    def watched_files(self) -> list[Path]:
+        return [self.config.path]
+
+    def close(self) -> None:
+        """The audit writer outlives a config reload; it closes when the process stops."""
+
+
+def build_authz(
+    config: Config,
+    *,
+    worker: int = 0,
+    sinks: AuditSinks | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    new_id: Callable[[], str] = new_decision_id,
+    fetch_json: Callable[[str, float], Any] = http_get_json,
+    load_keys: bool = True,
+) -> AuthzRuntime:
+    locator = open_locator(config.geo)
+    keys = KeyStore(config.identity, fetch_json)
+    if load_keys:
+        for issuer, error in keys.load_all().items():
+            if error:
+                log.warning("issuer keys unavailable", extra={"issuer": issuer, "reason": error})
+    authorizer = Authorizer(
+        policy=config.policy,
+        regions=config.geo.regions,
+        upstreams=config.upstreams,
+        revision=config.revision,
+        verifier=TokenVerifier(config.identity, keys, clock.wall),
+        locator=locator,
+        new_id=new_id,
+    )
+    audit = None
+    if sinks is not None and config.audit is not None:
+        audit = sinks.writer_for(config.audit, f"authz-{worker}")
+    return AuthzRuntime(config, authorizer, keys, locator, audit, clock, new_id)
+
+
+def build_processor(
+    config: Config, *, worker: int = 0, sinks: AuditSinks, clock: Clock = SYSTEM_CLOCK
+) -> ProcessorRuntime:
+    masking, audit = config.masking, config.audit
+    if masking is None or audit is None:
+        raise ConfigError(f"{config.path}: the processor needs 'masking' and 'audit' sections")
+    maskers = {name: Masker(profile, masking.key) for name, profile in masking.profiles.items()}
+    return ProcessorRuntime(
+        config=config,
+        masking=masking,
+        maskers=maskers,
+        audit=sinks.writer_for(audit, f"processor-{worker}"),
+        clock=clock,
+        capture_bytes=audit.capture_max_bytes if audit.capture_payloads else 0,
+    )
+
+
+def build(service: str, config_path: Path, worker: int, sinks: AuditSinks) -> Any:
+    """The runtime of ``service`` for the config at ``config_path`` (start-up and reloads)."""
+    config = load_config(config_path)
+    if service == "authz":
+        return build_authz(config, worker=worker, sinks=sinks)
+    return build_processor(config, worker=worker, sinks=sinks)
+
+
+def validate(service: str, config_path: Path) -> Config:
+    """Everything a worker would refuse, checked once before any worker starts (without
+    opening audit chains, which belong to the workers)."""
+    config = load_config(config_path)
+    open_locator(config.geo).close()  # opens and verifies the GeoIP database
+    if service == "processor" and (config.masking is None or config.audit is None):
+        raise ConfigError(f"{config_path}: the processor needs 'masking' and 'audit' sections")
+    return config

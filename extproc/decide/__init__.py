@@ -1,0 +1,1 @@
+"""The authz decision pipeline: identity → facts → policy → answer. Pure: no gRPC, no I/O."""

@@ -1,0 +1,260 @@
+"""The authorization pipeline: identity → facts (geo, target) → policy → answer.
+
+Phase rules:
+- Identity: a Bearer JWT from one of the configured issuers is required. No token → 401
+  ``missing_token``; any verification failure → 401 with its code. A token signed by a key the
+  cached JWKS lacks asks the caller (``KeyRefreshNeeded``) to refresh that issuer's keys once and
+  decide again; the pipeline itself does no I/O.
+- Facts: the source address is the one Envoy computed (never a client header); a GeoIP failure
+  denies (fail closed). Target region, model, data class and credential name come from the
+  route's ``context_extensions``; the model may also come from a forwarded JSON body.
+- Policy: the first enforced matching rule decides (see ``extproc.policy.engine``).
+- Answer: allow strips caller credentials, injects the route's upstream credential and the
+  decision id, and carries the decision on as metadata. A route that names a credential the
+  config lacks is denied (503), never forwarded without it.
+Every path returns an ``Answer``; only ``KeyRefreshNeeded`` escapes, by design.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import orjson
+
+from extproc.credentials import Upstreams
+from extproc.decide.answer import DECISION_ID_HEADER, Answer
+from extproc.decide.request import RequestView
+from extproc.decision import Decision, Obligations
+from extproc.errors import Code, ExtprocError, GeoError, IdentityError, status_of
+from extproc.geo.locator import GeoLocator
+from extproc.geo.model import UNKNOWN_REGION
+from extproc.identity.model import Identity
+from extproc.identity.verifier import TokenVerifier
+from extproc.policy.engine import Policy
+from extproc.policy.facts import RequestFacts
+from extproc.policy.verdict import Verdict
+
+log = logging.getLogger("extproc.authz")
+
+IDENTITY_RULE = "identity"
+_MAX_BODY_FOR_MODEL = 1 << 20
+
+
+class Authorizer:
+    """Decides requests for one config. Built once per config by the composition root."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        regions: Mapping[str, frozenset[str]],
+        upstreams: Upstreams,
+        revision: str,
+        verifier: TokenVerifier,
+        locator: GeoLocator,
+        new_id: Callable[[], str],
+    ) -> None:
+        self.policy = policy
+        self._regions = regions
+        self._upstreams = upstreams
+        self._revision = revision
+        self._verifier = verifier
+        self._locator = locator
+        self._new_id = new_id
+
+    def decide(self, view: RequestView, *, keys_refreshed: bool = False) -> Answer:
+        """Decide one request. Raises ``KeyRefreshNeeded`` only when ``keys_refreshed`` is
+        false; every other failure becomes a deny."""
+        decision_id = self._new_id()
+        try:
+            identity = self._identity(view, keys_refreshed)
+        except IdentityError as exc:
+            return self._identity_denied(view, decision_id, exc)
+        try:
+            facts = self.facts(view, identity)
+        except ExtprocError as exc:
+            return self._failed(view, decision_id, exc.code, exc.reason, None)
+        verdict = self.policy.evaluate(facts)
+        for hit in verdict.dry_run:
+            log.info(
+                "dry-run rule matched",
+                extra={"rule": hit.rule, "effect": hit.effect, "request_id": view.request_id},
+            )
+        if verdict.effect != "allow" and verdict.enforced:
+            error = (
+                Code.APPROVAL_REQUIRED if verdict.effect == "require_approval" else Code.FORBIDDEN
+            )
+            decision = self._decision(view, decision_id, verdict, facts, error)
+            return Answer(decision, facts=facts)
+        if verdict.effect != "allow":
+            log.info(
+                "dry-run policy would stop this request",
+                extra={"rule": verdict.rule, "request_id": view.request_id},
+            )
+        return self._allowed(view, decision_id, verdict, facts)
+
+    def facts(self, view: RequestView, identity: Identity | None) -> RequestFacts:
+        try:
+            source = self._locator.locate(view.source_address)
+        except ExtprocError:
+            raise
+        except Exception as exc:  # a corrupt database must deny, never crash the stream
+            reason = f"GeoIP lookup failed: {type(exc).__name__}"
+            raise GeoError(reason, code=Code.GEO_LOOKUP_FAILED) from None
+        route = view.route
+        return RequestFacts(
+            identity=identity,
+            source=source,
+            declared_region=self._declared_region(identity),
+            target_region=route.get("target_region") or None,
+            host=view.host,
+            method=view.method,
+            path=view.path,
+            model=route.get("model") or _model_from_body(view.body),
+            data_class=route.get("data_class") or None,
+            headers=view.headers,
+            route=route,
+        )
+
+    # -- phases --------------------------------------------------------------------------------
+    def _identity(self, view: RequestView, keys_refreshed: bool) -> Identity:
+        token = bearer_token(view.headers.get("authorization"))
+        cached = self._verifier.verify_cached(token)
+        if cached is not None:
+            return cached
+        return self._verifier.verify(token, refreshed=keys_refreshed)
+
+    def _declared_region(self, identity: Identity | None) -> str | None:
+        claimed = identity.declared_location if identity is not None else None
+        if claimed is None:
+            return None
+        if claimed in self._regions:
+            return claimed
+        by_country = self._locator.regions_of(claimed.upper())
+        return by_country[0] if by_country else UNKNOWN_REGION
+
+    # -- answers -------------------------------------------------------------------------------
+    def _allowed(
+        self, view: RequestView, decision_id: str, verdict: Verdict, facts: RequestFacts
+    ) -> Answer:
+        set_headers: list[tuple[str, str]] = [(DECISION_ID_HEADER, decision_id)]
+        credential_name = view.route.get("upstream_credential")
+        credential_header = None
+        if credential_name:
+            credential = self._upstreams.credentials.get(credential_name)
+            if credential is None:
+                log.error(
+                    "route names an unknown upstream credential",
+                    extra={"credential": credential_name, "request_id": view.request_id},
+                )
+                reason = "the gateway has no credential for this route"
+                return self._failed(
+                    view, decision_id, Code.UPSTREAM_CREDENTIAL_UNAVAILABLE, reason, facts
+                )
+            credential_header = credential.header
+            set_headers.append((credential.header, credential.value))
+        # A header we overwrite is not also removed: Envoy would drop the injected value.
+        remove = tuple(
+            header
+            for header in self._upstreams.strip_request_headers
+            if header != credential_header and header in view.headers
+        )
+        decision = self._decision(view, decision_id, verdict, facts, None)
+        return Answer(decision, tuple(set_headers), remove, facts=facts)
+
+    def _identity_denied(self, view: RequestView, decision_id: str, exc: IdentityError) -> Answer:
+        if exc.code == Code.MISSING_TOKEN:
+            challenge = 'Bearer realm="extproc"'
+        else:
+            challenge = (
+                f'Bearer realm="extproc", error="invalid_token", '
+                f'error_description="{_quote(exc.reason)}"'
+            )
+        verdict = Verdict("deny", IDENTITY_RULE, exc.reason, exc.status)
+        decision = self._decision(view, decision_id, verdict, None, exc.code)
+        return Answer(decision, www_authenticate=challenge)
+
+    def _failed(
+        self,
+        view: RequestView,
+        decision_id: str,
+        code: Code,
+        reason: str,
+        facts: RequestFacts | None,
+    ) -> Answer:
+        verdict = Verdict("deny", str(code), reason, status_of(code))
+        return Answer(self._decision(view, decision_id, verdict, facts, code), facts=facts)
+
+    def _decision(
+        self,
+        view: RequestView,
+        decision_id: str,
+        verdict: Verdict,
+        facts: RequestFacts | None,
+        error: Code | None,
+    ) -> Decision:
+        identity = facts.identity if facts is not None else None
+        return Decision(
+            decision_id=decision_id,
+            request_id=view.request_id,
+            effect=verdict.effect,
+            rule=verdict.rule,
+            reason=verdict.reason,
+            status=verdict.status if error is not None else 200,
+            error=error,
+            enforced=verdict.enforced,
+            dry_run=verdict.dry_run,
+            subject=identity.subject if identity else "",
+            issuer=identity.issuer if identity else "",
+            groups=tuple(sorted(identity.groups)) if identity else (),
+            source_address=view.source_address,
+            source_country=(facts.source.country or UNKNOWN_REGION) if facts else "",
+            source_region=facts.source.region if facts else "",
+            declared_region=(facts.declared_region or "") if facts else "",
+            target_region=(facts.target_region or "") if facts else "",
+            model=(facts.model or "") if facts else "",
+            data_class=(facts.data_class or "") if facts else "",
+            policy_revision=self._revision,
+            obligations=Obligations(masking_profile=view.route.get("masking_profile", "")),
+        )
+
+
+def bearer_token(header: str | None) -> str:
+    if not header:
+        raise IdentityError("no bearer token was presented", code=Code.MISSING_TOKEN)
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise IdentityError(
+            "the authorization header is not a Bearer token", code=Code.MALFORMED_TOKEN
+        )
+    return token.strip()
+
+
+def internal_error(request_id: str, decision_id: str) -> Answer:
+    """The answer when deciding itself failed: a deny, never an allow."""
+    decision = Decision(
+        decision_id=decision_id,
+        request_id=request_id,
+        effect="deny",
+        rule=str(Code.INTERNAL_ERROR),
+        reason="the gateway could not decide this request",
+        status=500,
+        error=Code.INTERNAL_ERROR,
+    )
+    return Answer(decision)
+
+
+def _model_from_body(body: bytes | None) -> str | None:
+    if not body or len(body) > _MAX_BODY_FOR_MODEL or not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    model = parsed.get("model") if isinstance(parsed, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', "'")

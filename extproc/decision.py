@@ -1,0 +1,211 @@
+"""The one decision contract between authz, the processor and the audit trail.
+
+authz makes a ``Decision``; ``to_metadata`` writes it into Envoy dynamic metadata (namespace
+``envoy.filters.http.ext_authz``) and the processor reads it back with ``from_metadata``, its
+exact inverse. Nothing else crosses that boundary, and no header a client could send is ever
+read as part of it.
+
+One vocabulary of effects, fixed everywhere: a rule's ``effect`` is ``allow``, ``deny`` or
+``require_approval``; what happened to the request, its ``outcome``, is ``allowed``, ``denied``,
+``held`` (waiting for or refused for lack of a human approval) or ``dry_run`` (a policy in
+dry-run mode would have stopped it, and it went on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from extproc.errors import Code, DecisionError
+
+Effect = Literal["allow", "deny", "require_approval"]
+EFFECTS: tuple[Effect, ...] = ("allow", "deny", "require_approval")
+Outcome = Literal["allowed", "denied", "held", "dry_run"]
+OUTCOMES: tuple[Outcome, ...] = ("allowed", "denied", "held", "dry_run")
+_OUTCOME_OF: dict[Effect, Outcome] = {
+    "allow": "allowed",
+    "deny": "denied",
+    "require_approval": "held",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunHit:
+    """A rule marked ``enforce: false`` that matched: what it would have decided."""
+
+    rule: str
+    effect: Effect
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Obligations:
+    """What the processor must do for an allowed request: the masking profile the route names."""
+
+    masking_profile: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Who asked, from where, to where, for what, and what the policy said about it.
+
+    ``enforced`` is false when the whole policy runs in dry-run mode: the request goes on and
+    ``effect`` is what would have happened. ``error`` is the stable code of a denial (``None``
+    when the request goes on). Empty strings mean "not known" (no identity, no model, ...).
+    """
+
+    decision_id: str
+    request_id: str
+    effect: Effect
+    rule: str
+    reason: str
+    status: int = 200
+    error: Code | None = None
+    enforced: bool = True
+    dry_run: tuple[DryRunHit, ...] = ()
+    subject: str = ""
+    issuer: str = ""
+    groups: tuple[str, ...] = ()
+    source_address: str = ""
+    source_country: str = ""
+    source_region: str = ""
+    declared_region: str = ""
+    target_region: str = ""
+    model: str = ""
+    data_class: str = ""
+    policy_revision: str = ""
+    obligations: Obligations = field(default_factory=Obligations)
+
+    @property
+    def lets_request_through(self) -> bool:
+        return self.error is None and (self.effect == "allow" or not self.enforced)
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.error is not None and self.effect == "allow":
+            return "denied"  # allowed by policy, then refused by the gateway (fail closed)
+        if not self.enforced and self.effect != "allow":
+            return "dry_run"
+        return _OUTCOME_OF[self.effect]
+
+
+def denial_body(error: Code, reason: str, rule: str, request_id: str) -> bytes:
+    """The JSON body of every answer the gateway gives itself, from authz or the processor."""
+    return orjson.dumps({"error": error, "reason": reason, "rule": rule, "request_id": request_id})
+
+
+# -- the metadata mapping pair --------------------------------------------------------------------
+_TEXT_FIELDS = (
+    "decision_id",
+    "request_id",
+    "rule",
+    "reason",
+    "subject",
+    "issuer",
+    "source_address",
+    "source_country",
+    "source_region",
+    "declared_region",
+    "target_region",
+    "model",
+    "data_class",
+    "policy_revision",
+)
+
+
+def to_metadata(decision: Decision) -> dict[str, Any]:
+    """The decision as plain values for an Envoy ``Struct`` (strings, numbers, bools, lists).
+
+    Empty optional values are left out, so the access log and the Struct stay small."""
+    values: dict[str, Any] = {
+        "decision_id": decision.decision_id,
+        "request_id": decision.request_id,
+        "effect": decision.effect,
+        "outcome": decision.outcome,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "status": decision.status,
+        "enforced": decision.enforced,
+    }
+    for name in _TEXT_FIELDS[4:]:
+        text = getattr(decision, name)
+        if text:
+            values[name] = text
+    if decision.error is not None:
+        values["error"] = str(decision.error)
+    if decision.groups:
+        values["groups"] = list(decision.groups)
+    if decision.dry_run:
+        values["dry_run"] = [
+            {"rule": hit.rule, "effect": hit.effect, "reason": hit.reason}
+            for hit in decision.dry_run
+        ]
+    if decision.obligations.masking_profile:
+        values["masking_profile"] = decision.obligations.masking_profile
+    return values
+
+
+def from_metadata(values: Mapping[str, Any]) -> Decision:
+    """The inverse of ``to_metadata``. Anything authz could not have written is refused with
+    ``DecisionError`` (the processor then refuses the exchange, it never guesses)."""
+    text = {name: _text(values, name) for name in _TEXT_FIELDS}
+    if not text["decision_id"]:
+        raise DecisionError("the decision has no decision_id")
+    error = values.get("error")
+    if error is not None:
+        try:
+            error = Code(_expect(error, str, "error"))
+        except ValueError:
+            raise DecisionError("the decision names an unknown error code") from None
+    status = _expect(values.get("status", 200), float | int, "status")
+    if isinstance(status, bool) or not 100 <= status <= 599 or int(status) != status:
+        raise DecisionError("the decision's status is not an HTTP status")
+    return Decision(
+        effect=_effect(values.get("effect"), "effect"),
+        status=int(status),
+        error=error,
+        enforced=_expect(values.get("enforced", True), bool, "enforced"),
+        dry_run=tuple(_dry_run_hit(item) for item in _list(values, "dry_run")),
+        groups=tuple(_expect(item, str, "groups") for item in _list(values, "groups")),
+        obligations=Obligations(masking_profile=_text(values, "masking_profile")),
+        **text,
+    )
+
+
+def _dry_run_hit(item: Any) -> DryRunHit:
+    hit = _expect(item, dict, "dry_run")
+    return DryRunHit(
+        rule=_text(hit, "rule"),
+        effect=_effect(hit.get("effect"), "dry_run.effect"),
+        reason=_text(hit, "reason"),
+    )
+
+
+def _effect(value: Any, name: str) -> Effect:
+    for effect in EFFECTS:
+        if value == effect:
+            return effect
+    raise DecisionError(f"the decision's {name} is not one of {', '.join(EFFECTS)}")
+
+
+def _text(values: Mapping[str, Any], name: str) -> str:
+    value = values.get(name, "")
+    if not isinstance(value, str):
+        raise DecisionError(f"the decision's {name} is not a string")
+    return value
+
+
+def _list(values: Mapping[str, Any], name: str) -> list[Any]:
+    value = values.get(name, [])
+    if not isinstance(value, list):
+        raise DecisionError(f"the decision's {name} is not a list")
+    return value
+
+
+def _expect(value: Any, kind: Any, name: str) -> Any:
+    if not isinstance(value, kind):
+        raise DecisionError(f"the decision's {name} has the wrong type")
+    return value

@@ -1,0 +1,1 @@
+"""The processor's exchange state machine: headers → bodies → masking → audit. Pure: no gRPC."""
