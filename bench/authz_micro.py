@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from envoy.service.auth.v3 import external_auth_pb2  # noqa: E402
-from extproc.authz.pipeline import AuthzRuntime  # noqa: E402
 
+from extproc.app import build_authz  # noqa: E402
 from extproc.authz.mapping import check_response, request_view  # noqa: E402
 from extproc.config.loader import load_config  # noqa: E402
 from extproc.demo.issuer import DevIssuer  # noqa: E402
@@ -34,8 +34,7 @@ def main() -> None:
     (root / "jwks.json").write_text(json.dumps({"keys": issuer.published}))
     write_demo_database(root / "demo.mmdb")
     (root / "config.yaml").write_text(CONFIG.format(issuer=issuer.issuer_url))
-    runtime = AuthzRuntime(load_config(root / "config.yaml"))
-    runtime.load_keys()
+    runtime = build_authz(load_config(root / "config.yaml")).authorizer
     wire = check(issuer.mint("alice", audience="api"), "192.0.2.10").SerializeToString()
     request = external_auth_pb2.CheckRequest.FromString(wire)
     answer = runtime.decide(request_view(request))

@@ -14,7 +14,6 @@ from typing import Any
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
-from extproc.app import AuthzRuntime
 from extproc.audit.event import build_event
 from extproc.authz.mapping import check_response, request_view
 from extproc.decide.answer import Answer
@@ -22,6 +21,7 @@ from extproc.decide.pipeline import internal_error
 from extproc.decide.request import RequestView
 from extproc.errors import KeyRefreshNeeded
 from extproc.reload import RuntimeHolder
+from extproc.runtime import AuthzRuntime
 
 log = logging.getLogger("extproc.authz")
 

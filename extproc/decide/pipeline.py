@@ -25,7 +25,7 @@ import orjson
 from extproc.credentials import Upstreams
 from extproc.decide.answer import DECISION_ID_HEADER, Answer
 from extproc.decide.request import RequestView
-from extproc.decision import Decision, Obligations
+from extproc.decision import NO_OBLIGATIONS, Decision, Obligations
 from extproc.errors import Code, ExtprocError, GeoError, IdentityError, status_of
 from extproc.geo.locator import GeoLocator
 from extproc.geo.model import UNKNOWN_REGION
@@ -216,8 +216,13 @@ class Authorizer:
             model=(facts.model or "") if facts else "",
             data_class=(facts.data_class or "") if facts else "",
             policy_revision=self._revision,
-            obligations=Obligations(masking_profile=view.route.get("masking_profile", "")),
+            obligations=_obligations(view.route),
         )
+
+
+def _obligations(route: Mapping[str, str]) -> Obligations:
+    profile = route.get("masking_profile")
+    return Obligations(masking_profile=profile) if profile else NO_OBLIGATIONS
 
 
 def bearer_token(header: str | None) -> str:

@@ -16,11 +16,11 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 
-from extproc.app import ProcessorRuntime
 from extproc.errors import DecisionError
 from extproc.exchange.machine import Exchange
 from extproc.processor import mapping
 from extproc.reload import RuntimeHolder
+from extproc.runtime import ProcessorRuntime
 
 log = logging.getLogger("extproc.processor")
 

@@ -13,7 +13,7 @@ from envoy.config.core.v3 import address_pb2
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
 from google.rpc import code_pb2
 
-from extproc.app import AuthzRuntime, build_authz
+from extproc.app import build_authz
 from extproc.authz.mapping import request_view
 from extproc.authz.service import AuthorizationService
 from extproc.config.loader import load_config
@@ -22,6 +22,7 @@ from extproc.decision import DryRunHit
 from extproc.demo.issuer import DevIssuer
 from extproc.geo.writer import write_demo_database
 from extproc.reload import RuntimeHolder
+from extproc.runtime import AuthzRuntime
 
 CONFIG = """\
 version: 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from dataclasses import replace
 
 from extproc.clock import Clock
 from extproc.decision import Decision, Obligations
@@ -60,17 +59,17 @@ def test_the_route_profile_is_used_then_the_group_then_the_data_class_then_the_d
     profiles = {"standard": Profile("standard"), "strict": Profile("strict"), "phi": Profile("phi")}
     ex = exchange(profiles)
     ex.add_decision(
-        replace(DECISION, obligations=Obligations(masking_profile="strict"), data_class="phi")
+        DECISION._replace(obligations=Obligations(masking_profile="strict"), data_class="phi")
     )
     assert ex.profile.name == "strict"
     ex = exchange(profiles, group_profiles=(("contractors", "strict"),))
-    ex.add_decision(replace(DECISION, groups=("staff", "contractors"), data_class="phi"))
+    ex.add_decision(DECISION._replace(groups=("staff", "contractors"), data_class="phi"))
     assert ex.profile.name == "strict"
     ex = exchange(profiles)
-    ex.add_decision(replace(DECISION, data_class="phi"))
+    ex.add_decision(DECISION._replace(data_class="phi"))
     assert ex.profile.name == "phi"
     ex = exchange(profiles)
-    ex.add_decision(replace(DECISION, obligations=Obligations(masking_profile="nope")))
+    ex.add_decision(DECISION._replace(obligations=Obligations(masking_profile="nope")))
     assert ex.profile.name == "standard"
 
 
@@ -146,7 +145,7 @@ def test_payload_capture_holds_only_masked_text_and_is_capped() -> None:
 
 def test_the_audit_event_counts_findings_by_direction_and_type() -> None:
     ex = exchange()
-    ex.add_decision(replace(DECISION, subject="alice", source_country="DE"))
+    ex.add_decision(DECISION._replace(subject="alice", source_country="DE"))
     ex.request_headers(
         {":method": "POST", ":path": "/v1/chat?x=1", "content-type": "application/json"}
     )
@@ -170,7 +169,7 @@ def test_a_malformed_decision_is_refused_before_anything_else() -> None:
 
 def test_a_dry_run_policy_lets_the_exchange_go_on_and_records_it_as_dry_run() -> None:
     ex = exchange()
-    ex.add_decision(replace(DECISION, effect="deny", rule="us-shadow", enforced=False))
+    ex.add_decision(DECISION._replace(effect="deny", rule="us-shadow", enforced=False))
     assert ex.request_headers({":method": "POST"}).refusal is None
     event = ex.audit_event()
     assert (event["effect"], event["outcome"], event["enforced"]) == ("deny", "dry_run", False)
@@ -178,7 +177,7 @@ def test_a_dry_run_policy_lets_the_exchange_go_on_and_records_it_as_dry_run() ->
 
 def test_a_denied_decision_that_still_reaches_the_processor_is_refused() -> None:
     ex = exchange()
-    ex.add_decision(replace(DECISION, effect="deny", status=403, error=Code.FORBIDDEN))
+    ex.add_decision(DECISION._replace(effect="deny", status=403, error=Code.FORBIDDEN))
     step = ex.request_headers({":method": "POST"})
     assert step.refusal is not None
     assert (step.refusal.status, step.refusal.error) == (403, "forbidden")
