@@ -1,0 +1,222 @@
+"""The ExternalProcessor servicer in-process: a real gRPC client streams real ProcessingRequests,
+with the authz decision in the metadata the way Envoy forwards it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
+from google.protobuf import struct_pb2
+
+from extproc.app import build_processor
+from extproc.audit.read import read_events
+from extproc.audit.sink import AuditSinks
+from extproc.config.loader import load_config
+from extproc.decision import Decision, to_metadata
+from extproc.errors import Code
+from extproc.geo.writer import write_demo_database
+from extproc.processor.mapping import AUTHZ_NAMESPACE
+from extproc.processor.service import ExternalProcessorService
+from extproc.reload import RuntimeHolder
+from extproc.runtime import ProcessorRuntime
+
+CONFIG = """\
+version: 1
+identity:
+  issuers:
+    - {name: demo, issuer: "https://issuer.example", jwks_file: jwks.json,
+       audiences: [api], algorithms: [RS256]}
+geo:
+  database: demo.mmdb
+  regions: {eu: [DE]}
+policy:
+  rules: []
+masking:
+  key_file: masking.key
+  profiles:
+    standard:
+      actions: {default: redact}
+audit:
+  directory: audit
+  key_file: audit.key
+  flush_interval_ms: 1
+"""
+ALLOWED = Decision("d-1", "req-1", "allow", "eu-team", "ml-eu may reach eu", groups=("ml-eu",))
+CARD_BODY = b'{"messages": [{"role": "user", "content": "card 4111 1111 1111 1111"}]}'
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[tuple[ProcessorRuntime, AuditSinks]]:
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    (tmp_path / "masking.key").write_bytes(b"m" * 32)
+    (tmp_path / "audit.key").write_bytes(b"a" * 32)
+    write_demo_database(tmp_path / "demo.mmdb")
+    sinks = AuditSinks()
+    yield build_processor(load_config(tmp_path / "config.yaml"), sinks=sinks), sinks
+    sinks.close_all()
+
+
+def metadata(values: dict[str, Any]) -> base_pb2.Metadata:
+    struct = struct_pb2.Struct()
+    struct.update(values)
+    return base_pb2.Metadata(filter_metadata={AUTHZ_NAMESPACE: struct})
+
+
+def headers(**values: str) -> ep.HttpHeaders:
+    return ep.HttpHeaders(
+        headers=base_pb2.HeaderMap(
+            headers=[
+                base_pb2.HeaderValue(key=k.replace("_", "-"), raw_value=v.encode())
+                for k, v in values.items()
+            ]
+        )
+    )
+
+
+def exchange_messages(decision: dict[str, Any] | None) -> list[ep.ProcessingRequest]:
+    context = metadata(decision) if decision is not None else None
+    request_headers = headers(
+        **{":method": "POST", ":path": "/v1/chat?key=x"},
+        content_type="application/json",
+        x_request_id="req-1",
+    )
+    return [
+        ep.ProcessingRequest(request_headers=request_headers, metadata_context=context),
+        ep.ProcessingRequest(
+            request_body=ep.HttpBody(body=CARD_BODY, end_of_stream=True),
+            metadata_context=context,
+        ),
+        ep.ProcessingRequest(
+            response_headers=headers(**{":status": "200"}, content_type="text/plain"),
+            metadata_context=context,
+        ),
+        ep.ProcessingRequest(
+            response_body=ep.HttpBody(body=b"mail jane@example.com", end_of_stream=True),
+            metadata_context=context,
+        ),
+    ]
+
+
+def process(
+    runtime: ProcessorRuntime, messages: list[ep.ProcessingRequest]
+) -> list[ep.ProcessingResponse]:
+    async def scenario() -> list[ep.ProcessingResponse]:
+        server = grpc.aio.server()
+        holder = RuntimeHolder(runtime, lambda: runtime)
+        external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
+            ExternalProcessorService(holder), server
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
+                call = stub.Process(iter(messages))
+                return [response async for response in call]
+        finally:
+            await server.stop(1)
+
+    return asyncio.run(scenario())
+
+
+def events(runtime: ProcessorRuntime, sinks: AuditSinks) -> list[dict[str, Any]]:
+    sinks.close_all()  # flushes every accepted event
+    audit = runtime.config.audit
+    assert audit is not None
+    return list(read_events([audit.directory]))
+
+
+def test_an_allowed_exchange_is_masked_both_ways_and_audited_once(
+    runtime: tuple[ProcessorRuntime, AuditSinks],
+) -> None:
+    processor, sinks = runtime
+    responses = process(processor, exchange_messages(to_metadata(ALLOWED)))
+    assert [r.WhichOneof("response") for r in responses] == [
+        "request_headers",
+        "request_body",
+        "response_headers",
+        "response_body",
+    ]
+    removed = responses[0].request_headers.response.header_mutation.remove_headers
+    assert list(removed) == ["content-length"]
+    masked_request = responses[1].request_body.response.body_mutation.body
+    assert json.loads(masked_request)["messages"][0]["content"] == "card [REDACTED:CARD]"
+    assert responses[3].response_body.response.body_mutation.body == b"mail [REDACTED:EMAIL]"
+    (event,) = events(processor, sinks)
+    assert (event["outcome"], event["effect"], event["decision_id"]) == ("allowed", "allow", "d-1")
+    assert event["findings"] == {"request.CARD": 1, "response.EMAIL": 1}
+    assert event["path"] == "/v1/chat"
+
+
+def test_an_exchange_without_a_decision_is_refused_and_audited(
+    runtime: tuple[ProcessorRuntime, AuditSinks],
+) -> None:
+    processor, sinks = runtime
+    responses = process(processor, exchange_messages(None))
+    (only,) = responses
+    immediate = only.immediate_response
+    assert immediate.status.code == 403
+    assert json.loads(immediate.body) == {
+        "error": "no_authorization_decision",
+        "reason": "no authorization decision reached the processor",
+        "rule": "processor",
+        "request_id": "req-1",
+    }
+    (event,) = events(processor, sinks)
+    assert (event["outcome"], event["error"]) == ("denied", "no_authorization_decision")
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"groups": "ml-eu"},
+        {"groups": [1, 2]},
+        {"effect": "maybe"},
+        {"status": "200"},
+        {"error": "not_a_code"},
+        {"dry_run": [{"rule": "x", "effect": "shrug"}]},
+        {"decision_id": ""},
+        {"enforced": "yes"},
+    ],
+)
+def test_a_malformed_decision_is_refused_cleanly_and_audited(
+    runtime: tuple[ProcessorRuntime, AuditSinks], forged: dict[str, Any]
+) -> None:
+    processor, sinks = runtime
+    responses = process(processor, exchange_messages({**to_metadata(ALLOWED), **forged}))
+    (only,) = responses
+    assert only.immediate_response.status.code == 403
+    assert json.loads(only.immediate_response.body)["error"] == "invalid_authorization_decision"
+    (event,) = events(processor, sinks)
+    assert (event["outcome"], event["error"]) == ("denied", "invalid_authorization_decision")
+
+
+def test_a_dry_run_decision_goes_on_and_is_audited_as_dry_run(
+    runtime: tuple[ProcessorRuntime, AuditSinks],
+) -> None:
+    processor, sinks = runtime
+    shadow = ALLOWED._replace(effect="deny", rule="us-shadow", enforced=False)
+    responses = process(processor, exchange_messages(to_metadata(shadow)))
+    assert len(responses) == 4
+    (event,) = events(processor, sinks)
+    assert (event["outcome"], event["effect"], event["rule"]) == ("dry_run", "deny", "us-shadow")
+
+
+def test_a_denied_decision_that_reaches_the_processor_is_not_let_through(
+    runtime: tuple[ProcessorRuntime, AuditSinks],
+) -> None:
+    processor, sinks = runtime
+    denied = ALLOWED._replace(effect="deny", status=403, error=Code.FORBIDDEN, rule="no")
+    (only,) = process(processor, exchange_messages(to_metadata(denied)))
+    assert only.immediate_response.status.code == 403
+    (event,) = events(processor, sinks)
+    assert event["outcome"] == "denied"
