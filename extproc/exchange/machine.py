@@ -15,7 +15,9 @@ Each step returns what Envoy must do. The rules:
 - gzip bodies are decoded, masked and re-encoded (``compressed: decode``), or refused
   (``compressed: deny``). Other encodings are refused.
 - The audit event is produced once, when the exchange ends, with counts and ids only, by the
-  one builder both services share (``extproc.audit.event.build_event``).
+  one builder both services share (``extproc.audit.event.build_event``). Envoy also runs the
+  response path of authz's own denial through the processor; authz has recorded that request
+  already, so such an exchange passes untouched and leaves no second event.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class Exchange:
         self.method = ""
         self.path = ""
         self._request_id_header = ""
+        self._request_seen = False
+        self.answered_by_authz = False
         self.status = 0
         self.blocked: BlockHit | None = None
         self.refusal: Refusal | None = None
@@ -129,6 +133,7 @@ class Exchange:
 
     # -- request --------------------------------------------------------------------------------
     def request_headers(self, headers: Mapping[str, str]) -> HeaderStep:
+        self._request_seen = True
         self.method = headers.get(":method", "")
         self.path = headers.get(":path", "").split("?", 1)[0]
         self._request_id_header = headers.get("x-request-id", "")
@@ -192,6 +197,10 @@ class Exchange:
         self.status = int(status) if status.isdigit() else 0
         self.response.content_type = headers.get("content-type", "").lower()
         self.response.encoding = headers.get("content-encoding", "").lower().strip()
+        decision = self.decision
+        if not self._request_seen and decision is not None and not decision.lets_request_through:
+            self.answered_by_authz = True  # authz's JSON denial: nothing of the model's in it
+            return HeaderStep()
         if "response" not in self.profile.directions:
             return HeaderStep()
         if self.response.encoding not in ("", "identity", "gzip") or (
@@ -228,7 +237,7 @@ class Exchange:
 
     def response_body(self, body: bytes) -> BodyStep:
         self.response.bytes_in = len(body)
-        if "response" not in self.profile.directions or not body:
+        if self.answered_by_authz or "response" not in self.profile.directions or not body:
             self.response.bytes_out = len(body)
             return BodyStep()
         try:
@@ -277,7 +286,10 @@ class Exchange:
         return HeaderStep(refusal=self._refusal(error, reason, rule, status))
 
     # -- the audit event --------------------------------------------------------------------------
-    def audit_event(self) -> dict[str, object]:
+    def audit_event(self) -> dict[str, object] | None:
+        """The exchange's one event; None when authz answered and recorded it itself."""
+        if self.answered_by_authz:
+            return None
         findings = findings_by_type([*self.request.findings, *self.response.findings])
         traffic = Traffic(
             upstream_status=self.status,

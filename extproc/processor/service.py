@@ -108,6 +108,8 @@ def _step(exchange: Exchange, request: ep.ProcessingRequest) -> Reply:
 
 async def _record(runtime: ProcessorRuntime, exchange: Exchange) -> None:
     event = exchange.audit_event()
+    if event is None:
+        return
     writer = runtime.audit
     if writer.queue_depth < writer.settings.queue_max_events:
         accepted = writer.submit(event)

@@ -8,7 +8,7 @@ import json
 from extproc.clock import Clock
 from extproc.decision import Decision, Obligations
 from extproc.errors import Code
-from extproc.exchange.machine import Exchange
+from extproc.exchange.machine import BodyStep, Exchange, HeaderStep
 from extproc.masking.engine import Masker
 from extproc.masking.profile import BlockRule, MaskingConfig, Profile
 
@@ -191,3 +191,23 @@ def test_the_clock_passed_in_dates_and_times_the_exchange() -> None:
     event = ex.audit_event()
     assert event["time"] == "2026-09-21T14:13:20.000000Z"
     assert event["duration_ms"] == 250.0
+
+
+def test_authzs_own_denial_passes_untouched_and_is_not_audited_twice() -> None:
+    ex = exchange()
+    ex.add_decision(DECISION._replace(effect="deny", status=403, error=Code.FORBIDDEN))
+    assert ex.response_headers({":status": "403", "content-type": "application/json"}) == (
+        HeaderStep()
+    )
+    assert ex.response_body(b'{"error": "forbidden", "reason": "x@example.com"}') == BodyStep()
+    assert ex.audit_event() is None
+
+
+def test_a_response_without_a_request_is_still_audited_when_authz_allowed() -> None:
+    ex = exchange()
+    ex.add_decision(DECISION)
+    ex.response_headers({":status": "503", "content-type": "text/plain"})
+    ex.response_body(b"upstream connect error")
+    event = ex.audit_event()
+    assert event is not None
+    assert event["upstream_status"] == 503
