@@ -16,7 +16,7 @@ from typing import Any
 
 from extproc.audit.sink import AuditSinks
 from extproc.clock import SYSTEM_CLOCK, Clock
-from extproc.config.loader import Config, load_config
+from extproc.config.loader import Config, load_config, parse_config
 from extproc.decide.pipeline import Authorizer
 from extproc.errors import ConfigError
 from extproc.geo.maxmind import open_locator
@@ -79,18 +79,21 @@ def build_processor(
     )
 
 
-def build(service: str, config_path: Path, worker: int, sinks: AuditSinks) -> Any:
-    """The runtime of ``service`` for the config at ``config_path`` (start-up and reloads)."""
-    config = load_config(config_path)
+def build(
+    service: str, config_path: Path, worker: int, sinks: AuditSinks, data: bytes | None = None
+) -> Any:
+    """The runtime of ``service`` for the config at ``config_path`` (start-up and reloads), or
+    for ``data``, a content of that file that validated earlier."""
+    config = load_config(config_path) if data is None else parse_config(data, config_path)
     if service == "authz":
         return build_authz(config, worker=worker, sinks=sinks)
     return build_processor(config, worker=worker, sinks=sinks)
 
 
-def validate(service: str, config_path: Path) -> Config:
-    """Everything a worker would refuse, checked once before any worker starts (without
-    opening audit chains, which belong to the workers)."""
-    config = load_config(config_path)
+def validate(service: str, config_path: Path, data: bytes | None = None) -> Config:
+    """Everything a worker would refuse, checked before any worker starts (without opening
+    audit chains, which belong to the workers)."""
+    config = load_config(config_path) if data is None else parse_config(data, config_path)
     open_locator(config.geo).close()  # opens and verifies the GeoIP database
     if service == "processor" and (config.masking is None or config.audit is None):
         raise ConfigError(f"{config_path}: the processor needs 'masking' and 'audit' sections")

@@ -3,8 +3,9 @@
 One worker process per port (``port``, ``port+1``, ...), each listed as its own endpoint of the
 Envoy cluster, so Envoy's load balancer spreads the work across cores deterministically.
 ``SO_REUSEPORT`` is turned off: a stale process must fail to bind, not silently take traffic.
-The parent validates the config before any worker starts, restarts a worker that dies, and
-stops them all on SIGTERM or SIGINT.
+The parent validates the config before any worker starts, restarts a worker that dies (with
+backoff and the last good config, see ``extproc.supervise``), and stops them all on SIGTERM or
+SIGINT.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import multiprocessing
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from extproc.audit.sink import AuditSinks
 from extproc.errors import Code, ConfigError, ExtprocError
 from extproc.logs import configure_logging
 from extproc.reload import RuntimeHolder
+from extproc.supervise import Supervisor
 
 log = logging.getLogger("extproc.server")
 
@@ -54,6 +56,7 @@ class WorkerSpec:
     index: int
     log_level: str
     reload_interval: float
+    config_data: bytes | None = None  # the last good content; None: read the file
 
 
 def _register_authz(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:
@@ -89,7 +92,11 @@ async def run_worker(spec: WorkerSpec) -> None:
     def build() -> Any:
         return app.build(spec.service, spec.config_path, spec.index, sinks)
 
-    runtime = await asyncio.to_thread(build)
+    # The first runtime comes from the content the supervisor validated, which may differ from
+    # a bad file now on disk; reloads read the file once it changes.
+    runtime = await asyncio.to_thread(
+        app.build, spec.service, spec.config_path, spec.index, sinks, spec.config_data
+    )
     holder: RuntimeHolder[Any] = RuntimeHolder(runtime, build)
     server = grpc.aio.server(options=GRPC_OPTIONS)
     service_name = REGISTRARS[spec.service](server, holder)
@@ -175,25 +182,36 @@ def serve(
     if service not in app.SERVICES:
         log.error("unknown service", extra={"service": service})
         return 2
-    try:
-        app.validate(service, config_path)
-    except ConfigError as exc:
-        log.error("invalid config", extra={"reason": exc.reason})
-        return 2
-    except ExtprocError as exc:
-        log.error("cannot start", extra={"reason": exc.reason, "error": exc.code})
+    config = _validated(service, config_path)
+    if config is None:
         return 2
     specs = [
         WorkerSpec(service, config_path, host, port + i, i, log_level, reload_interval)
         for i in range(workers)
     ]
-    return _supervise(specs)
+    return _supervise(specs, config)
 
 
-def _supervise(specs: list[WorkerSpec]) -> int:
+def _validated(service: str, config_path: Path) -> bytes | None:
+    """The config's content if it would serve (logged reason otherwise)."""
+    try:
+        data = config_path.read_bytes()
+        app.validate(service, config_path, data)
+    except OSError as exc:
+        log.error("cannot read config", extra={"reason": exc.strerror, "path": str(config_path)})
+        return None
+    except ConfigError as exc:
+        log.error("invalid config", extra={"reason": exc.reason})
+        return None
+    except ExtprocError as exc:
+        log.error("cannot start", extra={"reason": exc.reason, "error": exc.code})
+        return None
+    return data
+
+
+def _supervise(specs: list[WorkerSpec], config: bytes) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = False
-    failed = False
 
     def request_stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -201,32 +219,27 @@ def _supervise(specs: list[WorkerSpec]) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    processes: dict[int, BaseProcess] = {}
-    restarts: dict[int, list[float]] = {spec.index: [] for spec in specs}
-    for spec in specs:
-        processes[spec.index] = _start(context, spec)
+    by_index = {spec.index: spec for spec in specs}
+    first = specs[0]
+    supervisor = Supervisor(
+        len(specs),
+        config,
+        start=lambda index, data: _start(context, replace(by_index[index], config_data=data)),
+        validate=lambda: _validated(first.service, first.config_path),
+        clock=time.monotonic,
+    )
+    failed = False
     while not stopping:
         time.sleep(0.2)
-        for spec in specs:
-            process = processes[spec.index]
-            if process.is_alive() or stopping:
-                continue
-            recent = [t for t in restarts[spec.index] if time.monotonic() - t < 60]
-            if len(recent) >= 5:
-                log.error("worker keeps failing; stopping", extra={"worker": spec.index})
-                stopping = failed = True
-                break
-            log.warning(
-                "worker exited; restarting",
-                extra={"worker": spec.index, "exit_code": process.exitcode},
-            )
-            recent.append(time.monotonic())
-            restarts[spec.index] = recent
-            processes[spec.index] = _start(context, spec)
-    for process in processes.values():
+        if not stopping and not supervisor.tick():
+            log.error("no worker can serve; stopping", extra={"service": first.service})
+            failed = True
+            break
+    processes = supervisor.workers
+    for process in processes:
         if process.is_alive():
             process.terminate()
-    for process in processes.values():
+    for process in processes:
         process.join(timeout=10)
         if process.is_alive():
             process.kill()

@@ -1,0 +1,96 @@
+"""`extproc serve` under faults, as an operator meets them: a worker killed while the config on
+disk is garbage comes back on the last good config, and its sibling serves throughout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from extproc.demo.up import wait_for_grpc_health
+from extproc.envoy_runner import free_port_range
+from extproc.geo.writer import write_demo_database
+
+CONFIG = """\
+version: 1
+identity:
+  issuers:
+    - {name: demo, issuer: "https://issuer.example", jwks_file: jwks.json,
+       audiences: [api], algorithms: [RS256]}
+geo:
+  database: demo.mmdb
+  regions: {eu: [DE]}
+policy:
+  rules: []
+"""
+
+
+def serving(port: int) -> bool:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=0.5
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def worker_pids(log: Path) -> dict[int, int]:
+    """worker index → pid, from the "serving" log lines (the latest start wins)."""
+    pids: dict[int, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("msg") == "serving":
+            pids[int(entry["worker"])] = int(entry["pid"])
+    return pids
+
+
+def test_a_killed_worker_restarts_on_the_last_good_config_while_its_sibling_serves(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    write_demo_database(tmp_path / "demo.mmdb")
+    port = free_port_range(2)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "extproc", "serve", "authz", "--config",
+             str(tmp_path / "config.yaml"), "--port", str(port), "--workers", "2",
+             "--reload-interval", "0.2"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for_grpc_health(port, process=process)
+        wait_for_grpc_health(port + 1, process=process)
+        first = worker_pids(log)[0]
+        (tmp_path / "config.yaml").write_text("version: 1\nidentity: [garbage\n")
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        sibling_always_up = True
+        while time.monotonic() < deadline:
+            sibling_always_up &= serving(port + 1)
+            restarted = worker_pids(log).get(0, first)
+            if restarted != first and serving(port):
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("worker 0 did not come back:\n" + log.read_text()[-3000:])
+        assert sibling_always_up
+        assert process.poll() is None
+        text = log.read_text()
+        assert "the config on disk is invalid; the worker restarts with the last good one" in text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
