@@ -164,7 +164,7 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
             body = self._read_chunked() if chunked else self.rfile.read(length)
             headers = self._headers()
             model.record(RecordedRequest("POST", self.path, headers, body))
-            if self.path != "/v1/chat/completions":
+            if self.path.split("?", 1)[0] != "/v1/chat/completions":
                 self._error(404, f"no route for POST {self.path}", "not_found")
                 return
             try:

@@ -37,7 +37,11 @@ def test_the_client_address_is_the_one_envoy_computed_and_the_decision_reaches_t
     gateway: Gateway,
 ) -> None:
     gateway.model.clear()
-    reply = gateway.request(token=gateway.token(), source=SWEDEN)
+    reply = gateway.request(
+        "/eu/v1/chat/completions?access_token=s3cr3t-in-the-url",
+        token=gateway.token(),
+        source=SWEDEN,
+    )
     assert reply.status == 200
     decision_id = gateway.model.requests()[-1].headers["x-extproc-decision-id"]
 
@@ -58,6 +62,9 @@ def test_the_client_address_is_the_one_envoy_computed_and_the_decision_reaches_t
     assert entry["rule"] == "eu-team-to-eu"
     assert entry["subject"] == "alice"
     assert entry["target_region"] == "eu"
+    assert (entry["effect"], entry["outcome"]) == ("allow", "allowed")
+    assert entry["path"] == "/eu/v1/chat/completions"
+    assert "s3cr3t-in-the-url" not in json.dumps(entry)
 
 
 def test_a_client_cannot_choose_its_address_with_the_header_envoy_hands_to_authz(
