@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--reload-interval", type=float, default=1.0, metavar="SECONDS")
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics (all workers) and /healthz on this port (default: off)",
+    )
     serve.set_defaults(run=_serve)
 
     up = commands.add_parser("up", help="run Envoy, the services and a demo model on defaults")
@@ -183,6 +189,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=max(1, args.workers),
         log_level=args.log_level,
         reload_interval=args.reload_interval,
+        metrics_port=args.metrics_port,
     )
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
+from extproc import metrics
+
 log = logging.getLogger("extproc.reload")
 
 
@@ -40,9 +42,12 @@ def _fingerprint(paths: Sequence[Path]) -> str:
 
 
 class RuntimeHolder(Generic[R]):
-    def __init__(self, runtime: R, build: Callable[[], R]) -> None:
+    def __init__(
+        self, runtime: R, build: Callable[[], R], on_swap: Callable[[R, R], None] | None = None
+    ) -> None:
         self.current = runtime
         self._build = build
+        self._on_swap = on_swap
         self._fingerprint = _fingerprint(runtime.watched_files())
         self.reloads = 0
         self.failed_reloads = 0
@@ -64,6 +69,7 @@ class RuntimeHolder(Generic[R]):
             fresh = await asyncio.to_thread(self._build)
         except Exception as exc:
             self.failed_reloads += 1
+            metrics.CONFIG_RELOADS.labels("failed").inc()
             reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
             log.error(
                 "config reload failed; the last good config keeps serving", extra={"reason": reason}
@@ -71,6 +77,9 @@ class RuntimeHolder(Generic[R]):
             return False
         old, self.current = self.current, fresh
         self.reloads += 1
+        metrics.CONFIG_RELOADS.labels("ok").inc()
+        if self._on_swap is not None:
+            self._on_swap(old, fresh)
         log.info("config reloaded", extra={"files": [str(p) for p in files]})
         # Requests in flight may still hold the old runtime; close it after they finish.
         asyncio.get_running_loop().call_later(30.0, old.close)

@@ -11,11 +11,15 @@ SIGINT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -25,12 +29,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from extproc import app
+from extproc import app, metrics
 from extproc.audit.sink import AuditSinks
 from extproc.errors import Code, ConfigError, ExtprocError
 from extproc.logs import configure_logging
+from extproc.metrics_http import serve_metrics
 from extproc.reload import RuntimeHolder
-from extproc.supervise import Supervisor
+from extproc.supervise import Supervisor, Worker
 
 log = logging.getLogger("extproc.server")
 
@@ -45,6 +50,7 @@ GRPC_OPTIONS = (
 )
 KEY_REFRESH_INTERVAL_SECONDS = 60.0
 AUDIT_STATS_INTERVAL_SECONDS = 60.0
+AUDIT_METRICS_INTERVAL_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,12 @@ async def run_worker(spec: WorkerSpec) -> None:
     runtime = await asyncio.to_thread(
         app.build, spec.service, spec.config_path, spec.index, sinks, spec.config_data
     )
-    holder: RuntimeHolder[Any] = RuntimeHolder(runtime, build)
+    holder: RuntimeHolder[Any] = RuntimeHolder(
+        runtime,
+        build,
+        lambda old, new: metrics.serving_revision(old.config.revision, new.config.revision),
+    )
+    metrics.serving_revision(None, runtime.config.revision)
     server = grpc.aio.server(options=GRPC_OPTIONS)
     service_name = REGISTRARS[spec.service](server, holder)
     health = HealthServicer()
@@ -131,12 +142,24 @@ async def run_worker(spec: WorkerSpec) -> None:
     sinks.close_all()  # flush every queued audit event before the process ends
 
 
+def _revision_changed(old: Any, new: Any) -> None:
+    metrics.serving_revision(old.config.revision, new.config.revision)
+
+
 async def _report_audit_stats(sinks: AuditSinks) -> None:
-    """The audit writers' counters as a log line a minute (submitted, written, rejected, write
-    errors, queue depth): a rejected or failed write is never silent."""
+    """The audit writers' counters as metrics every few seconds, and as a log line a minute
+    (submitted, written, rejected, write errors, queue depth): a rejected or failed write is
+    never silent."""
+    ticks = 0
     while True:
-        await asyncio.sleep(AUDIT_STATS_INTERVAL_SECONDS)
-        for chain, counters in sinks.stats().items():
+        await asyncio.sleep(AUDIT_METRICS_INTERVAL_SECONDS)
+        ticks += 1
+        stats = sinks.stats()
+        for chain, counters in stats.items():
+            metrics.record_audit_counters(chain, counters)
+        if ticks % round(AUDIT_STATS_INTERVAL_SECONDS / AUDIT_METRICS_INTERVAL_SECONDS):
+            continue
+        for chain, counters in stats.items():
             level = (
                 logging.ERROR if counters["rejected"] or counters["write_errors"] else logging.INFO
             )
@@ -176,8 +199,10 @@ def serve(
     workers: int = 1,
     log_level: str = "info",
     reload_interval: float = 1.0,
+    metrics_port: int | None = None,
 ) -> int:
-    """Validate the config, start ``workers`` processes on consecutive ports, supervise them."""
+    """Validate the config, start ``workers`` processes on consecutive ports, supervise them;
+    with ``metrics_port``, serve ``/metrics`` (all workers) and ``/healthz`` there."""
     configure_logging(log_level)
     if service not in app.SERVICES:
         log.error("unknown service", extra={"service": service})
@@ -189,7 +214,21 @@ def serve(
         WorkerSpec(service, config_path, host, port + i, i, log_level, reload_interval)
         for i in range(workers)
     ]
-    return _supervise(specs, config)
+    with _metrics_directory():
+        return _supervise(specs, config, metrics_port)
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[None]:
+    """Workers write their samples here; the supervisor aggregates them (set before any worker
+    starts, since prometheus_client reads it when a worker imports it)."""
+    directory = tempfile.mkdtemp(prefix="extproc-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _validated(service: str, config_path: Path) -> bytes | None:
@@ -209,7 +248,7 @@ def _validated(service: str, config_path: Path) -> bytes | None:
     return data
 
 
-def _supervise(specs: list[WorkerSpec], config: bytes) -> int:
+def _supervise(specs: list[WorkerSpec], config: bytes, metrics_port: int | None) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -227,7 +266,14 @@ def _supervise(specs: list[WorkerSpec], config: bytes) -> int:
         start=lambda index, data: _start(context, replace(by_index[index], config_data=data)),
         validate=lambda: _validated(first.service, first.config_path),
         clock=time.monotonic,
+        on_exit=_forget_samples,
     )
+    endpoint = None
+    if metrics_port is not None:
+        endpoint = serve_metrics(
+            first.host, metrics_port, first.service, lambda: (_serving(specs), len(specs))
+        )
+        log.info("metrics", extra={"url": f"http://{first.host}:{metrics_port}/metrics"})
     failed = False
     while not stopping:
         time.sleep(0.2)
@@ -235,6 +281,8 @@ def _supervise(specs: list[WorkerSpec], config: bytes) -> int:
             log.error("no worker can serve; stopping", extra={"service": first.service})
             failed = True
             break
+    if endpoint is not None:
+        endpoint.shutdown()
     processes = supervisor.workers
     for process in processes:
         if process.is_alive():
@@ -244,6 +292,29 @@ def _supervise(specs: list[WorkerSpec], config: bytes) -> int:
         if process.is_alive():
             process.kill()
     return 1 if failed else 0
+
+
+def _serving(specs: list[WorkerSpec]) -> int:
+    """How many workers answer their gRPC health check with SERVING right now."""
+    count = 0
+    for spec in specs:
+        with grpc.insecure_channel(f"{spec.host}:{spec.port}") as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=0.5
+                )
+            except grpc.RpcError:
+                continue
+        count += reply.status == health_pb2.HealthCheckResponse.SERVING
+    return count
+
+
+def _forget_samples(worker: Worker) -> None:
+    """A dead worker's live gauges (queue depth, revision) must not count any more."""
+    if worker.pid is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def _start(context: Any, spec: WorkerSpec) -> BaseProcess:

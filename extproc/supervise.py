@@ -34,6 +34,9 @@ class Worker(Protocol):
     @property
     def exitcode(self) -> int | None: ...
 
+    @property
+    def pid(self) -> int | None: ...
+
     def is_alive(self) -> bool: ...
 
     def terminate(self) -> None: ...
@@ -64,8 +67,10 @@ class Supervisor:
         start: Callable[[int, bytes], Worker],
         validate: Callable[[], bytes | None],
         clock: Callable[[], float],
+        on_exit: Callable[[Worker], None] | None = None,
     ) -> None:
         self.last_good = config
+        self._on_exit = on_exit
         self._start = start
         self._validate = validate
         self._clock = clock
@@ -94,6 +99,8 @@ class Supervisor:
         return not self._hopeless()
 
     def _schedule(self, slot: _Slot, now: float) -> None:
+        if self._on_exit is not None:
+            self._on_exit(slot.worker)
         ran = now - slot.started_at
         if ran >= STABLE_AFTER:
             slot.failures = 0

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
+from extproc import metrics
 from extproc.audit.event import build_event
 from extproc.authz.mapping import check_response, request_view
 from extproc.decide.answer import Answer
@@ -34,6 +36,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> external_auth_pb2.CheckResponse:
         runtime = self._holder.current
+        started = time.perf_counter()
         view = None
         try:
             view = request_view(request)
@@ -51,7 +54,13 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
             answer = internal_error(request_id, runtime.new_id())
         if not answer.allowed:
             _record_denial(runtime, answer, view)
-        return check_response(answer)
+        response = check_response(answer)
+        decision = answer.decision
+        metrics.DECISIONS.labels(
+            decision.effect, decision.outcome, decision.rule, decision.error or ""
+        ).inc()
+        metrics.CHECK_SECONDS.observe(time.perf_counter() - started)
+        return response
 
 
 def _record_denial(runtime: AuthzRuntime, answer: Answer, view: RequestView | None) -> None:

@@ -26,6 +26,7 @@ import gzip
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from extproc.audit.event import Refusal, Traffic, build_event
 from extproc.clock import SYSTEM_CLOCK, Clock
@@ -286,7 +287,7 @@ class Exchange:
         return HeaderStep(refusal=self._refusal(error, reason, rule, status))
 
     # -- the audit event --------------------------------------------------------------------------
-    def audit_event(self) -> dict[str, object] | None:
+    def audit_event(self) -> dict[str, Any] | None:
         """The exchange's one event; None when authz answered and recorded it itself."""
         if self.answered_by_authz:
             return None

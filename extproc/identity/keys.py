@@ -22,6 +22,7 @@ import orjson
 from extproc.identity.config import IdentityConfig, IssuerConfig
 from extproc.identity.fetch import http_get_json
 from extproc.identity.jwks import KeySourceError, parse_jwks
+from extproc.metrics import JWKS_LOADS
 
 log = logging.getLogger("extproc.identity")
 
@@ -100,15 +101,18 @@ class KeyStore:
         try:
             keys = parse_jwks(self._jwks_document(issuer), issuer.name)
         except KeySourceError as exc:
+            JWKS_LOADS.labels(issuer.name, "failed").inc()
             state.error = str(exc)
             log.warning("issuer keys not loaded", extra={"issuer": issuer.name, "reason": str(exc)})
             return state.error
         if not keys:
+            JWKS_LOADS.labels(issuer.name, "failed").inc()
             state.error = "the JWKS has no usable signing key"
             log.warning(
                 "issuer keys not loaded", extra={"issuer": issuer.name, "reason": state.error}
             )
             return state.error
+        JWKS_LOADS.labels(issuer.name, "ok").inc()
         state.keys = keys  # swapped whole: readers never see a half-built set
         state.loaded_at = self._clock()
         state.error = None

@@ -16,6 +16,7 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
 
+from extproc import metrics
 from extproc.errors import DecisionError
 from extproc.exchange.machine import Exchange
 from extproc.processor import mapping
@@ -110,6 +111,7 @@ async def _record(runtime: ProcessorRuntime, exchange: Exchange) -> None:
     event = exchange.audit_event()
     if event is None:
         return
+    _count(exchange, event)
     writer = runtime.audit
     if writer.queue_depth < writer.settings.queue_max_events:
         accepted = writer.submit(event)
@@ -120,3 +122,11 @@ async def _record(runtime: ProcessorRuntime, exchange: Exchange) -> None:
     if not accepted:
         # Under ``deny`` new exchanges are refused (``accepting``) until the queue drains.
         log.error("audit queue full; event not accepted", extra={"request_id": exchange.request_id})
+
+
+def _count(exchange: Exchange, event: dict[str, Any]) -> None:
+    metrics.EXCHANGES.labels(event.get("outcome", "denied"), event.get("error", "")).inc()
+    metrics.EXCHANGE_SECONDS.observe(event.get("duration_ms", 0.0) / 1000)
+    metrics.record_findings(event.get("findings", {}))
+    if exchange.blocked is not None:
+        metrics.BLOCKED.labels(exchange.blocked.rule).inc()

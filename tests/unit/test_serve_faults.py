@@ -94,3 +94,85 @@ def test_a_killed_worker_restarts_on_the_last_good_config_while_its_sibling_serv
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
+
+
+def scrape(port: int, path: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_aggregate_every_worker_and_health_counts_the_living(tmp_path: Path) -> None:
+    from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+
+    from extproc.envoy_runner import free_port
+
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    write_demo_database(tmp_path / "demo.mmdb")
+    port, metrics_port = free_port_range(2), free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "extproc", "serve", "authz", "--config",
+             str(tmp_path / "config.yaml"), "--port", str(port), "--workers", "2",
+             "--metrics-port", str(metrics_port)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for_grpc_health(port, process=process)
+        wait_for_grpc_health(port + 1, process=process)
+        for worker_port in (port, port, port + 1):
+            with grpc.insecure_channel(f"127.0.0.1:{worker_port}") as channel:
+                answer = external_auth_pb2_grpc.AuthorizationStub(channel).Check(
+                    external_auth_pb2.CheckRequest(), timeout=5
+                )
+                assert answer.denied_response.status.code == 401
+        status, health = scrape(metrics_port, "/healthz")
+        assert (status, json.loads(health)["alive"]) == (200, 2)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status, text = scrape(metrics_port, "/metrics")
+            counted = sample(
+                text, "extproc_authz_decisions_total", outcome="denied", error="missing_token"
+            )
+            if counted == 3:
+                break
+            time.sleep(0.2)
+        assert status == 200
+        assert counted == 3, text[-2000:]
+        assert sample(text, "extproc_config_info") == 2
+        assert 'extproc_authz_check_duration_seconds_bucket{le="0.0001"' in text
+        before = worker_pids(log)
+        for pid in before.values():
+            os.kill(pid, signal.SIGKILL)
+        seen = set()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            status, health = scrape(metrics_port, "/healthz")
+            seen.add((status, json.loads(health)["alive"]))
+            if 503 in {s for s, _ in seen} and (200, 2) in seen:
+                break
+            time.sleep(0.05)
+        # Down while no worker lives (before the backoff restarts them), then serving again.
+        assert (503, 0) in seen
+        assert (200, 2) in seen
+        assert set(worker_pids(log).values()).isdisjoint(before.values())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)

@@ -13,6 +13,7 @@ class FakeWorker:
     config: bytes
     alive: bool = True
     exitcode: int | None = None
+    pid: int | None = None
 
     def is_alive(self) -> bool:
         return self.alive
