@@ -27,9 +27,23 @@ mac_address     MAC_ADDRESS      stdnum mac; not all-zero/broadcast        none
 secret          SECRET           vendor prefixes; context for AWS secret   none (prefixed) or
                                  keys, Azure keys, SAS, GCP key ids,       the key name
                                  password-like assignments
+uk_nino         UK_NINO          HMRC prefix rules                         none
+uk_nhs          UK_NHS           stdnum gb.nhs (mod 11)                    keyword (NHS)
+de_tax_id       DE_TAX_ID        stdnum de.idnr (ISO 7064)                 keyword (Steuer-ID)
+fr_nir          FR_NIR           stdnum fr.nir (mod 97 key), month         none
+es_dni, es_nie  ES_DNI, ES_NIE   stdnum es.dni / es.nie (mod 23 letter)    none
+it_fiscal_code  IT_FISCAL_CODE   stdnum it.codicefiscale (check letter)    none
+nl_bsn          NL_BSN           stdnum nl.bsn (11-proof)                  keyword (BSN)
+in_aadhaar      IN_AADHAAR       stdnum in_.aadhaar (Verhoeff)             keyword (Aadhaar)
+in_pan          IN_PAN           stdnum in_.pan (holder type)              keyword (PAN)
+au_tfn          AU_TFN           stdnum au.tfn (weighted mod 11)           keyword (TFN)
+sg_nric         SG_NRIC          NRIC/FIN check letter                     none
+btc_address     BTC_ADDRESS      base58check, bech32, bech32m              none
+eth_address     ETH_ADDRESS      EIP-55 (Keccak-256) when mixed case       none if mixed case,
+                                                                           else wallet keyword
 =============== ================ ========================================= ==================
 
-A keyword precedes the value within a few words ("SSN: 123456789", "routing no. 021000021").
+A keyword precedes the value within a few words ("NHS number is 943 476 5919").
 """
 
 from __future__ import annotations
@@ -40,9 +54,12 @@ from functools import lru_cache
 from extproc.masking.detectors import (
     contact,
     ids_americas,
+    ids_asia_pacific,
+    ids_europe,
     network,
     payment,
     secrets,
+    wallets,
 )
 from extproc.masking.detectors.base import Detector, Span, Trigger, Windows
 from extproc.masking.detectors.contact import DEFAULT_PHONE_REGIONS, check_regions, phone_detectors
@@ -64,7 +81,10 @@ __all__ = [
 # by its keyword or checksum beats the generic phone shape it may also have.
 _FAMILIES = (
     ids_americas,
+    ids_europe,
+    ids_asia_pacific,
     payment,
+    wallets,
     secrets,
     network,
     contact,
@@ -75,7 +95,9 @@ BUILTIN: dict[str, Detector] = {
 }
 DETECTOR_NAMES = (
     "card", "us_ssn", "email", "phone", "iban", "ipv4", "ipv6", "secret",
-    "us_itin", "us_routing", "ca_sin", "mac_address",
+    "us_itin", "us_routing", "ca_sin", "uk_nino", "uk_nhs", "de_tax_id", "fr_nir", "es_dni",
+    "es_nie", "it_fiscal_code", "nl_bsn", "in_aadhaar", "in_pan", "au_tfn", "sg_nric",
+    "mac_address", "btc_address", "eth_address",
 )  # fmt: skip
 
 _PREFILTER = Prefilter(trigger for family in _FAMILIES for trigger in family.TRIGGERS)
