@@ -111,6 +111,7 @@ def test_emails() -> None:
         "415-555-0100",
         "+1 415 555 0100",
         "+44 20 7946 0958",
+        "+33 (0)4 61 47 72 79",  # six groups: masked whole, not up to the fifth
         "0049 30 92400589",
     ],
 )

@@ -22,7 +22,7 @@ from extproc.masking.detectors.base import (
     value,
 )
 
-_AADHAAR_KEYWORDS = r"aadhaar|aadhar|uidai|uid"
+_AADHAAR_KEYWORDS = r"aadhaar|aadhar|adhaar|uidai"
 _AADHAAR = keyword_pattern(_AADHAAR_KEYWORDS, r"[2-9]\d{3}([ -]?)\d{4}\2\d{4}")
 _PAN_KEYWORDS = r"pan|pan card|pan no|permanent account number|income tax pan"
 _PAN = keyword_pattern(_PAN_KEYWORDS, r"[A-Z]{3}[ABCFGHJLPT][A-Z]\d{4}[A-Z]")
