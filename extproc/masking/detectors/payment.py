@@ -1,0 +1,152 @@
+"""Payment data: card numbers (issuer ranges, lengths, Luhn), IBANs (mod 97) and US ABA
+routing numbers (3-7-1 checksum, only after a keyword: nine digits are everywhere)."""
+
+from __future__ import annotations
+
+import re
+
+from stdnum import iban as stdnum_iban
+from stdnum import luhn
+from stdnum.us import rtn
+
+from extproc.masking.detectors.base import (
+    FLAGS,
+    Detector,
+    Trigger,
+    keyword_pattern,
+    keyword_trigger,
+    value,
+)
+
+# A run of digit groups separated by single spaces, or by single dashes, starting at a token
+# boundary: a number glued to letters (TRK123..., 1Z...) is a tracking or order code, not a
+# card. Cards inside a run are looked for group by group, so "qty 2 4111 1111 1111 1111" and
+# "2024-01-15 4111 1111 1111 1111" still yield the card.
+_CARD_RUN = re.compile(r"(?<![\w.\-])(?:\d+(?: \d+)+|\d+(?:-\d+)+|\d+)(?![\w\-]|\.\d)", FLAGS)
+_CARD_DIGITS = (13, 19)
+_ISSUERS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+    # (low prefix, high prefix, lengths) of issuer ranges
+    ("4", "4", (13, 16, 19)),  # Visa
+    ("51", "55", (16,)),  # Mastercard
+    ("2221", "2720", (16,)),
+    ("34", "34", (15,)),  # Amex
+    ("37", "37", (15,)),
+    ("6011", "6011", (16, 17, 18, 19)),  # Discover
+    ("644", "649", (16, 17, 18, 19)),
+    ("65", "65", (16, 17, 18, 19)),
+    ("3528", "3589", (16, 17, 18, 19)),  # JCB
+    ("300", "305", (14, 15, 16, 17, 18, 19)),  # Diners
+    ("36", "36", (14, 15, 16, 17, 18, 19)),
+    ("38", "39", (14, 15, 16, 17, 18, 19)),
+    ("62", "62", (16, 17, 18, 19)),  # UnionPay
+    ("50", "50", (13, 14, 15, 16, 17, 18, 19)),  # Maestro
+    ("56", "58", (13, 14, 15, 16, 17, 18, 19)),
+    ("67", "67", (13, 14, 15, 16, 17, 18, 19)),
+)
+# The groups a card is printed in: fours (the last may be shorter), or Amex/Diners 4-6-5, 4-6-4.
+_SPLIT_LAYOUTS = ((4, 6, 5), (4, 6, 4))
+_IBAN_BEFORE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){0,7} ?\Z", FLAGS)
+
+
+def _is_card_number(digits: str) -> bool:
+    if len(set(digits)) == 1:
+        return False
+    if not any(
+        low <= digits[: len(low)] <= high and len(digits) in lengths
+        for low, high, lengths in _ISSUERS
+    ):
+        return False
+    return bool(luhn.is_valid(digits))
+
+
+def _printed_like_a_card(groups: list[str]) -> bool:
+    sizes = tuple(len(group) for group in groups)
+    if len(sizes) == 1 or sizes in _SPLIT_LAYOUTS:
+        return True
+    return all(size == 4 for size in sizes[:-1]) and 1 <= sizes[-1] <= 4
+
+
+class _CardRuns:
+    """``finditer`` over digit runs, yielding each card inside a run (longest first)."""
+
+    def finditer(self, text: str, low: int, high: int) -> list[re.Match[str]]:
+        found: list[re.Match[str]] = []
+        for run in _CARD_RUN.finditer(text, low, high):
+            if run.end() - run.start() >= _CARD_DIGITS[0]:
+                found.extend(_cards_in(text, run))
+        return found
+
+
+def _cards_in(text: str, run: re.Match[str]) -> list[re.Match[str]]:
+    groups = re.split(r"[ -]", run.group(0))
+    starts = [run.start()]
+    for group in groups[:-1]:
+        starts.append(starts[-1] + len(group) + 1)
+    found: list[re.Match[str]] = []
+    first = 0
+    while first < len(groups):
+        end = _longest_card(groups, first)
+        if end is None:
+            first += 1
+            continue
+        start, stop = starts[first], starts[end - 1] + len(groups[end - 1])
+        # Digit groups of an IBAN whose checksum failed are not a card either.
+        if _IBAN_BEFORE.search(text, max(0, start - 40), start) is None:
+            match = _WHOLE.fullmatch(text, start, stop)
+            if match is not None:
+                found.append(match)
+        first = end
+    return found
+
+
+def _longest_card(groups: list[str], first: int) -> int | None:
+    """The end of the longest card starting at group ``first``; bounded by 19 digits, so a
+    long run of small numbers costs linear time."""
+    ends: list[int] = []
+    total = 0
+    for last in range(first, len(groups)):
+        total += len(groups[last])
+        if total > _CARD_DIGITS[1]:
+            break
+        if total >= _CARD_DIGITS[0]:
+            ends.append(last + 1)
+    for end in reversed(ends):
+        part = groups[first:end]
+        if _printed_like_a_card(part) and _is_card_number("".join(part)):
+            return end
+    return None
+
+
+_WHOLE = re.compile(r"[\s\S]+")
+
+_IBAN = re.compile(
+    r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])",
+    FLAGS,
+)
+
+
+def _valid_iban(match: re.Match[str]) -> bool:
+    return bool(stdnum_iban.is_valid(match.group(0).replace(" ", "")))
+
+
+_ROUTING_KEYWORDS = r"routing|aba|rtn|transit number|aba routing"
+_ROUTING = keyword_pattern(_ROUTING_KEYWORDS, r"\d{9}")
+
+
+def _valid_routing(match: re.Match[str]) -> bool:
+    return bool(rtn.is_valid(value(match)))
+
+
+DETECTORS: dict[str, Detector] = {
+    "card": Detector("card", "CARD", _CardRuns(), scope="card"),
+    "iban": Detector("iban", "IBAN", _IBAN, _valid_iban, scope="iban"),
+    "us_routing": Detector(
+        "us_routing", "US_ROUTING", _ROUTING, _valid_routing, group=1, scope="us_routing"
+    ),
+}
+TRIGGERS = (
+    # Every issuer range starts with 2-6; timestamps and ids glued to letters do not trigger.
+    Trigger("card", r"\b[2-6](?:[ -]?\d){12,}", before=2, after=2),
+    Trigger("iban", r"\b[A-Z]{2}\d{2} ?[A-Z0-9]{4}", before=2, after=40),
+    keyword_trigger("us_routing", _ROUTING_KEYWORDS),
+)
