@@ -22,10 +22,15 @@ class ExtprocError(Exception):
 
 
 class ConfigError(ExtprocError):
-    """The configuration is invalid. ``reason`` names file, line and key."""
+    """The configuration is invalid. ``reason`` names file, line and key; ``errors`` lists every
+    problem found, one line each."""
 
     code = "config_invalid"
     status = 500
+
+    def __init__(self, reason: str, *, errors: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.errors = errors or (reason,)
 
 
 class IdentityError(ExtprocError):
