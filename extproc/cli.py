@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from extproc.errors import ExtprocError
+from extproc.errors import ConfigError, ExtprocError
 
 DEFAULT_STATE_DIR = Path(".extproc")
 
@@ -21,6 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args))
+    except ConfigError as exc:
+        for error in exc.errors:  # every problem, one per line: file:line: key: message
+            print(error, file=sys.stderr)
+        return 1
     except ExtprocError as exc:
         print(f"extproc: {exc.reason}", file=sys.stderr)
         return 1
@@ -32,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="extproc", description=__doc__)
     commands = parser.add_subparsers(metavar="COMMAND")
 
-    check = commands.add_parser("check", help="validate a config; exit non-zero on any error")
+    check = commands.add_parser(
+        "check", help="validate a config; print every error (file:line: key: message), exit 1"
+    )
     check.add_argument("config", type=Path)
     check.add_argument(
         "--fetch-keys", action="store_true", help="also fetch every issuer's keys (needs network)"
@@ -122,7 +128,7 @@ def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
 
 def _check(args: argparse.Namespace) -> int:
     from extproc.authz.pipeline import AuthzRuntime
-    from extproc.config.loader import load_config
+    from extproc.settings import load_config
 
     config = load_config(args.config)
     runtime = AuthzRuntime(config)  # opens and verifies the GeoIP database
@@ -148,7 +154,7 @@ def _check(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     from extproc.authz.explain import explain
     from extproc.authz.pipeline import AuthzRuntime, RequestView
-    from extproc.config.loader import load_config
+    from extproc.settings import load_config
 
     headers = {k.lower(): v for k, v in _pairs(args.header, "--header").items()}
     if args.token:
@@ -223,7 +229,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
     paths = list(args.paths) or [DEFAULT_STATE_DIR / "audit"]
     if args.config is not None:
-        from extproc.config.loader import load_config
+        from extproc.settings import load_config
 
         audit = load_config(args.config).audit
         if audit is None:

@@ -24,10 +24,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from extproc.config.loader import load_config
 from extproc.errors import ConfigError, ExtprocError
 from extproc.logs import configure_logging
 from extproc.reload import RuntimeHolder
+from extproc.settings import load_config
 
 log = logging.getLogger("extproc.server")
 

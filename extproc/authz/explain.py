@@ -7,6 +7,7 @@ from typing import TextIO
 
 from extproc.authz.pipeline import Answer, AuthzRuntime, RequestView
 from extproc.errors import KeyRefreshNeeded
+from extproc.policy.trace import render_trace
 
 
 def explain(runtime: AuthzRuntime, view: RequestView, out: TextIO) -> Answer:
@@ -40,20 +41,9 @@ def explain(runtime: AuthzRuntime, view: RequestView, out: TextIO) -> Answer:
         for name, value in rows.items():
             out.write(f"  {name + ':':<17} {value if value is not None else '-'}\n")
         out.write("rules:\n")
-        decided = False
-        for rule, matched in runtime.config.policy.trace(facts):
-            if not matched:
-                mark = "no match"
-            elif not rule.enforce:
-                mark = f"match (dry-run: would {rule.effect})"
-            elif decided:
-                mark = "match (not reached)"
-            else:
-                mark = f"match -> {rule.effect}"
-                decided = True
-            out.write(f"  {rule.name:<32} {mark}\n")
-        if not decided:
-            out.write(f"  {'default':<32} -> {runtime.config.policy.default.effect}\n")
+        policy = runtime.config.policy
+        for line in render_trace(policy.trace(facts), policy.default):
+            out.write(f"  {line}\n")
     decision = answer.decision
     verdict = "ALLOW" if answer.allowed else f"DENY {answer.status}"
     out.write(f"decision: {verdict}\n")

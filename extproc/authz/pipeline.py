@@ -27,7 +27,6 @@ from typing import Any
 import orjson
 
 from extproc.audit.writer import AuditWriter
-from extproc.config.loader import Config
 from extproc.errors import ExtprocError, GeoError, IdentityError
 from extproc.geo.locator import GeoLocator
 from extproc.geo.model import UNKNOWN_REGION
@@ -36,6 +35,7 @@ from extproc.identity.model import Identity
 from extproc.identity.verifier import TokenVerifier
 from extproc.policy.decision import Decision
 from extproc.policy.facts import RequestFacts
+from extproc.settings import Config
 
 log = logging.getLogger("extproc.authz")
 

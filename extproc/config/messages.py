@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import types
+from collections.abc import Collection
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -113,10 +114,20 @@ def _data_path(data: Any, loc: Loc) -> Loc:
     return tuple(path)
 
 
-def _unknown_key(key: str | int, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.75)
+def closest(word: str, choices: Collection[str]) -> str | None:
+    """The choice ``word`` was most likely meant to be (a typo, or a shortened key such as
+    ``leeway`` for ``leeway_seconds``), if one is close enough."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
     if close:
-        return f"unknown key {key!r} (did you mean {close[0]!r}?)"
+        return close[0]
+    longer = [c for c in choices if len(word) >= 4 and c.startswith(word)]
+    return longer[0] if len(longer) == 1 else None
+
+
+def _unknown_key(key: str | int, allowed: list[str]) -> str:
+    close = closest(str(key), allowed)
+    if close:
+        return f"unknown key {key!r} (did you mean {close!r}?)"
     if allowed:
         return f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})"
     return f"unknown key {key!r}"

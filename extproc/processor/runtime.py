@@ -8,10 +8,10 @@ from pathlib import Path
 
 from extproc.audit.sink import writer_for
 from extproc.audit.writer import AuditWriter
-from extproc.config.loader import Config
 from extproc.errors import ConfigError
 from extproc.masking.engine import Masker
 from extproc.processor.exchange import Exchange
+from extproc.settings import Config
 
 log = logging.getLogger("extproc.processor")
 

@@ -15,10 +15,10 @@ from google.rpc import code_pb2
 
 from extproc.authz.pipeline import AuthzRuntime
 from extproc.authz.service import AuthorizationService
-from extproc.config.loader import load_config
 from extproc.demo.issuer import DevIssuer
 from extproc.geo.writer import write_demo_database
 from extproc.reload import RuntimeHolder
+from extproc.settings import load_config
 
 CONFIG = """\
 version: 1
