@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--body-file", type=Path, default=None)
     explain.set_defaults(run=_explain)
 
+    schema = commands.add_parser("schema", help="print the config's JSON Schema")
+    schema.set_defaults(run=_schema)
+
     serve = commands.add_parser("serve", help="run a gRPC service for Envoy")
     serve.add_argument("service", choices=["authz", "processor"])
     serve.add_argument("--config", type=Path, required=True)
@@ -176,6 +179,14 @@ def _explain(args: argparse.Namespace) -> int:
     finally:
         runtime.close()
     return 0 if answer.allowed else 3
+
+
+def _schema(_args: argparse.Namespace) -> int:
+    from extproc.settings import config_schema_text
+
+    sys.stdout.buffer.write(config_schema_text().encode("utf-8"))
+    sys.stdout.flush()
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
