@@ -32,6 +32,7 @@ _EXPECTED = {
     "dict_type": "expected a mapping",
     "model_type": "expected a mapping",
     "model_attributes_type": "expected a mapping",
+    "string_unicode": "expected valid Unicode text",
 }
 
 

@@ -140,9 +140,14 @@ def _issuer(settings: IssuerSettings, base_dir: Path, problems: Problems) -> Iss
     discovery_url = settings.discovery
     if discovery_url is True:
         discovery_url = settings.issuer.rstrip("/") + DISCOVERY_PATH
-    for key, url in (("discovery", discovery_url), ("jwks_uri", settings.jwks_uri)):
-        if isinstance(url, str) and not url.startswith(("https://", "http://")):
-            problems.add((key,), f"key source {url!r} must be an http(s) URL")
+        if not _is_http(settings.issuer):
+            problems.add(
+                ("discovery",), f"true needs an http(s) issuer URL, got {settings.issuer!r}"
+            )
+    elif isinstance(discovery_url, str) and not _is_http(discovery_url):
+        problems.add(("discovery",), f"key source {discovery_url!r} must be an http(s) URL")
+    if settings.jwks_uri is not None and not _is_http(settings.jwks_uri):
+        problems.add(("jwks_uri",), f"key source {settings.jwks_uri!r} must be an http(s) URL")
     return IssuerConfig(
         name=settings.name,
         issuer=settings.issuer,
@@ -156,3 +161,7 @@ def _issuer(settings: IssuerSettings, base_dir: Path, problems: Problems) -> Iss
         group_claims=settings.group_claims,
         location_claim=settings.location_claim,
     )
+
+
+def _is_http(url: str) -> bool:
+    return url.startswith(("https://", "http://"))

@@ -153,8 +153,9 @@ policy:
 
 
 def test_the_default_is_rendered_when_no_enforced_rule_matches() -> None:
-    policy = policy_from("policy:\n  rules:\n    - {name: eu, when: {source_region: eu}, "
-                         "effect: allow}\n")  # fmt: skip
+    policy = policy_from(
+        "policy:\n  rules:\n    - {name: eu, when: {source_region: eu}, effect: allow}\n"
+    )
     assert render_trace(policy.trace(FROM_THE_US), policy.default) == [
         "eu                               no match: source_region is us, wanted eu",
         "default                          -> deny",

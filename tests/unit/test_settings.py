@@ -3,13 +3,20 @@ values, cross-section checks, and a valid file compiled into the runtime objects
 
 from __future__ import annotations
 
+import copy
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from extproc.config.document import parse_document
 from extproc.errors import ConfigError
 from extproc.geo.writer import write_demo_database
-from extproc.settings import load_config, parse_config
+from extproc.settings import config_schema, load_config, parse_config
 
 SEVERAL_PROBLEMS = """\
 version: 1
@@ -229,3 +236,83 @@ def test_a_valid_file_is_compiled_into_the_runtime_config(tmp_path: Path) -> Non
     assert config.audit is not None
     assert config.audit.directory == tmp_path / "audit"
     assert config.audit.writer.when_full == "block"
+
+
+def _schema_keys(node: Any) -> set[str]:
+    keys: set[str] = set()
+    if isinstance(node, dict):
+        keys.update(node.get("properties", {}))
+        for value in node.values():
+            keys |= _schema_keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            keys |= _schema_keys(value)
+    return keys
+
+
+CONFIG_KEYS = sorted(_schema_keys(config_schema()))
+scalars = (
+    st.none() | st.booleans() | st.integers(-5, 5000) | st.floats(-1, 1e4) | st.text(max_size=6)
+)
+junk = st.recursive(
+    scalars | st.sampled_from(["eu", "DE", "XX", "RS256", "allow", "(x", "$.a", "10.0.0.0/8"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(CONFIG_KEYS) | st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+sections = st.fixed_dictionaries(
+    {},
+    optional={
+        name: junk
+        for name in ("version", "identity", "geo", "policy", "upstreams", "masking", "audit")
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sections)
+def test_any_input_gives_readable_located_errors_and_never_crashes(data: dict[str, Any]) -> None:
+    assert_readable(data)
+
+
+def assert_readable(data: Any) -> None:
+    """Load ``data`` as a config file: either it loads, or every error is one located,
+    readable line (JSON is YAML, so any structure can be written as a config file)."""
+    try:
+        parse_config(json.dumps(data).encode(), Path("fuzz/config.yaml"))
+    except ConfigError as error:
+        errors = error.errors
+    else:
+        errors = ()
+    for line in errors:
+        assert re.match(r"fuzz/config\.yaml:\d+: \S[^:]*: \S", line), line
+        for noise in ("Input should", "Value error", "pydantic", "https://"):
+            assert noise not in line, line
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+VALID_DATA = json.loads(json.dumps(parse_document(VALID, file="v").data))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_valid_file_with_any_one_part_broken_gives_readable_errors(data: st.DataObject) -> None:
+    config = copy.deepcopy(VALID_DATA)
+    path = data.draw(st.sampled_from(_paths(config)[1:]))
+    parent = config
+    for part in path[:-1]:
+        parent = parent[part]
+    parent[path[-1]] = data.draw(junk)
+    assert_readable(config)
