@@ -171,6 +171,7 @@ def test_explain_prints_the_facts_and_the_deciding_rule(
     denied = capsys.readouterr().out
     assert "source regions:   us" in denied
     assert "watch-us-callers                 match (dry-run: would deny)" in denied
+    assert "eu-team-to-eu                    no match: source_region is us, wanted eu" in denied
     assert "decision: DENY 403" in denied
     assert "rule:   default" in denied
 
