@@ -20,9 +20,9 @@ from envoy.service.auth.v3 import external_auth_pb2  # noqa: E402
 
 from extproc.app import build_authz  # noqa: E402
 from extproc.authz.mapping import check_response, request_view  # noqa: E402
-from extproc.config.loader import load_config  # noqa: E402
 from extproc.demo.issuer import DevIssuer  # noqa: E402
 from extproc.geo.writer import write_demo_database  # noqa: E402
+from extproc.settings import load_config  # noqa: E402
 from tests.unit.test_authz_service import CONFIG, check  # noqa: E402
 
 

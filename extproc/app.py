@@ -16,7 +16,6 @@ from typing import Any
 
 from extproc.audit.sink import AuditSinks
 from extproc.clock import SYSTEM_CLOCK, Clock
-from extproc.config.loader import Config, load_config, parse_config
 from extproc.decide.pipeline import Authorizer
 from extproc.errors import ConfigError
 from extproc.geo.maxmind import open_locator
@@ -25,6 +24,7 @@ from extproc.identity.keys import KeyStore
 from extproc.identity.verifier import TokenVerifier
 from extproc.masking.engine import Masker
 from extproc.runtime import AuthzRuntime, ProcessorRuntime, new_decision_id
+from extproc.settings import Config, load_config, parse_config
 
 log = logging.getLogger("extproc.app")
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from extproc.errors import ExtprocError
+from extproc.errors import ConfigError, ExtprocError
 
 DEFAULT_STATE_DIR = Path(".extproc")
 
@@ -21,6 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args))
+    except ConfigError as exc:
+        for error in exc.errors:  # every problem, one per line: file:line: key: message
+            print(error, file=sys.stderr)
+        return 1
     except ExtprocError as exc:
         print(f"extproc: {exc.reason}", file=sys.stderr)
         return 1
@@ -32,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="extproc", description=__doc__)
     commands = parser.add_subparsers(metavar="COMMAND")
 
-    check = commands.add_parser("check", help="validate a config; exit non-zero on any error")
+    check = commands.add_parser(
+        "check", help="validate a config; print every error (file:line: key: message), exit 1"
+    )
     check.add_argument("config", type=Path)
     check.add_argument(
         "--fetch-keys", action="store_true", help="also fetch every issuer's keys (needs network)"
@@ -56,6 +63,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--body-file", type=Path, default=None)
     explain.set_defaults(run=_explain)
+
+    schema = commands.add_parser("schema", help="print the config's JSON Schema")
+    schema.set_defaults(run=_schema)
+
+    demo = commands.add_parser("demo", help="the demo's state directory")
+    demo_commands = demo.add_subparsers(metavar="ACTION")
+    demo_init = demo_commands.add_parser(
+        "init", help="write keys, a GeoIP database and a config that `extproc check` accepts"
+    )
+    demo_init.add_argument("directory", type=Path)
+    demo_init.add_argument(
+        "--issuer-port", type=int, default=None, help="the demo issuer's port (default 18443)"
+    )
+    demo_init.set_defaults(run=_demo_init)
 
     serve = commands.add_parser("serve", help="run a gRPC service for Envoy")
     serve.add_argument("service", choices=["authz", "processor"])
@@ -128,7 +149,7 @@ def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
 
 def _check(args: argparse.Namespace) -> int:
     from extproc.app import build_authz
-    from extproc.config.loader import load_config
+    from extproc.settings import load_config
 
     config = load_config(args.config)
     runtime = build_authz(config, load_keys=False)  # opens and verifies the GeoIP database
@@ -153,9 +174,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from extproc.app import build_authz
-    from extproc.config.loader import load_config
     from extproc.decide.explain import explain
     from extproc.decide.request import RequestView
+    from extproc.settings import load_config
 
     headers = {k.lower(): v for k, v in _pairs(args.header, "--header").items()}
     if args.token:
@@ -176,6 +197,29 @@ def _explain(args: argparse.Namespace) -> int:
     finally:
         runtime.close()
     return 0 if answer.allowed else 3
+
+
+def _schema(_args: argparse.Namespace) -> int:
+    from extproc.settings import config_schema_text
+
+    sys.stdout.buffer.write(config_schema_text().encode("utf-8"))
+    sys.stdout.flush()
+    return 0
+
+
+def _demo_init(args: argparse.Namespace) -> int:
+    from extproc.demo.state import DEFAULT_ISSUER_PORT, default_issuer_url, init_demo_state
+
+    issuer_url = default_issuer_url(args.issuer_port or DEFAULT_ISSUER_PORT)
+    config = init_demo_state(args.directory, issuer_url)
+    here = shlex.quote(str(args.directory))
+    print(
+        f"demo state in {args.directory} (issuer {issuer_url})\n"
+        f"  check it: extproc check {shlex.quote(str(config))}\n"
+        f"  run it:   extproc up --state-dir {here}"
+        + ("" if args.issuer_port is None else f" --issuer-port {args.issuer_port}")
+    )
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -230,7 +274,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
     paths = list(args.paths) or [DEFAULT_STATE_DIR / "audit"]
     if args.config is not None:
-        from extproc.config.loader import load_config
+        from extproc.settings import load_config
 
         audit = load_config(args.config).audit
         if audit is None:

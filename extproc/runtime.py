@@ -14,13 +14,13 @@ from pathlib import Path
 
 from extproc.audit.writer import AuditWriter
 from extproc.clock import SYSTEM_CLOCK, Clock
-from extproc.config.loader import Config
 from extproc.decide.pipeline import Authorizer
 from extproc.exchange.machine import Exchange
 from extproc.geo.locator import GeoLocator
 from extproc.identity.keys import KeyStore
 from extproc.masking.engine import Masker
 from extproc.masking.profile import MaskingConfig
+from extproc.settings import Config
 
 
 def new_decision_id() -> str:

@@ -9,6 +9,7 @@ from extproc.decide.answer import Answer
 from extproc.decide.pipeline import Authorizer
 from extproc.decide.request import RequestView
 from extproc.errors import KeyRefreshNeeded
+from extproc.policy.trace import render_trace
 
 
 def explain(
@@ -44,20 +45,9 @@ def explain(
         for name, value in rows.items():
             out.write(f"  {name + ':':<17} {value if value is not None else '-'}\n")
         out.write("rules:\n")
-        decided = False
-        for rule, matched in authorizer.policy.trace(facts):
-            if not matched:
-                mark = "no match"
-            elif not rule.enforce:
-                mark = f"match (dry-run: would {rule.effect})"
-            elif decided:
-                mark = "match (not reached)"
-            else:
-                mark = f"match -> {rule.effect}"
-                decided = True
-            out.write(f"  {rule.name:<32} {mark}\n")
-        if not decided:
-            out.write(f"  {'default':<32} -> {authorizer.policy.default.effect}\n")
+        policy = authorizer.policy
+        for line in render_trace(policy.trace(facts), policy.default):
+            out.write(f"  {line}\n")
     decision = answer.decision
     verdict = "ALLOW" if answer.allowed else f"DENY {answer.status}"
     out.write(f"decision: {verdict}\n")

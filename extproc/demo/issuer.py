@@ -144,14 +144,11 @@ class DevIssuer:
         return f"{self.issuer_url}/jwks.json"
 
     def start(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.key = _load_or_create_key(self.state_dir)
+        self.key = prepare_issuer_state(self.state_dir, None)
         self.published = [public_jwk(self.key)]
         self._server = start_server(self.host, self.port, _handler(self))
         self.port = int(self._server.server_address[1])
-        (self.state_dir / _STATE_FILE).write_text(
-            json.dumps({"issuer": self.issuer_url}), encoding="utf-8"
-        )
+        prepare_issuer_state(self.state_dir, self.issuer_url)
 
     def stop(self) -> None:
         stop_server(self._server)
@@ -175,6 +172,16 @@ class DevIssuer:
             raise ExtprocError("the issuer is not started")
         claims = claims_for(self.issuer_url, sub, groups, audience, ttl, extra_claims or {})
         return sign(signing_key, claims)
+
+
+def prepare_issuer_state(state_dir: Path, issuer_url: str | None) -> rsa.RSAPrivateKey:
+    """The issuer's signing key (created once, then kept) and, when given, the URL it serves
+    at, so ``extproc token`` can mint tokens before and while the issuer runs."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = _load_or_create_key(state_dir)
+    if issuer_url is not None:
+        (state_dir / _STATE_FILE).write_text(json.dumps({"issuer": issuer_url}), encoding="utf-8")
+    return key
 
 
 def mint_from_state(

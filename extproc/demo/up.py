@@ -4,7 +4,6 @@ issuer on embedded defaults, with state (keys, GeoIP database, config, logs) in 
 from __future__ import annotations
 
 import os
-import secrets
 import shlex
 import signal
 import subprocess
@@ -18,10 +17,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from extproc.demo.issuer import DevIssuer
+from extproc.demo.state import DEFAULT_ISSUER_PORT, demo_model_key, init_demo_state
 from extproc.demo.upstream import DemoModel
 from extproc.envoy_runner import EnvoyProcess, render_config
 from extproc.errors import ExtprocError
-from extproc.geo.writer import write_demo_database
 
 MODEL_KEY_ENV = "EXTPROC_DEMO_MODEL_KEY"
 
@@ -33,7 +32,7 @@ class DemoPorts:
     model: int = 18080
     authz: int = 50051
     processor: int = 50061
-    issuer: int = 18443
+    issuer: int = DEFAULT_ISSUER_PORT
 
 
 def shipped_envoy_config(name: str) -> Path:
@@ -45,34 +44,6 @@ def shipped_envoy_config(name: str) -> Path:
     if checkout.is_file():
         return checkout
     raise ExtprocError(f"the shipped Envoy config {name} was not found")
-
-
-def prepare_state(state_dir: Path, issuer_url: str) -> Path:
-    """Create the demo GeoIP database and config (kept when they exist, so edits survive)."""
-    (state_dir / "geoip").mkdir(parents=True, exist_ok=True)
-    keys = state_dir / "keys"
-    keys.mkdir(mode=0o700, exist_ok=True)
-    for name in ("masking.key", "audit.key"):
-        path = keys / name
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48))
-    database = state_dir / "geoip" / "demo.mmdb"
-    if not database.exists():
-        write_demo_database(database)
-    config = state_dir / "config.yaml"
-    template = resources.files("extproc.demo").joinpath("config.yaml").read_text("utf-8")
-    rendered = template.replace("{issuer_url}", issuer_url)
-    if config.exists():
-        current = config.read_text(encoding="utf-8")
-        if f'"{issuer_url}"' in current and "\nmasking:" in current and "\naudit:" in current:
-            return config
-        # Written for another issuer address or by an older version without masking and audit:
-        # keep the user's copy beside it, start from the template.
-        config.replace(config.with_suffix(".yaml.bak"))
-    config.write_text(rendered, encoding="utf-8")
-    return config
 
 
 def wait_for_grpc_health(
@@ -113,11 +84,11 @@ def run_demo(state_dir: Path, ports: DemoPorts, *, workers: int) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     issuer = DevIssuer(state_dir / "issuer", port=ports.issuer)
     issuer.start()
-    model_key = secrets.token_urlsafe(24)
     model = DemoModel(port=ports.model, record_path=state_dir / "model-requests.jsonl")
     model.start()
-    config = prepare_state(state_dir, issuer.issuer_url)
-    env = dict(os.environ, **{MODEL_KEY_ENV: model_key})
+    config = init_demo_state(state_dir, issuer.issuer_url)
+    # Configs written by older versions read the model's key from this variable.
+    env = dict(os.environ, **{MODEL_KEY_ENV: demo_model_key(state_dir)})
     authz = start_service("authz", config, ports.authz, workers, logs / "authz.log", env)
     processor = start_service(
         "processor", config, ports.processor, workers, logs / "processor.log", env

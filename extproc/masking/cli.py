@@ -19,12 +19,18 @@ def masking_config(config_path: Path | None) -> MaskingConfig:
         # Built-in defaults; tokens are stable only when a key is given.
         key = os.environ.get("EXTPROC_MASKING_KEY", "").encode() or secrets.token_bytes(32)
         return default_masking_config(key if len(key) >= 32 else secrets.token_bytes(32))
-    from extproc.config.node import load_yaml_file
-    from extproc.masking.profile import parse_masking_config
+    from extproc.config.document import read_document
+    from extproc.config.validation import load_section
+    from extproc.masking.settings import MaskingSettings, compile_masking
 
     # Only the masking section is read: a file holding just that section is enough.
-    root = load_yaml_file(config_path)
-    return parse_masking_config(root.child("masking"), config_path.resolve().parent)
+    base_dir = config_path.resolve().parent
+    return load_section(
+        read_document(config_path),
+        "masking",
+        MaskingSettings,
+        lambda settings: compile_masking(settings, base_dir),
+    )
 
 
 def run_mask(

@@ -1,50 +1,61 @@
-"""Rule conditions, compiled once at load into small predicates over ``RequestFacts``.
+"""Rule conditions, compiled once at load into small objects over ``RequestFacts``.
 
-A ``when`` block holds conditions that must *all* hold. Lists mean "any of". ``any`` holds a list
-of blocks of which one must hold; ``not`` holds a block that must not hold. Globs (``*``, ``?``,
-``[...]``) are allowed in subject, host, path, model and header values; they are compiled to
-anchored regular expressions here, so nothing is parsed per request.
-
-``unknown`` in ``source_region`` / ``source_country`` matches a source found in no table;
-``none`` in ``declared_region`` matches a token without a location claim.
+Each condition carries its name and wanted values as written, the predicate evaluation calls, and
+how to read the request's actual value, so a trace can say why a rule did not match without
+evaluating anything twice in its own way. Globs are compiled to anchored regular expressions
+here, so nothing is parsed per request. The syntax is described in ``extproc.policy.when``.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from extproc.config.node import Node
+from extproc.config.problems import Problems
 from extproc.geo.model import UNKNOWN_REGION
 from extproc.policy.facts import RequestFacts
+from extproc.policy.trace import ConditionMiss
+from extproc.policy.values import country_codes, glob_matcher, region_names, wanted_text
+from extproc.policy.when import WhenSettings
 
 Predicate = Callable[[RequestFacts], bool]
-
-CONDITION_KEYS = (
-    "subject",
-    "issuer",
-    "groups_any",
-    "groups_all",
-    "source_country",
-    "source_region",
-    "declared_region",
-    "target_region",
-    "declared_region_matches_source",
-    "target_region_allowed_for_groups",
-    "host",
-    "method",
-    "path",
-    "model",
-    "data_class",
-    "headers",
-    "route",
-    "authenticated",
-    "any",
-    "not",
-)
+Observe = Callable[[RequestFacts], str]
 NO_DECLARED_REGION = "none"
+ABSENT = "absent"
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """``name`` as written (``source_region``, ``headers.x-tenant``), ``wanted`` its values as
+    text, ``holds`` the compiled predicate, ``observe`` the request's value as text."""
+
+    name: str
+    wanted: str
+    holds: Predicate
+    observe: Observe
+
+    def miss(self, facts: RequestFacts) -> ConditionMiss | None:
+        if self.holds(facts):
+            return None
+        return ConditionMiss(self.name, self.observe(facts), self.wanted)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A ``when`` block: ``matches`` holds when every condition holds."""
+
+    conditions: tuple[Condition, ...]
+    matches: Predicate
+
+    def first_miss(self, facts: RequestFacts) -> ConditionMiss | None:
+        for condition in self.conditions:
+            miss = condition.miss(facts)
+            if miss is not None:
+                return miss
+        return None
+
+    def describe(self) -> str:
+        return " and ".join(f"{c.name} {c.wanted}" for c in self.conditions) or "(always)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +66,19 @@ class ConditionContext:
     group_regions: Mapping[str, frozenset[str]]
 
 
-def compile_block(node: Node, ctx: ConditionContext) -> Predicate:
-    """Compile a ``when`` block into one predicate (all conditions must hold)."""
-    node.reject_unknown(CONDITION_KEYS)
-    predicates = [_compile_condition(key, child, ctx) for key, child in node.items()]
+def compile_block(settings: WhenSettings, ctx: ConditionContext, problems: Problems) -> Block:
+    """Compile a ``when`` block; conditions keep the model's order (cheap identity checks
+    first). Problems are recorded under each condition's key."""
+    conditions: list[Condition] = []
+    for attribute, field in WhenSettings.model_fields.items():
+        value = getattr(settings, attribute)
+        if value is not None:
+            key = field.alias or attribute
+            conditions.extend(_compile(key, value, ctx, problems.at(key)))
+    return Block(tuple(conditions), all_of([c.holds for c in conditions]))
+
+
+def all_of(predicates: Sequence[Predicate]) -> Predicate:
     if not predicates:
         return _always
     if len(predicates) == 1:
@@ -70,77 +90,204 @@ def _always(_facts: RequestFacts) -> bool:
     return True
 
 
-def _compile_condition(key: str, node: Node, ctx: ConditionContext) -> Predicate:
+def _compile(key: str, value: object, ctx: ConditionContext, problems: Problems) -> list[Condition]:
+    if isinstance(value, WhenSettings):  # not
+        inner = compile_block(value, ctx, problems)
+        return [
+            Condition(
+                key,
+                f"not ({inner.describe()})",
+                lambda f: not inner.matches(f),
+                lambda f: "its block held",
+            )
+        ]
+    if isinstance(value, bool):
+        return [_boolean(key, value, ctx, problems)]
+    if isinstance(value, dict):  # headers, route
+        return [_entry(key, name, values, problems) for name, values in value.items()]
+    assert isinstance(value, tuple)
+    if key == "any":
+        blocks = [compile_block(b, ctx, problems.at(i)) for i, b in enumerate(value)]
+        predicates = [b.matches for b in blocks]
+        wanted = " or ".join(f"({b.describe()})" for b in blocks)
+        return [
+            Condition(
+                key,
+                wanted,
+                lambda f: any(p(f) for p in predicates),
+                lambda f: "none of its blocks held",
+            )
+        ]
+    return [_values(key, value, ctx, problems)]
+
+
+def _values(
+    key: str, values: tuple[str, ...], ctx: ConditionContext, problems: Problems
+) -> Condition:
+    wanted = wanted_text(values, "all of" if key == "groups_all" else "one of")
     if key == "subject":
-        match = _glob_set(node, "subject")
-        return lambda f: f.identity is not None and match(f.identity.subject)
+        match = glob_matcher(values, problems)
+        return Condition(
+            key, wanted, lambda f: f.identity is not None and match(f.identity.subject), _subject
+        )
     if key == "issuer":
-        issuers = frozenset(string_values(node))
-        return lambda f: f.identity is not None and f.identity.issuer in issuers
+        issuers = frozenset(values)
+        return Condition(
+            key, wanted, lambda f: f.identity is not None and f.identity.issuer in issuers, _issuer
+        )
     if key == "groups_any":
-        wanted = frozenset(string_values(node))
-        return lambda f: f.identity is not None and not wanted.isdisjoint(f.identity.groups)
+        groups = frozenset(values)
+        return Condition(
+            key,
+            wanted,
+            lambda f: f.identity is not None and not groups.isdisjoint(f.identity.groups),
+            _groups,
+        )
     if key == "groups_all":
-        wanted = frozenset(string_values(node))
-        return lambda f: f.identity is not None and wanted <= f.identity.groups
+        groups = frozenset(values)
+        return Condition(
+            key, wanted, lambda f: f.identity is not None and groups <= f.identity.groups, _groups
+        )
     if key == "source_country":
-        countries = frozenset(c.upper() for c in string_values(node))
-        return lambda f: (f.source.country or UNKNOWN_REGION.upper()) in countries
+        countries = country_codes(values, problems)
+        return Condition(
+            key,
+            wanted,
+            lambda f: (f.source.country or UNKNOWN_REGION.upper()) in countries,
+            lambda f: f.source.country or UNKNOWN_REGION,
+        )
     if key == "source_region":
-        regions = _regions(node, ctx, extra=(UNKNOWN_REGION,))
-        return lambda f: (
-            not regions.isdisjoint(f.source.regions)
-            if f.source.regions
-            else UNKNOWN_REGION in regions
+        regions = region_names(values, ctx.regions, problems, extra=UNKNOWN_REGION)
+        return Condition(
+            key,
+            wanted,
+            lambda f: (
+                not regions.isdisjoint(f.source.regions)
+                if f.source.regions
+                else UNKNOWN_REGION in regions
+            ),
+            lambda f: ", ".join(f.source.regions) or UNKNOWN_REGION,
         )
     if key == "declared_region":
-        regions = _regions(node, ctx, extra=(NO_DECLARED_REGION,))
-        return lambda f: (f.declared_region or NO_DECLARED_REGION) in regions
+        regions = region_names(values, ctx.regions, problems, extra=NO_DECLARED_REGION)
+        return Condition(
+            key,
+            wanted,
+            lambda f: (f.declared_region or NO_DECLARED_REGION) in regions,
+            lambda f: f.declared_region or NO_DECLARED_REGION,
+        )
     if key == "target_region":
-        regions = _regions(node, ctx, extra=(UNKNOWN_REGION,))
-        return lambda f: (f.target_region or UNKNOWN_REGION) in regions
+        regions = region_names(values, ctx.regions, problems, extra=UNKNOWN_REGION)
+        return Condition(
+            key,
+            wanted,
+            lambda f: (f.target_region or UNKNOWN_REGION) in regions,
+            lambda f: f.target_region or UNKNOWN_REGION,
+        )
+    if key == "host":
+        match = glob_matcher(tuple(v.lower() for v in values), problems)
+        return Condition(key, wanted, lambda f: match(f.host.lower()), lambda f: f.host)
+    if key == "method":
+        methods = frozenset(m.upper() for m in values)
+        return Condition(key, wanted, lambda f: f.method in methods, lambda f: f.method)
+    if key == "path":
+        match = glob_matcher(values, problems)
+        return Condition(key, wanted, lambda f: match(f.path), lambda f: f.path)
+    if key == "model":
+        match = glob_matcher(values, problems)
+        return Condition(
+            key,
+            wanted,
+            lambda f: f.model is not None and match(f.model),
+            lambda f: f.model or ABSENT,
+        )
+    assert key == "data_class", key
+    classes = frozenset(values)
+    return Condition(
+        key,
+        wanted,
+        lambda f: f.data_class is not None and f.data_class in classes,
+        lambda f: f.data_class or ABSENT,
+    )
+
+
+def _boolean(key: str, expected: bool, ctx: ConditionContext, problems: Problems) -> Condition:
+    wanted = str(expected).lower()
     if key == "declared_region_matches_source":
-        expected = _boolean(node)
-        return lambda f: (
-            f.declared_region is not None and (f.declared_region in f.source.regions) is expected
+        return Condition(
+            key,
+            wanted,
+            lambda f: (
+                f.declared_region is not None
+                and (f.declared_region in f.source.regions) is expected
+            ),
+            _declared_matches,
         )
     if key == "target_region_allowed_for_groups":
-        expected = _boolean(node)
         if not ctx.group_regions:
-            raise node.error("needs policy.group_regions to say which regions each group may reach")
+            problems.add((), "needs policy.group_regions to say which regions each group may reach")
         group_regions = ctx.group_regions
-        return lambda f: _target_allowed(f, group_regions) is expected
-    if key == "host":
-        match = _glob_set(node, "host", lower=True)
-        return lambda f: match(f.host.lower())
-    if key == "method":
-        methods = frozenset(m.upper() for m in string_values(node))
-        return lambda f: f.method in methods
-    if key == "path":
-        match = _glob_set(node, "path")
-        return lambda f: match(f.path)
-    if key == "model":
-        match = _glob_set(node, "model")
-        return lambda f: f.model is not None and match(f.model)
-    if key == "data_class":
-        classes = frozenset(string_values(node))
-        return lambda f: f.data_class is not None and f.data_class in classes
+        return Condition(
+            key,
+            wanted,
+            lambda f: _target_allowed(f, group_regions) is expected,
+            lambda f: _yes_no(_target_allowed(f, group_regions)),
+        )
+    assert key == "authenticated", key
+    return Condition(
+        key,
+        wanted,
+        lambda f: (f.identity is not None) is expected,
+        lambda f: _yes_no(f.identity is not None),
+    )
+
+
+def _entry(key: str, name: str, values: tuple[str, ...], problems: Problems) -> Condition:
+    """One header or route extension: present and matching."""
+    match = glob_matcher(values, problems.at(name))
     if key == "headers":
-        return _compile_mapping(node, "headers", lower_keys=True)
-    if key == "route":
-        return _compile_mapping(node, "route", lower_keys=False)
-    if key == "authenticated":
-        expected = _boolean(node)
-        return lambda f: (f.identity is not None) is expected
-    if key == "any":
-        blocks = [compile_block(element, ctx) for element in node.elements()]
-        if not blocks:
-            raise node.error("expected at least one condition block")
-        return lambda f: any(b(f) for b in blocks)
-    if key == "not":
-        inner = compile_block(node, ctx)
-        return lambda f: not inner(f)
-    raise node.error(f"unknown condition {key!r}")  # pragma: no cover - reject_unknown guards
+        name = name.lower()  # the facts hold lower-case header names
+
+        def observe(facts: RequestFacts) -> str:
+            return facts.headers.get(name, ABSENT)
+
+        def holds(facts: RequestFacts) -> bool:
+            found = facts.headers.get(name)
+            return found is not None and match(found)
+    else:
+
+        def observe(facts: RequestFacts) -> str:
+            return facts.route.get(name, ABSENT)
+
+        def holds(facts: RequestFacts) -> bool:
+            found = facts.route.get(name)
+            return found is not None and match(found)
+
+    return Condition(f"{key}.{name}", wanted_text(values, "one of"), holds, observe)
+
+
+def _subject(facts: RequestFacts) -> str:
+    return facts.identity.subject if facts.identity else ABSENT
+
+
+def _issuer(facts: RequestFacts) -> str:
+    return facts.identity.issuer if facts.identity else ABSENT
+
+
+def _groups(facts: RequestFacts) -> str:
+    if facts.identity is None:
+        return ABSENT
+    return ", ".join(sorted(facts.identity.groups)) or "none"
+
+
+def _declared_matches(facts: RequestFacts) -> str:
+    if facts.declared_region is None:
+        return f"{ABSENT} (no declared region)"
+    return _yes_no(facts.declared_region in facts.source.regions)
+
+
+def _yes_no(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _target_allowed(facts: RequestFacts, group_regions: Mapping[str, frozenset[str]]) -> bool:
@@ -149,72 +296,3 @@ def _target_allowed(facts: RequestFacts, group_regions: Mapping[str, frozenset[s
     return any(
         facts.target_region in group_regions.get(group, ()) for group in facts.identity.groups
     )
-
-
-def _compile_mapping(node: Node, what: str, *, lower_keys: bool) -> Predicate:
-    matchers: list[tuple[str, Callable[[str], bool]]] = []
-    for key, child in node.items():
-        name = key.lower() if lower_keys else key
-        matchers.append((name, _glob_set(child, what)))
-
-    def predicate(facts: RequestFacts) -> bool:
-        source = facts.headers if lower_keys else facts.route
-        for name, match in matchers:
-            value = source.get(name)
-            if value is None or not match(value):
-                return False
-        return True
-
-    return predicate
-
-
-def string_values(node: Node) -> tuple[str, ...]:
-    """A string or a non-empty list of non-empty strings."""
-    if isinstance(node.value, str) and node.value:
-        return (node.value,)
-    if not isinstance(node.value, list) or not node.value:
-        raise node.error("expected a string or a non-empty list of strings")
-    out = []
-    for element in node.elements():
-        if not isinstance(element.value, str) or not element.value:
-            raise element.error("expected a non-empty string")
-        out.append(element.value)
-    return tuple(out)
-
-
-def _boolean(node: Node) -> bool:
-    if not isinstance(node.value, bool):
-        raise node.error("expected true or false")
-    return node.value
-
-
-def _regions(node: Node, ctx: ConditionContext, *, extra: tuple[str, ...]) -> frozenset[str]:
-    names = frozenset(string_values(node))
-    known = set(ctx.regions) | set(extra)
-    for name in names:
-        if name not in known:
-            raise node.error(
-                f"unknown region {name!r} (defined: {', '.join(sorted(known)) or 'none'})"
-            )
-    return names
-
-
-def _glob_set(node: Node, what: str, *, lower: bool = False) -> Callable[[str], bool]:
-    """Exact values become one set lookup; globs become one anchored regular expression."""
-    exact: set[str] = set()
-    patterns: list[str] = []
-    for value in string_values(node):
-        value = value.lower() if lower else value
-        if any(ch in value for ch in "*?["):
-            patterns.append(fnmatch.translate(value))
-        else:
-            exact.add(value)
-    if not patterns:
-        frozen = frozenset(exact)
-        return frozen.__contains__
-    try:
-        regex = re.compile("|".join(f"(?:{p})" for p in patterns))
-    except re.error as exc:
-        raise node.error(f"invalid {what} glob: {exc}") from None
-    frozen = frozenset(exact)
-    return lambda value: value in frozen or regex.match(value) is not None

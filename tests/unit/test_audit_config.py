@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from extproc.audit.config import parse_audit_config
+from extproc.audit.config import AuditConfig
+from extproc.audit.settings import AuditSettings, compile_audit
 from extproc.audit.writer import WriterSettings
-from extproc.config.node import parse_yaml
+from extproc.config.document import parse_document
+from extproc.config.validation import load_section
 from extproc.errors import ConfigError
 
 FULL = """\
@@ -26,13 +28,18 @@ audit:
 """
 
 
-def parse(text: str, base: Path) -> object:
-    return parse_audit_config(parse_yaml(text, file="extproc.yaml").child("audit"), base)
+def parse(text: str, base: Path, file: str = "extproc.yaml") -> AuditConfig:
+    return load_section(
+        parse_document(text, file=file),
+        "audit",
+        AuditSettings,
+        lambda settings: compile_audit(settings, base),
+    )
 
 
 def test_every_setting_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_AUDIT_KEY", "k" * 32)
-    config = parse_audit_config(parse_yaml(FULL, file="extproc.yaml").child("audit"), tmp_path)
+    config = parse(FULL, tmp_path)
     assert config.directory == tmp_path / "trail"
     assert config.key == b"k" * 32
     assert config.writer == WriterSettings(
@@ -49,9 +56,7 @@ def test_every_setting_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_defaults_block_when_full_and_capture_nothing(tmp_path: Path) -> None:
     (tmp_path / "audit.key").write_bytes(b"f" * 40 + b"\n")
-    config = parse_audit_config(
-        parse_yaml("audit: {key_file: audit.key}", file="c.yaml").child("audit"), tmp_path
-    )
+    config = parse("audit: {key_file: audit.key}", tmp_path, file="c.yaml")
     assert config.directory == tmp_path / "audit"
     assert config.key == b"f" * 40
     assert config.writer == WriterSettings()

@@ -16,13 +16,13 @@ from google.rpc import code_pb2
 from extproc.app import build_authz
 from extproc.authz.mapping import request_view
 from extproc.authz.service import AuthorizationService
-from extproc.config.loader import load_config
 from extproc.decide.answer import Answer
 from extproc.decision import DryRunHit
 from extproc.demo.issuer import DevIssuer
 from extproc.geo.writer import write_demo_database
 from extproc.reload import RuntimeHolder
 from extproc.runtime import AuthzRuntime
+from extproc.settings import load_config
 
 CONFIG = """\
 version: 1

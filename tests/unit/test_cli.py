@@ -80,13 +80,30 @@ def test_check_names_the_file_line_and_key_of_an_error(
     assert "got 'alow'" in error
 
 
+def test_check_prints_every_error_one_per_line_and_exits_1(
+    tmp_path: Path, issuer: DevIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, issuer)
+    text = config.read_text().replace("effect: allow", "effect: alow")
+    text = text.replace("us: [US]", "us: [XX]").replace("location_claim", "locaton_claim")
+    config.write_text(text)
+    assert main(["check", str(config)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{config}:9: identity.issuers[0]: unknown key 'locaton_claim' "
+        "(did you mean 'location_claim'?)",
+        f"{config}:14: geo.regions.us[0]: expected an ISO 3166-1 alpha-2 country code, got 'XX'",
+        f"{config}:20: policy.rules[0].effect: expected one of allow, deny, require_approval, "
+        "got 'alow'",
+    ]
+
+
 def test_check_refuses_an_algorithm_that_is_not_asymmetric(
     tmp_path: Path, issuer: DevIssuer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, issuer)
     config.write_text(config.read_text().replace("[RS256]", "[RS256, HS256]"))
     assert main(["check", str(config)]) == 1
-    assert ":8: identity.issuers[0].algorithms: algorithm 'HS256' is not allowed" in (
+    assert ":8: identity.issuers[0].algorithms[1]: algorithm 'HS256' is not allowed" in (
         capsys.readouterr().err
     )
 
@@ -154,6 +171,7 @@ def test_explain_prints_the_facts_and_the_deciding_rule(
     denied = capsys.readouterr().out
     assert "source regions:   us" in denied
     assert "watch-us-callers                 match (dry-run: would deny)" in denied
+    assert "eu-team-to-eu                    no match: source_region is us, wanted eu" in denied
     assert "decision: DENY 403" in denied
     assert "rule:   default" in denied
 

@@ -6,17 +6,27 @@ from pathlib import Path
 
 import pytest
 
-from extproc.config.node import parse_yaml
+from extproc.config.document import parse_document
+from extproc.config.validation import load_section
 from extproc.errors import ConfigError, GeoError
 from extproc.geo.config import GeoConfig
 from extproc.geo.locator import GeoLocator
 from extproc.geo.maxmind import open_locator
-from extproc.geo.parse import parse_geo_config
+from extproc.geo.settings import GeoSettings, compile_geo
 from extproc.geo.writer import CountryRecord, write_country_database, write_demo_database
 
 
+def geo_config(text: str, base: Path) -> GeoConfig:
+    return load_section(
+        parse_document(text, file="geo.yaml"),
+        "geo",
+        GeoSettings,
+        lambda settings: compile_geo(settings, base),
+    )
+
+
 def locator(text: str, base: Path) -> GeoLocator:
-    return open_locator(parse_geo_config(parse_yaml(text, file="geo.yaml").child("geo"), base))
+    return open_locator(geo_config(text, base))
 
 
 @pytest.mark.parametrize(
@@ -130,5 +140,5 @@ def test_a_missing_database_is_refused(tmp_path: Path) -> None:
 )
 def test_geo_config_errors_name_the_line(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_geo_config(parse_yaml(text, file="geo.yaml").child("geo"), Path("."))
+        geo_config(text, Path("."))
     assert message in caught.value.reason

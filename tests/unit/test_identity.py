@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from extproc.config.node import parse_yaml
+from extproc.config.document import parse_document
+from extproc.config.validation import load_section
 from extproc.demo.issuer import PrivateKey, claims_for, public_jwk, sign
 from extproc.errors import ConfigError, IdentityError, KeyRefreshNeeded
 from extproc.identity.config import IdentityConfig, IssuerConfig
 from extproc.identity.keys import KeyStore
-from extproc.identity.parse import parse_identity_config
+from extproc.identity.settings import IdentitySettings, compile_identity
 from extproc.identity.verifier import TokenVerifier
 from tests.support import tokens
 
@@ -64,6 +65,15 @@ def make(
     store = KeyStore(config, fetch_json=endpoint, clock=clock)
     assert store.load_all() == {"corp": None}
     return TokenVerifier(config, store, clock=clock), store, endpoint, clock
+
+
+def identity_config(text: str, base: Path) -> IdentityConfig:
+    return load_section(
+        parse_document(text, file="c.yaml"),
+        "identity",
+        IdentitySettings,
+        lambda settings: compile_identity(settings, base),
+    )
 
 
 def token(key: PrivateKey, clock: FakeClock, ttl: int = 600, **extra: Any) -> str:
@@ -178,12 +188,9 @@ def test_malformed_tokens_are_refused_without_a_crash(bad: str) -> None:
 def test_a_jwks_file_is_a_key_source(tmp_path: Path) -> None:
     key = tokens.rsa_key()
     (tmp_path / "jwks.json").write_text(json.dumps({"keys": [public_jwk(key)]}))
-    config = parse_identity_config(
-        parse_yaml(
-            f"identity:\n  issuers:\n    - name: corp\n      issuer: {ISSUER}\n"
-            "      jwks_file: jwks.json\n      audiences: [gateway]\n      algorithms: [RS256]\n",
-            file="c.yaml",
-        ).child("identity"),
+    config = identity_config(
+        f"identity:\n  issuers:\n    - name: corp\n      issuer: {ISSUER}\n"
+        "      jwks_file: jwks.json\n      audiences: [gateway]\n      algorithms: [RS256]\n",
         tmp_path,
     )
     store = KeyStore(config)
@@ -222,6 +229,6 @@ def test_identity_config_errors_name_the_problem(snippet: str, message: str) -> 
         f"      discovery: true\n      audiences: [gateway]\n      {snippet}\n"
     )
     with pytest.raises(ConfigError) as caught:
-        parse_identity_config(parse_yaml(text, file="c.yaml").child("identity"), Path("."))
+        identity_config(text, Path("."))
     assert message in caught.value.reason
     assert caught.value.reason.startswith("c.yaml:")

@@ -12,10 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extproc.config.node import parse_yaml
+from extproc.config.document import parse_document
+from extproc.config.validation import load_section
 from extproc.errors import ConfigError
 from extproc.masking.engine import Masker, MaskingError
-from extproc.masking.profile import MaskingConfig, Profile, parse_masking_config
+from extproc.masking.profile import MaskingConfig, Profile
+from extproc.masking.settings import MaskingSettings, compile_masking
 from extproc.masking.stream import SseMasker
 
 KEY = b"k" * 32
@@ -109,7 +111,16 @@ def test_actions_differ_per_direction() -> None:
 
 def config(text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MaskingConfig:
     monkeypatch.setenv("MASK_KEY", "x" * 40)
-    return parse_masking_config(parse_yaml(text, file="m.yaml").child("masking"), tmp_path)
+    return masking_config(text, tmp_path)
+
+
+def masking_config(text: str, base: Path) -> MaskingConfig:
+    return load_section(
+        parse_document(text, file="m.yaml"),
+        "masking",
+        MaskingSettings,
+        lambda settings: compile_masking(settings, base),
+    )
 
 
 def test_field_rules_mask_drop_and_limit_scanning(
@@ -220,12 +231,7 @@ def test_masking_config_errors_name_the_line(
 def test_a_short_masking_key_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHORT", "abc")
     with pytest.raises(ConfigError, match="at least 32 bytes"):
-        parse_masking_config(
-            parse_yaml("masking:\n  key_env: SHORT\n  profiles: {p: {}}\n", file="m.yaml").child(
-                "masking"
-            ),
-            tmp_path,
-        )
+        masking_config("masking:\n  key_env: SHORT\n  profiles: {p: {}}\n", tmp_path)
 
 
 def test_invalid_json_is_text_scanned_or_denied_as_configured() -> None:

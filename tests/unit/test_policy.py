@@ -6,13 +6,15 @@ from dataclasses import replace
 
 import pytest
 
-from extproc.config.node import parse_yaml
+from extproc.config.document import parse_document
+from extproc.config.validation import load_section
 from extproc.decision import Decision
 from extproc.errors import ConfigError
 from extproc.geo.model import Location
 from extproc.identity.model import Identity
-from extproc.policy.engine import Policy, parse_policy_config
+from extproc.policy.engine import Policy
 from extproc.policy.facts import RequestFacts
+from extproc.policy.settings import PolicySettings, compile_policy
 
 REGIONS = ("eu", "us", "apac")
 
@@ -46,8 +48,11 @@ policy:
 
 
 def policy_from(text: str) -> Policy:
-    return parse_policy_config(
-        parse_yaml(text, file="policy.yaml").child("policy"), regions=REGIONS
+    return load_section(
+        parse_document(text, file="policy.yaml"),
+        "policy",
+        PolicySettings,
+        lambda settings: compile_policy(settings, regions=REGIONS),
     )
 
 

@@ -19,7 +19,6 @@ from google.protobuf import struct_pb2
 from extproc.app import build_processor
 from extproc.audit.read import read_events
 from extproc.audit.sink import AuditSinks
-from extproc.config.loader import load_config
 from extproc.decision import Decision, to_metadata
 from extproc.errors import Code
 from extproc.geo.writer import write_demo_database
@@ -27,6 +26,7 @@ from extproc.processor.mapping import AUTHZ_NAMESPACE
 from extproc.processor.service import ExternalProcessorService
 from extproc.reload import RuntimeHolder
 from extproc.runtime import ProcessorRuntime
+from extproc.settings import load_config
 
 CONFIG = """\
 version: 1

@@ -1,0 +1,288 @@
+"""The ``masking`` section of the config: its model, and its compile step → ``MaskingConfig``.
+
+```yaml
+masking:
+  key_env: EXTPROC_MASKING_KEY      # or key_file: path (>= 32 bytes); tokens and hashes are keyed
+  default_profile: standard
+  group_profiles: {contractors: strict}    # callers in these groups get this profile
+  profiles:
+    standard:
+      mode: enforce                 # or report: find and audit, change nothing
+      directions: [request, response]
+      detectors: [card, us_ssn, email, phone, iban, ipv4, ipv6, secret]
+      actions: {default: redact, email: tokenize, card: last4}
+      response_actions: {email: redact}          # overrides for one direction
+      custom:
+        - {name: employee_id, pattern: 'EMP-[0-9]{6}', action: tokenize}
+      fields:
+        - {path: $.patient.ssn, action: redact}  # always masked, whatever the value
+        - {path: $..email, action: tokenize}
+      scan: [$.messages[*].content]              # only these strings are scanned (default: all)
+      invalid_json: text                         # or deny
+      block:
+        - {name: reveal-instructions, pattern: '(?i)ignore (all )?previous instructions',
+           reason: prompt injection}
+        - {name: no-cards-to-this-model, detector: card}
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import re2
+from pydantic import Field
+from stdnum import iban, luhn
+
+from extproc.config.base import (
+    SINGLE_AS_LIST,
+    Name,
+    OneOf,
+    SettingsModel,
+    runtime_default,
+)
+from extproc.config.keys import KeySource, read_key
+from extproc.config.messages import closest
+from extproc.config.problems import Problems
+from extproc.masking.detectors import DETECTOR_NAMES, Detector, builtin_detectors
+from extproc.masking.paths import PathError, Step, compile_path
+from extproc.masking.profile import (
+    DIRECTIONS,
+    Action,
+    BlockRule,
+    Direction,
+    FieldRule,
+    MaskingConfig,
+    Profile,
+)
+
+DetectorName = Annotated[
+    str, OneOf(DETECTOR_NAMES, "unknown detector {value!r} (built in: {allowed})")
+]
+Actions = dict[Name, Action]
+
+
+class CustomDetectorSettings(SettingsModel):
+    """A detector of your own: an RE2 pattern (linear time: no rule can hang the data path)."""
+
+    name: Name = Field(description="its type in masked output: <EMPLOYEE_ID:...>")
+    pattern: Name = Field(description="an RE2 regular expression")
+    validator: Literal["luhn", "iban"] | None = Field(
+        None, description="a checksum a match must pass"
+    )
+    action: Action | None = Field(None, description="its action, unless `actions` names one")
+
+
+class FieldRuleSettings(SettingsModel):
+    """A JSON field that is always masked, whatever its value."""
+
+    path: Name = Field(description="a JSON path: $.patient.ssn, $.messages[*].content, $..email")
+    action: Action = Field("redact", description="what becomes of the field")
+
+
+class BlockRuleSettings(SettingsModel):
+    """Refuse a request (403 prompt_blocked) whose body matches; one of ``pattern`` and
+    ``detector``."""
+
+    name: Name = Field(description="the rule's name in the answer and the audit trail")
+    reason: Name | None = Field(None, description="the reason the caller reads")
+    pattern: Name | None = Field(None, description="an RE2 regular expression")
+    detector: DetectorName | None = Field(None, description="a built-in detector")
+    directions: Annotated[tuple[Direction, ...], Field(min_length=1), SINGLE_AS_LIST] = Field(
+        ("request",), description="the bodies the rule reads"
+    )
+
+
+class ProfileSettings(SettingsModel):
+    """What is found and what becomes of it, for the exchanges that use this profile."""
+
+    mode: Literal["enforce", "report"] = Field(
+        runtime_default(Profile, "mode"),
+        description="report finds and audits but changes nothing",
+    )
+    directions: Annotated[tuple[Direction, ...], SINGLE_AS_LIST] = Field(
+        DIRECTIONS, description="the bodies that are masked"
+    )
+    detectors: Annotated[tuple[DetectorName, ...], SINGLE_AS_LIST] = Field(
+        DETECTOR_NAMES, description="the built-in detectors that run"
+    )
+    actions: Actions = Field(
+        default_factory=dict,
+        description="detector name → action, both ways; `default` for the ones not named",
+    )
+    request_actions: Actions = Field(
+        default_factory=dict, description="overrides of `actions` for requests"
+    )
+    response_actions: Actions = Field(
+        default_factory=dict, description="overrides of `actions` for responses"
+    )
+    custom: tuple[CustomDetectorSettings, ...] = Field((), description="detectors of your own")
+    fields: tuple[FieldRuleSettings, ...] = Field((), description="JSON fields always masked")
+    scan: tuple[Name, ...] | None = Field(
+        None, description="JSON paths of the only strings scanned (default: every string)"
+    )
+    invalid_json: Literal["text", "deny"] = Field(
+        runtime_default(Profile, "invalid_json"),
+        description="a JSON body that does not parse is scanned as text, or denied",
+    )
+    block: tuple[BlockRuleSettings, ...] = Field((), description="content that is refused")
+
+
+class MaskingSettings(KeySource):
+    """Masking of request and response bodies, by profile. Set exactly one of ``key_env`` and
+    ``key_file``: tokens and hashes are keyed HMACs."""
+
+    default_profile: Name | None = Field(
+        None, description="the profile used when nothing else picks one (default: the first)"
+    )
+    group_profiles: dict[Name, Name] = Field(
+        default_factory=dict,
+        description="group → profile; the first group of the caller's in this order decides",
+    )
+    profiles: Annotated[dict[Name, ProfileSettings], Field(min_length=1)] = Field(
+        description="profile name → profile"
+    )
+    compressed: Literal["decode", "deny"] = Field(
+        runtime_default(MaskingConfig, "compressed"),
+        description="compressed bodies are decoded and masked, or denied",
+    )
+
+
+def compile_masking(settings: MaskingSettings, base_dir: Path) -> MaskingConfig:
+    """Compile every profile (RE2 patterns, JSON paths, action tables) and read the key."""
+    problems = Problems()
+    key = read_key(settings, base_dir, "masking", problems)
+    profiles: dict[str, Profile] = {}
+    for name, profile in settings.profiles.items():
+        profiles[name] = _profile(name, profile, problems.at("profiles", name))
+    default = settings.default_profile or next(iter(settings.profiles))
+    if default not in settings.profiles:
+        problems.add(("default_profile",), _no_profile(default, settings))
+    for group, profile_name in settings.group_profiles.items():
+        if profile_name not in settings.profiles:
+            problems.add(("group_profiles", group), _no_profile(profile_name, settings))
+    problems.check()
+    return MaskingConfig(
+        profiles,
+        default,
+        key,
+        settings.compressed,
+        tuple(settings.group_profiles.items()),
+    )
+
+
+def _no_profile(name: str, settings: MaskingSettings) -> str:
+    return f"no profile named {name!r} (defined: {', '.join(settings.profiles)})"
+
+
+def _profile(name: str, settings: ProfileSettings, problems: Problems) -> Profile:
+    custom = [_custom(c, problems.at("custom", i)) for i, c in enumerate(settings.custom)]
+    detected = set(settings.detectors) | {c.name for c in settings.custom}
+    for table in ("actions", "request_actions", "response_actions"):
+        for detector in getattr(settings, table):
+            if detector != "default" and detector not in detected:
+                problems.add((table, detector), _not_detected(detector, detected))
+    base = {_label(d): a for d, a in settings.actions.items() if d != "default"}
+    for detector_settings, detector in zip(settings.custom, custom, strict=True):
+        if detector_settings.action is not None and detector is not None:
+            base.setdefault(detector.type, detector_settings.action)
+    overrides = {"request": settings.request_actions, "response": settings.response_actions}
+    actions: dict[str, dict[str, Action]] = {
+        direction: {**base, **{_label(d): a for d, a in overrides[direction].items()}}
+        for direction in DIRECTIONS
+    }
+    fields = [_field(f, problems.at("fields", i)) for i, f in enumerate(settings.fields)]
+    scan = None
+    if settings.scan is not None:
+        scan = tuple(_path(p, problems.at("scan", i)) for i, p in enumerate(settings.scan))
+    block = [_block(b, problems.at("block", i)) for i, b in enumerate(settings.block)]
+    return Profile(
+        name=name,
+        mode=settings.mode,
+        directions=frozenset(settings.directions),
+        detectors=builtin_detectors(settings.detectors) + tuple(d for d in custom if d),
+        actions=actions,
+        default_action=settings.actions.get("default", runtime_default(Profile, "default_action")),
+        fields=tuple(f for f in fields if f),
+        scan=None if scan is None else tuple(s for s in scan if s is not None),
+        invalid_json=settings.invalid_json,
+        block=tuple(b for b in block if b),
+    )
+
+
+def _not_detected(detector: str, detected: set[str]) -> str:
+    close = closest(detector, detected)
+    hint = f"did you mean {close!r}?" if close else f"it runs: {', '.join(sorted(detected))}"
+    return f"this profile runs no detector {detector!r} ({hint})"
+
+
+def _label(detector: str) -> str:
+    """A detector's type in masked output and findings (``email`` → ``EMAIL``)."""
+    return detector.upper()
+
+
+def _custom(settings: CustomDetectorSettings, problems: Problems) -> Detector | None:
+    pattern = compile_re2(settings.pattern, problems.at("pattern"))
+    if pattern is None:
+        return None
+    validate = None
+    if settings.validator == "luhn":
+        validate = _luhn_valid
+    elif settings.validator == "iban":
+        validate = _iban_valid
+    return Detector(settings.name, _label(settings.name), pattern, validate)
+
+
+def _luhn_valid(match: Any) -> bool:
+    return bool(luhn.is_valid("".join(c for c in match.group(0) if c.isdigit())))
+
+
+def _iban_valid(match: Any) -> bool:
+    return bool(iban.is_valid(match.group(0).replace(" ", "")))
+
+
+def _field(settings: FieldRuleSettings, problems: Problems) -> FieldRule | None:
+    path = _path(settings.path, problems.at("path"))
+    return None if path is None else FieldRule(path, settings.path, settings.action)
+
+
+def _path(text: str, problems: Problems) -> tuple[Step, ...] | None:
+    try:
+        return compile_path(text)
+    except PathError as exc:
+        problems.add((), str(exc))
+        return None
+
+
+def _block(settings: BlockRuleSettings, problems: Problems) -> BlockRule | None:
+    if (settings.pattern is None) == (settings.detector is None):
+        problems.add((), "a block rule needs exactly one of 'pattern' or 'detector'")
+        return None
+    pattern = None
+    if settings.pattern is not None:
+        pattern = compile_re2(settings.pattern, problems.at("pattern"))
+        if pattern is None:
+            return None
+    return BlockRule(
+        name=settings.name,
+        reason=settings.reason or f"the content matches blocking rule {settings.name}",
+        pattern=pattern,
+        detector=settings.detector,
+        directions=frozenset(settings.directions),
+    )
+
+
+def compile_re2(text: str, problems: Problems) -> Any:
+    """An RE2 pattern, or ``None`` with one clean problem (RE2's own logging to stderr is off:
+    the problem list says it all)."""
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(text, options=options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        problems.add((), f"invalid RE2 pattern: {reason}")
+        return None
