@@ -45,7 +45,12 @@ from extproc.config.base import (
 from extproc.config.keys import KeySource, read_key
 from extproc.config.messages import closest
 from extproc.config.problems import Problems
-from extproc.masking.detectors import DETECTOR_NAMES, Detector, builtin_detectors
+from extproc.masking.detectors import (
+    DEFAULT_PHONE_REGIONS,
+    DETECTOR_NAMES,
+    Detector,
+    builtin_detectors,
+)
 from extproc.masking.paths import PathError, Step, compile_path
 from extproc.masking.profile import (
     DIRECTIONS,
@@ -106,6 +111,11 @@ class ProfileSettings(SettingsModel):
     )
     detectors: Annotated[tuple[DetectorName, ...], SINGLE_AS_LIST] = Field(
         DETECTOR_NAMES, description="the built-in detectors that run"
+    )
+    phone_regions: Annotated[tuple[Name, ...], SINGLE_AS_LIST] = Field(
+        DEFAULT_PHONE_REGIONS,
+        description="countries (ISO 3166 codes) whose national phone formats the phone detector"
+        " reads; numbers with a + country prefix are found whatever this says",
     )
     actions: Actions = Field(
         default_factory=dict,
@@ -201,7 +211,7 @@ def _profile(name: str, settings: ProfileSettings, problems: Problems) -> Profil
         name=name,
         mode=settings.mode,
         directions=frozenset(settings.directions),
-        detectors=builtin_detectors(settings.detectors) + tuple(d for d in custom if d),
+        detectors=_builtins(settings, problems) + tuple(d for d in custom if d),
         actions=actions,
         default_action=settings.actions.get("default", runtime_default(Profile, "default_action")),
         fields=tuple(f for f in fields if f),
@@ -209,6 +219,14 @@ def _profile(name: str, settings: ProfileSettings, problems: Problems) -> Profil
         invalid_json=settings.invalid_json,
         block=tuple(b for b in block if b),
     )
+
+
+def _builtins(settings: ProfileSettings, problems: Problems) -> tuple[Detector, ...]:
+    try:
+        return builtin_detectors(settings.detectors, phone_regions=settings.phone_regions)
+    except ValueError as exc:
+        problems.add(("phone_regions",), str(exc))
+        return builtin_detectors(settings.detectors)
 
 
 def _not_detected(detector: str, detected: set[str]) -> str:

@@ -316,3 +316,32 @@ def test_a_valid_file_with_any_one_part_broken_gives_readable_errors(data: st.Da
         parent = parent[part]
     parent[path[-1]] = data.draw(junk)
     assert_readable(config)
+
+
+def _mask_with(profile: str, text: str, tmp_path: Path) -> str:
+    from extproc.masking.engine import Masker
+
+    write_demo_database(tmp_path / "demo.mmdb")
+    for name in ("masking.key", "audit.key"):
+        (tmp_path / name).write_text("s" * 40 + "\n")
+    (tmp_path / "model.key").write_text("model-secret\n")
+    config_text = VALID.replace("profiles: {standard: {}}", f"profiles: {{standard: {profile}}}")
+    config = parse_config(config_text.encode(), tmp_path / "config.yaml")
+    assert config.masking is not None
+    masker = Masker(config.masking.profiles["standard"], config.masking.key)
+    return masker.mask_text(text, "request")
+
+
+def test_a_profile_names_the_countries_whose_national_phone_formats_it_reads(
+    tmp_path: Path,
+) -> None:
+    spanish = "llámame al 612 34 56 78 mañana"
+    assert _mask_with("{}", spanish, tmp_path) == spanish  # not among the default regions
+    masked = _mask_with("{phone_regions: [ES, DE]}", spanish, tmp_path)
+    assert masked == "llámame al [REDACTED:PHONE] mañana"
+
+
+def test_an_unknown_phone_region_is_a_located_config_error(tmp_path: Path) -> None:
+    text = VALID.replace("profiles: {standard: {}}", "profiles: {standard: {phone_regions: [ZZ]}}")
+    problems = problems_of(text, tmp_path)
+    assert any("masking.profiles.standard.phone_regions" in p and "'ZZ'" in p for p in problems)
