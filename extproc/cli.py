@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from extproc.demo.commands import register as register_demo
 from extproc.errors import ConfigError, ExtprocError
 
 DEFAULT_STATE_DIR = Path(".extproc")
@@ -67,16 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the config's JSON Schema")
     schema.set_defaults(run=_schema)
 
-    demo = commands.add_parser("demo", help="the demo's state directory")
-    demo_commands = demo.add_subparsers(metavar="ACTION")
-    demo_init = demo_commands.add_parser(
-        "init", help="write keys, a GeoIP database and a config that `extproc check` accepts"
-    )
-    demo_init.add_argument("directory", type=Path)
-    demo_init.add_argument(
-        "--issuer-port", type=int, default=None, help="the demo issuer's port (default 18443)"
-    )
-    demo_init.set_defaults(run=_demo_init)
+    demo = commands.add_parser("demo", help="the demo's parts: state, issuer, model, Envoy config")
+    register_demo(demo.add_subparsers(metavar="ACTION"))
 
     serve = commands.add_parser("serve", help="run a gRPC service for Envoy")
     serve.add_argument("service", choices=["authz", "processor"])
@@ -204,21 +196,6 @@ def _schema(_args: argparse.Namespace) -> int:
 
     sys.stdout.buffer.write(config_schema_text().encode("utf-8"))
     sys.stdout.flush()
-    return 0
-
-
-def _demo_init(args: argparse.Namespace) -> int:
-    from extproc.demo.state import DEFAULT_ISSUER_PORT, default_issuer_url, init_demo_state
-
-    issuer_url = default_issuer_url(args.issuer_port or DEFAULT_ISSUER_PORT)
-    config = init_demo_state(args.directory, issuer_url)
-    here = shlex.quote(str(args.directory))
-    print(
-        f"demo state in {args.directory} (issuer {issuer_url})\n"
-        f"  check it: extproc check {shlex.quote(str(config))}\n"
-        f"  run it:   extproc up --state-dir {here}"
-        + ("" if args.issuer_port is None else f" --issuer-port {args.issuer_port}")
-    )
     return 0
 
 

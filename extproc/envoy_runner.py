@@ -3,6 +3,7 @@ wait until it is ready, stop it."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -83,9 +84,12 @@ def render_config(
     listener_ports: Mapping[str, int],
     admin_port: int,
     clusters: Mapping[str, Sequence[tuple[str, int]]],
+    listen_host: str | None = None,
 ) -> Path:
     """Copy an Envoy config with the given listener ports, admin port and cluster endpoints
-    (one endpoint per host/port: one per worker process of our services)."""
+    (one endpoint per host/port: one per worker process of our services). Endpoints named by a
+    host name (a container's service name) make the cluster resolve them (``STRICT_DNS``);
+    ``listen_host`` moves the listeners (``0.0.0.0`` in a container)."""
     config: Any = YAML(typ="safe").load(template.read_text(encoding="utf-8"))
     config["admin"]["address"]["socket_address"]["port_value"] = admin_port
     resources = config["static_resources"]
@@ -94,10 +98,14 @@ def render_config(
         if name not in listeners:
             raise ExtprocError(f"{template}: no listener named {name!r}")
         listeners[name]["address"]["socket_address"]["port_value"] = port
+        if listen_host is not None:
+            listeners[name]["address"]["socket_address"]["address"] = listen_host
     by_name = {item["name"]: item for item in resources.get("clusters", [])}
     for name, endpoints in clusters.items():
         if name not in by_name:
             raise ExtprocError(f"{template}: no cluster named {name!r}")
+        if not all(_is_ip(host) for host, _port in endpoints):
+            by_name[name]["type"] = "STRICT_DNS"
         by_name[name]["load_assignment"] = {
             "cluster_name": name,
             "endpoints": [
@@ -116,6 +124,14 @@ def render_config(
     out = out.with_suffix(".json")
     out.write_text(json.dumps(config, indent=1), encoding="utf-8")
     return out
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class EnvoyProcess:

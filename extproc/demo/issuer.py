@@ -126,10 +126,17 @@ class DevIssuer:
     rotation (``publish``) and count fetches (``jwks_fetches``).
     """
 
-    def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        public_url: str | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.host = host
         self.port = port
+        self.public_url = public_url  # the address tokens name, when clients reach it elsewhere
         self.key: rsa.RSAPrivateKey | None = None
         self.published: list[dict[str, str]] = []
         self.jwks_fetches = 0
@@ -137,7 +144,7 @@ class DevIssuer:
 
     @property
     def issuer_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def jwks_uri(self) -> str:

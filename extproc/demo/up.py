@@ -84,9 +84,15 @@ def run_demo(state_dir: Path, ports: DemoPorts, *, workers: int) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     issuer = DevIssuer(state_dir / "issuer", port=ports.issuer)
     issuer.start()
-    model = DemoModel(port=ports.model, record_path=state_dir / "model-requests.jsonl")
-    model.start()
     config = init_demo_state(state_dir, issuer.issuer_url)
+    # The model serves only requests carrying the key the gateway injects: a request that got
+    # past Envoy without extproc's allow is refused there too.
+    model = DemoModel(
+        port=ports.model,
+        record_path=state_dir / "model-requests.jsonl",
+        required_key=demo_model_key(state_dir),
+    )
+    model.start()
     # Configs written by older versions read the model's key from this variable.
     env = dict(os.environ, **{MODEL_KEY_ENV: demo_model_key(state_dir)})
     authz = start_service("authz", config, ports.authz, workers, logs / "authz.log", env)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hmac
 import json
 import secrets
 import threading
@@ -49,8 +50,13 @@ class DemoModel:
         record_path: Path | None = None,
         chunk_chars: int = 4,
         record_limit: int = 1000,
+        required_key: str | None = None,
     ) -> None:
         self.host = host
+        # With a key, only requests that carry it (as the gateway injects it) are served; the
+        # rest get 401 and are counted in ``refused``, never recorded as seen.
+        self.required_key = required_key
+        self.refused = 0
         self.port = port
         self.record_path = record_path
         self.chunk_chars = chunk_chars
@@ -61,6 +67,12 @@ class DemoModel:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def accepts(self, authorization: str | None) -> bool:
+        if self.required_key is None:
+            return True
+        expected = f"Bearer {self.required_key}".encode()
+        return hmac.compare_digest((authorization or "").encode(), expected)
 
     def start(self) -> None:
         self._server = start_server(self.host, self.port, _handler(self))
@@ -163,6 +175,10 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
                 return
             body = self._read_chunked() if chunked else self.rfile.read(length)
             headers = self._headers()
+            if not model.accepts(headers.get("authorization")):
+                model.refused += 1
+                self._error(401, "the model's API key is missing or wrong", "invalid_api_key")
+                return
             model.record(RecordedRequest("POST", self.path, headers, body))
             if self.path.split("?", 1)[0] != "/v1/chat/completions":
                 self._error(404, f"no route for POST {self.path}", "not_found")
