@@ -64,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--body-file", type=Path, default=None)
     explain.set_defaults(run=_explain)
 
+    test = commands.add_parser(
+        "test", help="run policy test suites against a config, without a server"
+    )
+    test.add_argument("suites", nargs="+", type=Path, metavar="SUITE.yaml")
+    test.add_argument(
+        "--config", type=Path, default=None, help="the config under test (default: the suite's)"
+    )
+    test.add_argument("--junit", type=Path, default=None, help="also write JUnit XML here")
+    test.set_defaults(run=_test)
+
     schema = commands.add_parser("schema", help="print the config's JSON Schema")
     schema.set_defaults(run=_schema)
 
@@ -197,6 +207,22 @@ def _schema(_args: argparse.Namespace) -> int:
     sys.stdout.buffer.write(config_schema_text().encode("utf-8"))
     sys.stdout.flush()
     return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from extproc.policytest.report import summary, write_junit, write_text
+    from extproc.policytest.runner import run_suite
+
+    everything = []
+    for suite in args.suites:
+        results = run_suite(suite, args.config)
+        write_text(suite, results, sys.stdout)
+        everything.append((suite, results))
+    flat = [result for _suite, results in everything for result in results]
+    print(summary(flat))
+    if args.junit is not None:
+        write_junit(everything, args.junit)
+    return 0 if all(result.passed for result in flat) else 1
 
 
 def _serve(args: argparse.Namespace) -> int:

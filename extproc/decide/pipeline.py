@@ -71,6 +71,14 @@ class Authorizer:
             identity = self._identity(view, keys_refreshed)
         except IdentityError as exc:
             return self._identity_denied(view, decision_id, exc)
+        return self.decide_identified(view, identity, decision_id)
+
+    def decide_identified(
+        self, view: RequestView, identity: Identity, decision_id: str | None = None
+    ) -> Answer:
+        """The phases after identity, for a caller already established (policy tests give
+        claims instead of tokens)."""
+        decision_id = decision_id or self._new_id()
         try:
             facts = self.facts(view, identity)
         except ExtprocError as exc:

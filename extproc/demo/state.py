@@ -1,6 +1,7 @@
-"""A demo state directory: keys, the generated GeoIP database, the issuer's key and a config that
-``extproc check`` accepts as it is. ``extproc demo init`` writes one; ``extproc up`` prepares its
-own with the same function, so what a user inspects is what the demo runs.
+"""A demo state directory: keys, the generated GeoIP database, the issuer's key, a config that
+``extproc check`` accepts as it is, and that config's policy tests. ``extproc demo init`` writes
+one; ``extproc up`` prepares its own with the same function, so what a user inspects is what the
+demo runs.
 
 Existing keys are kept (tokens, masked values and the audit trail stay valid), and so is an
 existing config written for the same issuer address, so a user's edits survive.
@@ -23,6 +24,9 @@ SCHEMA_FILE = "extproc.schema.json"
 _TEMPLATE_SCHEMA_LINE = "# yaml-language-server: $schema=../../extproc.schema.json\n"
 _STATE_SCHEMA_LINE = f"# yaml-language-server: $schema={SCHEMA_FILE}\n"
 _KEYS = ("masking.key", "audit.key", "model.key")
+POLICY_TESTS = (
+    "policy_test.yaml"  # the demo config's policy tests: extproc test DIR/policy_test.yaml
+)
 
 
 def default_issuer_url(port: int = DEFAULT_ISSUER_PORT) -> str:
@@ -42,6 +46,7 @@ def init_demo_state(state_dir: Path, issuer_url: str | None = None) -> Path:
     if not database.exists():
         write_demo_database(database)
     _write_schema(state_dir / SCHEMA_FILE)
+    _write_once(state_dir / POLICY_TESTS, _shipped(POLICY_TESTS))
     return _write_config(state_dir / "config.yaml", issuer_url)
 
 
@@ -56,6 +61,15 @@ def _write_secret_once(path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_urlsafe(48))
+
+
+def _shipped(name: str) -> str:
+    return resources.files("extproc.demo").joinpath(name).read_text("utf-8")
+
+
+def _write_once(path: Path, text: str) -> None:
+    if not path.exists():
+        path.write_text(text, encoding="utf-8")
 
 
 def _write_schema(path: Path) -> None:
