@@ -122,11 +122,19 @@ def _parser() -> argparse.ArgumentParser:
     audit_verify = audit_commands.add_parser(
         "verify", help="check every chain; name the first bad record"
     )
-    audit_verify.add_argument("paths", nargs="*", type=Path, help="default: ./.extproc/audit")
-    audit_verify.add_argument("--config", type=Path, default=None, help="read the key from it")
-    audit_verify.add_argument("--key-file", type=Path, default=None)
-    audit_verify.add_argument("--key-env", default="EXTPROC_AUDIT_KEY")
+    _audit_trail_arguments(audit_verify)
     audit_verify.set_defaults(run=_audit_verify)
+    audit_report = audit_commands.add_parser(
+        "report", help="verify the trail and summarise a time window (HTML or JSON)"
+    )
+    _audit_trail_arguments(audit_report)
+    audit_report.add_argument("--since", default=None, help="e.g. 2026-11-01 (UTC, inclusive)")
+    audit_report.add_argument("--until", default=None, help="e.g. 2026-11-30T12:00 (inclusive)")
+    audit_report.add_argument("--format", choices=["html", "json"], default="html")
+    audit_report.add_argument(
+        "--output", "-o", type=Path, default=None, help="write here (default: standard output)"
+    )
+    audit_report.set_defaults(run=_audit_report)
 
     token = commands.add_parser("token", help="print a token from the demo issuer")
     token.add_argument("--sub", required=True)
@@ -272,9 +280,42 @@ def _mask(args: argparse.Namespace) -> int:
     )
 
 
+def _audit_trail_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", type=Path, help="default: ./.extproc/audit")
+    parser.add_argument("--config", type=Path, default=None, help="read the key from it")
+    parser.add_argument("--key-file", type=Path, default=None)
+    parser.add_argument("--key-env", default="EXTPROC_AUDIT_KEY")
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
     from extproc.audit.verify import run_verify_cli
 
+    paths, key = _audit_trail(args)
+    return run_verify_cli(paths, key, sys.stdout)
+
+
+def _audit_report(args: argparse.Namespace) -> int:
+    import orjson
+
+    from extproc.audit.report import as_json, build_report, render_html
+
+    paths, key = _audit_trail(args)
+    report = build_report(paths, key, since=args.since, until=args.until)
+    if args.format == "json":
+        data = orjson.dumps(as_json(report), option=orjson.OPT_INDENT_2) + b"\n"
+    else:
+        data = render_html(report).encode("utf-8")
+    if args.output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        args.output.write_bytes(data)
+        print(f"{args.output}: {report.events} events, verified: {report.verification.ok}")
+    return 0 if report.verification.ok else 1
+
+
+def _audit_trail(args: argparse.Namespace) -> tuple[list[Path], bytes]:
+    """The trail's paths and its key, from the arguments (or the demo's defaults)."""
     paths = list(args.paths) or [DEFAULT_STATE_DIR / "audit"]
     if args.config is not None:
         from extproc.settings import load_config
@@ -295,7 +336,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
         raise ExtprocError("no audit key: pass --config, --key-file or set EXTPROC_AUDIT_KEY")
     if len(key) < 32:
         raise ExtprocError("the audit key must be at least 32 bytes")
-    return run_verify_cli(paths, key, sys.stdout)
+    return paths, key
 
 
 def _token(args: argparse.Namespace) -> int:
