@@ -52,6 +52,20 @@ class Code(StrEnum):
     AUDIT_UNAVAILABLE = "audit_unavailable"
     PROCESSING_FAILED = "processing_failed"
     INTERNAL_ERROR = "internal_error"
+    # approvals: refused reviews and requests (the approvals API and the held request)
+    APPROVAL_DENIED = "approval_denied"
+    APPROVAL_NOT_FOUND = "approval_not_found"
+    APPROVAL_ID_MALFORMED = "approval_id_malformed"
+    APPROVAL_NOT_PENDING = "approval_not_pending"
+    APPROVAL_EXPIRED = "approval_expired"
+    NOT_AN_APPROVER = "not_an_approver"
+    SELF_APPROVAL = "self_approval"
+    ALREADY_REVIEWED = "already_reviewed"
+    REASON_REQUIRED = "reason_required"
+    GRANT_TTL_INVALID = "grant_ttl_invalid"
+    JUSTIFICATION_REQUIRED = "justification_required"
+    JUSTIFICATION_TOO_LONG = "justification_too_long"
+    APPROVALS_UNAVAILABLE = "approvals_unavailable"
     # operator errors (never in a deny body)
     CONFIG_INVALID = "config_invalid"
     LISTEN_FAILED = "listen_failed"
@@ -105,6 +119,21 @@ CODES: dict[Code, CodeInfo] = {
     Code.AUDIT_UNAVAILABLE: CodeInfo(503, "the audit trail cannot record the exchange"),
     Code.PROCESSING_FAILED: CodeInfo(500, "the processor could not inspect the exchange"),
     Code.INTERNAL_ERROR: CodeInfo(500, "the gateway could not decide the request"),
+    Code.APPROVAL_DENIED: CodeInfo(403, "an approver denied the request"),
+    Code.APPROVAL_NOT_FOUND: CodeInfo(404, "no approval request has this id"),
+    Code.APPROVAL_ID_MALFORMED: CodeInfo(400, "the approval id is not one the gateway issues"),
+    Code.APPROVAL_NOT_PENDING: CodeInfo(409, "the approval request is already resolved"),
+    Code.APPROVAL_EXPIRED: CodeInfo(409, "the approval request expired before it was decided"),
+    Code.NOT_AN_APPROVER: CodeInfo(403, "the reviewer is in none of the rule's approver groups"),
+    Code.SELF_APPROVAL: CodeInfo(403, "the requester cannot review their own request"),
+    Code.ALREADY_REVIEWED: CodeInfo(409, "the reviewer has already reviewed this request"),
+    Code.REASON_REQUIRED: CodeInfo(400, "this review or revocation needs a reason"),
+    Code.GRANT_TTL_INVALID: CodeInfo(
+        400, "the grant TTL is not positive or exceeds the rule's cap"
+    ),
+    Code.JUSTIFICATION_REQUIRED: CodeInfo(400, "the rule needs a justification for the request"),
+    Code.JUSTIFICATION_TOO_LONG: CodeInfo(400, "the justification is longer than the rule allows"),
+    Code.APPROVALS_UNAVAILABLE: CodeInfo(503, "the approval store cannot be read or written"),
     Code.CONFIG_INVALID: CodeInfo(500, "the configuration is invalid"),
     Code.LISTEN_FAILED: CodeInfo(500, "a service could not listen on its port"),
 }
@@ -185,6 +214,13 @@ class AuditError(ExtprocError):
     trusted or written, or the writer is closed. Requests that cannot be recorded are denied."""
 
     code = Code.AUDIT_UNAVAILABLE
+
+
+class ApprovalError(ExtprocError):
+    """An approval request or review is refused (unknown id, not an approver, self-approval,
+    already resolved, ...), or the approval store cannot be used. ``code`` says which."""
+
+    code = Code.APPROVALS_UNAVAILABLE
 
 
 class DecisionError(ExtprocError):
