@@ -1,0 +1,79 @@
+"""Approval ids, request digests and grant scope keys.
+
+An id is ``apr_`` and 22 URL-safe characters (128 random bits): unguessable, so knowing one
+proves nothing, and checked by shape before any lookup so a malformed id never reaches the
+store. The request digest binds an approval to the exact request that was approved: method,
+path, model and the canonical body (JSON re-serialised with sorted keys and no whitespace, so
+the same request sent with different formatting has the same digest; any other body as its
+bytes). Each part is length-prefixed, so no two different requests share the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+import orjson
+
+from extproc.approval.policy import Scope
+from extproc.errors import ApprovalError, Code
+
+ID_PREFIX = "apr_"
+_ID = re.compile(r"apr_[A-Za-z0-9_-]{22}")
+_MAX_SHOWN = 40
+
+
+def new_approval_id() -> str:
+    return ID_PREFIX + secrets.token_urlsafe(16)
+
+
+def check_approval_id(text: str) -> str:
+    """``text`` if it has the shape of an approval id, else ``approval_id_malformed``."""
+    if not isinstance(text, str) or _ID.fullmatch(text) is None:
+        shown = text[:_MAX_SHOWN] if isinstance(text, str) else type(text).__name__
+        raise ApprovalError(
+            f"{shown!r} is not an approval id (apr_ and 22 letters, digits, - or _)",
+            code=Code.APPROVAL_ID_MALFORMED,
+        )
+    return text
+
+
+def canonical_body(body: bytes | None) -> bytes:
+    """A JSON body with sorted keys and no insignificant whitespace; other bodies as sent."""
+    if not body:
+        return b""
+    stripped = body.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        try:
+            return orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+            pass  # not JSON after all (or numbers orjson cannot hold): the bytes decide
+    return body
+
+
+def request_digest(method: str, path: str, model: str, body: bytes | None) -> str:
+    """The SHA-256 (hex) of one request as approvers saw it."""
+    return _digest(
+        b"extproc.approval.request.v1", method.upper(), path, model, canonical_body(body)
+    )
+
+
+def scope_key(
+    scope: Scope, *, rule: str, issuer: str, route: str, model: str, request_digest: str
+) -> str:
+    """What a grant matches on, with the subject: for ``request`` scope the exact request, for
+    ``route`` scope any request of the route and model. The rule and the requester's issuer are
+    part of it, so a grant under one rule or one identity provider never opens another."""
+    if scope == "request":
+        return _digest(b"extproc.approval.scope.request.v1", rule, issuer, request_digest)
+    return _digest(b"extproc.approval.scope.route.v1", rule, issuer, route, model)
+
+
+def _digest(domain: bytes, *parts: str | bytes) -> str:
+    digest = hashlib.sha256(domain)
+    for part in parts:
+        data = part.encode("utf-8") if isinstance(part, str) else part
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
