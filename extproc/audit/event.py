@@ -74,6 +74,16 @@ class AuditEvent(TypedDict, total=False):
     masking_mode: str
     duration_ms: float
     approval_id: str
+    approval_event: str  # requested | reviewed | granted | denied | expired | revoked | used
+    approval_status: str  # pending | approved | denied | expired | revoked
+    approval_reason: str  # why it resolved: the deciding reviewer's reason, or the clock's
+    reviewer: str  # the subject who reviewed, resolved or revoked
+    reviewer_issuer: str
+    review: str  # approve | deny
+    request_digest: str  # SHA-256 of method, path, model and canonical body: never the body
+    grant_expires_at: str  # RFC 3339, UTC
+    justification_bytes: int  # the requester's own words stay in the approvals store;
+    justification_digest: str  # the trail keeps their size and SHA-256 only
     dry_run: list[DryRunHit]
     policy_revision: str
     capture: dict[str, str]  # direction -> already-masked text, only when capture is on
