@@ -14,6 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from extproc.approvals.runtime import ApprovalsRuntime
+from extproc.approvals.settings import ApprovalsSettings, default_settings
+from extproc.approvals.sqlite import SqliteApprovalStore
+from extproc.approvals.webhooks import WebhookNotifier
 from extproc.audit.sink import AuditSinks
 from extproc.clock import SYSTEM_CLOCK, Clock
 from extproc.decide.pipeline import Authorizer
@@ -28,7 +32,7 @@ from extproc.settings import Config, load_config, parse_config
 
 log = logging.getLogger("extproc.app")
 
-SERVICES = ("authz", "processor")
+SERVICES = ("authz", "processor", "approvals")
 
 
 def build_authz(
@@ -79,6 +83,53 @@ def build_processor(
     )
 
 
+def build_approvals(
+    config: Config,
+    *,
+    worker: int = 0,
+    sinks: AuditSinks | None = None,
+    settings: ApprovalsSettings | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    fetch_json: Callable[[str, float], Any] = http_get_json,
+    load_keys: bool = True,
+) -> ApprovalsRuntime:
+    """The approvals API's runtime. ``settings`` default to the store beside the config file
+    and no webhooks, until the config has an ``approvals`` section."""
+    settings = settings or default_settings(config.path)
+    keys = KeyStore(config.identity, fetch_json)
+    if load_keys:
+        for issuer, error in keys.load_all().items():
+            if error:
+                log.warning("issuer keys unavailable", extra={"issuer": issuer, "reason": error})
+    store = SqliteApprovalStore(
+        settings.store_path,
+        busy_timeout=settings.busy_timeout_seconds,
+        poll_interval=settings.poll_interval_seconds,
+        change_retention=settings.change_retention_seconds,
+    )
+    notifier = WebhookNotifier(
+        settings.webhooks,
+        queue_max=settings.webhook_queue_max,
+        attempts=settings.webhook_attempts,
+        backoff=settings.webhook_backoff_seconds,
+        backoff_max=settings.webhook_backoff_max_seconds,
+    )
+    audit = None
+    if sinks is not None and config.audit is not None:
+        audit = sinks.writer_for(config.audit, f"approvals-{worker}")
+    return ApprovalsRuntime(
+        config=config,
+        settings=settings,
+        store=store,
+        verifier=TokenVerifier(config.identity, keys, clock.wall),
+        keys=keys,
+        notifier=notifier,
+        audit=audit,
+        clock=clock,
+        worker=worker,
+    )
+
+
 def build(
     service: str, config_path: Path, worker: int, sinks: AuditSinks, data: bytes | None = None
 ) -> Any:
@@ -87,6 +138,8 @@ def build(
     config = load_config(config_path) if data is None else parse_config(data, config_path)
     if service == "authz":
         return build_authz(config, worker=worker, sinks=sinks)
+    if service == "approvals":
+        return build_approvals(config, worker=worker, sinks=sinks)
     return build_processor(config, worker=worker, sinks=sinks)
 
 
@@ -94,7 +147,8 @@ def validate(service: str, config_path: Path, data: bytes | None = None) -> Conf
     """Everything a worker would refuse, checked before any worker starts (without opening
     audit chains, which belong to the workers)."""
     config = load_config(config_path) if data is None else parse_config(data, config_path)
-    open_locator(config.geo).close()  # opens and verifies the GeoIP database
+    if service != "approvals":  # approvals never look up an address
+        open_locator(config.geo).close()  # opens and verifies the GeoIP database
     if service == "processor" and (config.masking is None or config.audit is None):
         raise ConfigError(f"{config_path}: the processor needs 'masking' and 'audit' sections")
     return config

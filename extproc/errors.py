@@ -66,6 +66,7 @@ class Code(StrEnum):
     JUSTIFICATION_REQUIRED = "justification_required"
     JUSTIFICATION_TOO_LONG = "justification_too_long"
     APPROVALS_UNAVAILABLE = "approvals_unavailable"
+    INVALID_APPROVAL_QUERY = "invalid_approval_query"
     # operator errors (never in a deny body)
     CONFIG_INVALID = "config_invalid"
     LISTEN_FAILED = "listen_failed"
@@ -134,6 +135,7 @@ CODES: dict[Code, CodeInfo] = {
     Code.JUSTIFICATION_REQUIRED: CodeInfo(400, "the rule needs a justification for the request"),
     Code.JUSTIFICATION_TOO_LONG: CodeInfo(400, "the justification is longer than the rule allows"),
     Code.APPROVALS_UNAVAILABLE: CodeInfo(503, "the approval store cannot be read or written"),
+    Code.INVALID_APPROVAL_QUERY: CodeInfo(400, "the query names an unknown status or a bad limit"),
     Code.CONFIG_INVALID: CodeInfo(500, "the configuration is invalid"),
     Code.LISTEN_FAILED: CodeInfo(500, "a service could not listen on its port"),
 }

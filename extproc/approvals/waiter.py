@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from extproc.approval.model import Approval
 from extproc.approval.store import ApprovalStore, Change
@@ -85,12 +85,17 @@ class ApprovalWaiter:
 
 
 async def follow_changes(
-    store: ApprovalStore, since_version: int | None, *, poll_interval: float = 0.1
+    store_of: Callable[[], ApprovalStore],
+    since_version: int | None,
+    *,
+    poll_interval: float = 0.1,
+    stop: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[Change]:
-    """Every change after ``since_version`` (None: from now on), as it happens, forever."""
-    since = await asyncio.to_thread(store.version) if since_version is None else since_version
-    while True:
-        changes = await asyncio.to_thread(store.changes, since, _BATCH)
+    """Every change after ``since_version`` (None: from now on), as it happens, until ``stop()``
+    says so. ``store_of`` is asked on every poll, so a stream outlives a config reload."""
+    since = await asyncio.to_thread(store_of().version) if since_version is None else since_version
+    while not stop():
+        changes = await asyncio.to_thread(store_of().changes, since, _BATCH)
         for change in changes:
             since = change.version
             yield change

@@ -6,8 +6,10 @@ Senders post each delivery (signed afresh on every attempt, so its time stays cu
 failure (a connection error, a timeout, any status but 2xx) is retried after a backoff that
 doubles from ``backoff`` up to ``backoff_max``, ``attempts`` times in all, then dropped, counted
 and logged. A hanging receiver holds one sender for its ``timeout``, never a caller. Redirects
-are not followed (a delivery goes where it was configured to, or fails). Logs name a webhook by
-scheme and host only: its path may hold a token.
+are not followed (a delivery goes where it was configured to, or fails). Several senders work at
+once, so deliveries may arrive out of order: the body's ``version`` orders them, and
+``x-extproc-delivery`` (approval id and version) lets a receiver drop a repeat. Logs name a
+webhook by scheme and host only: its path may hold a token.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def test_follow_changes_streams_the_feed_from_a_version(tmp_path: Path) -> None:
 
     async def scenario() -> list[tuple[str, str]]:
         seen: list[tuple[str, str]] = []
-        stream = follow_changes(store, 0, poll_interval=0.02)
+        stream = follow_changes(lambda: store, 0, poll_interval=0.02)
 
         async def read() -> None:
             async for change in stream:
