@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     register_demo(demo.add_subparsers(metavar="ACTION"))
 
     serve = commands.add_parser("serve", help="run a gRPC service for Envoy")
-    serve.add_argument("service", choices=["authz", "processor"])
+    serve.add_argument("service", choices=["authz", "processor", "approvals"])
     serve.add_argument("--config", type=Path, required=True)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=50051, help="first port; worker i uses port+i")

@@ -85,9 +85,18 @@ def _register_processor(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> 
     return "envoy.service.ext_proc.v3.ExternalProcessor"
 
 
+def _register_approvals(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:
+    from extproc.approvals.api import approvals_pb2_grpc
+    from extproc.approvals.api.service import ApprovalsService
+
+    approvals_pb2_grpc.add_ApprovalsServicer_to_server(ApprovalsService(holder), server)
+    return "extproc.approvals.v1.Approvals"
+
+
 REGISTRARS: dict[str, Callable[[grpc.aio.Server, RuntimeHolder[Any]], str]] = {
     "authz": _register_authz,
     "processor": _register_processor,
+    "approvals": _register_approvals,
 }
 
 
@@ -131,8 +140,13 @@ async def run_worker(spec: WorkerSpec) -> None:
         asyncio.create_task(holder.watch(spec.reload_interval)),
         asyncio.create_task(_report_audit_stats(sinks)),
     ]
-    if spec.service == "authz":
+    if spec.service in ("authz", "approvals"):
         tasks.append(asyncio.create_task(_refresh_keys(holder)))
+    if spec.service == "approvals" and spec.index == 0:
+        from extproc.approvals.feed import run_background
+
+        # One reader of the store's changes (audit, webhooks) and one expiry sweep per service.
+        tasks.append(asyncio.create_task(run_background(holder)))
     await stop.wait()
     await health.enter_graceful_shutdown()
     for task in tasks:
