@@ -136,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit_report.set_defaults(run=_audit_report)
 
+    _approvals_parser(commands)
+
     token = commands.add_parser("token", help="print a token from the demo issuer")
     token.add_argument("--sub", required=True)
     token.add_argument("--groups", default="", help="comma separated")
@@ -145,6 +147,42 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     token.set_defaults(run=_token)
     return parser
+
+
+# -- extproc approvals: a client of the approvals API ---------------------------------------------
+def _approvals_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--address", default="127.0.0.1:50071", help="the approvals service")
+    common.add_argument("--token", default=None, help="your OIDC token (default: $EXTPROC_TOKEN)")
+    common.add_argument("--tls", action="store_true", help="connect with TLS (system roots)")
+    common.add_argument("--json", action="store_true", help="print the API's messages as JSON")
+    common.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+    approvals = commands.add_parser("approvals", help="list and review approval requests")
+    actions = approvals.add_subparsers(metavar="ACTION", dest="action")
+    listing = actions.add_parser("list", parents=[common], help="approvals you may see")
+    listing.add_argument(
+        "--status", choices=["pending", "approved", "denied", "expired", "revoked"]
+    )
+    listing.add_argument("--limit", type=int, default=100)
+    show = actions.add_parser("show", parents=[common], help="one approval and its reviews")
+    approve = actions.add_parser("approve", parents=[common], help="approve a pending request")
+    approve.add_argument("--ttl", default=None, help="grant TTL, e.g. 15m (default: the rule's)")
+    deny = actions.add_parser("deny", parents=[common], help="deny a pending request")
+    revoke = actions.add_parser("revoke", parents=[common], help="end a grant or withdraw")
+    for action in (show, approve, deny, revoke):
+        action.add_argument("id", help="the approval id (apr_...)")
+    for action in (approve, deny, revoke):
+        action.add_argument("--reason", default=None, help="required to deny or revoke")
+    watch = actions.add_parser("watch", parents=[common], help="follow changes as they happen")
+    watch.add_argument("--since", type=int, default=0, metavar="VERSION", help="default: now")
+    for action in (listing, show, approve, deny, revoke, watch):
+        action.set_defaults(run=_approvals)
+
+
+def _approvals(args: argparse.Namespace) -> int:
+    from extproc.approvals.client import run_approvals_command
+
+    return run_approvals_command(args, sys.stdout)
 
 
 def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
