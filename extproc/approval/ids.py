@@ -16,7 +16,8 @@ import secrets
 
 import orjson
 
-from extproc.approval.policy import Scope
+from extproc.approval.model import Target
+from extproc.approval.policy import ApprovalPolicy, Scope
 from extproc.errors import ApprovalError, Code
 
 ID_PREFIX = "apr_"
@@ -77,3 +78,24 @@ def _digest(domain: bytes, *parts: str | bytes) -> str:
         digest.update(len(data).to_bytes(8, "big"))
         digest.update(data)
     return digest.hexdigest()
+
+
+def request_target(
+    policy: ApprovalPolicy,
+    *,
+    rule: str,
+    issuer: str,
+    method: str,
+    path: str,
+    route: str,
+    model: str,
+    target_region: str,
+    body: bytes | None,
+) -> Target:
+    """The ``Target`` of one request under a rule: its digest and the scope key a grant for it
+    is found by (``path`` without its query string; ``route`` the route's name)."""
+    digest = request_digest(method, path, model, body)
+    key = scope_key(
+        policy.scope, rule=rule, issuer=issuer, route=route, model=model, request_digest=digest
+    )
+    return Target(method.upper(), path, route, model, target_region, digest, key)

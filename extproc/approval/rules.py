@@ -154,6 +154,17 @@ def expire(approval: Approval, now: float) -> Approval | None:
     return _resolve(next_version, "expired", why, "", ended)
 
 
+def held_outcome(approval: Approval, now: float) -> Code | None:
+    """What a request held for ``approval`` gets: None (it goes on: the grant is active),
+    ``approval_denied`` (an approver said no), or ``approval_required`` (still pending, expired
+    or revoked: the caller may ask again)."""
+    if approval.grant_active(now):
+        return None
+    if approval.status == "denied":
+        return Code.APPROVAL_DENIED
+    return Code.APPROVAL_REQUIRED
+
+
 def thresholds_met(policy: ApprovalPolicy, reviews: Sequence[Review]) -> bool:
     """Whether the approving reviews fill the policy's seats, one seat per person."""
     approvers = [set(r.reviewer.groups) for r in reviews if r.verdict == "approve"]
