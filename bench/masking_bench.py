@@ -1,5 +1,7 @@
-"""In-process masking throughput (no gRPC, no Envoy): MB/s and µs per body for an 8 KB and a
-256 KB JSON body full of e-mails and card numbers, and for an OpenAI-style chat request.
+"""In-process masking throughput (no gRPC, no Envoy): µs per body and MB/s for an 8 KB and a
+256 KB JSON body full of e-mails and card numbers, an OpenAI-style chat request and 8 KB of
+text without sensitive values; µs per SSE event; and the delay a streaming client sees before
+the first visible content (how many tokens and characters the stream masker holds back).
 
     python bench/masking_bench.py
 """
@@ -7,8 +9,11 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import time
 import timeit
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +22,13 @@ sys.path.insert(0, str(REPO))
 from extproc.masking.engine import Masker  # noqa: E402
 from extproc.masking.profile import Profile  # noqa: E402
 from extproc.masking.stream import SseMasker  # noqa: E402
+
+ANSWER = (
+    "Hello! I can help with that. Your order shipped on 2024-01-15 and should arrive within "
+    "three business days. The tracking page lists every stop, and you can change the delivery "
+    "address until the parcel leaves the depot. Let me know if anything else comes up, and "
+    "have a great day."
+)
 
 
 def records_body(size: int) -> bytes:
@@ -44,41 +56,124 @@ def chat_body(size: int) -> bytes:
     return json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode()
 
 
+def plain_text(size: int) -> bytes:
+    """Prose with dates, versions and order numbers but nothing sensitive."""
+    line = "Release 2.4.1 shipped on 2024-03-07; order 1234567812345678 is closed. All good.\n"
+    return (line * (size // len(line) + 1)).encode()[:size]
+
+
+def chat_event(content: str) -> bytes:
+    chunk = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
 def sse_body(size: int) -> bytes:
     text = "The answer is fine and the card 4111 1111 1111 1111 is masked. " * (size // 64)
-    events = [
-        b"data: "
-        + json.dumps({"choices": [{"index": 0, "delta": {"content": text[i : i + 4]}}]}).encode()
-        + b"\n\n"
-        for i in range(0, len(text), 4)
-    ]
+    events = [chat_event(text[i : i + 4]) for i in range(0, len(text), 4)]
     return b"".join(events) + b"data: [DONE]\n\n"
+
+
+def tokens(text: str) -> list[str]:
+    """Roughly how a chat model's tokenizer splits prose: words with their leading space."""
+    return re.findall(r" ?\w+| ?[^\w\s]+|\s+", text)
+
+
+def body_cases(masker: Masker) -> list[tuple[str, bytes, Callable[[bytes], object]]]:
+    mask_body = getattr(masker, "mask_body", None)
+
+    def as_json(direction: str) -> Callable[[bytes], object]:
+        if mask_body is not None:
+            return lambda b: mask_body(b, "application/json", direction)
+        return lambda b: masker.mask_json(b, direction)
+
+    def as_text(b: bytes) -> object:
+        if mask_body is not None:
+            return mask_body(b, "text/plain", "response")
+        return masker.mask_bytes_as_text(b, "response")
+
+    return [
+        ("records JSON 8 KB", records_body(8 * 1024), as_json("response")),
+        ("records JSON 256 KB", records_body(256 * 1024), as_json("response")),
+        ("chat request 8 KB", chat_body(8 * 1024), as_json("request")),
+        ("chat request 256 KB", chat_body(256 * 1024), as_json("request")),
+        ("text 8 KB, nothing sensitive", plain_text(8 * 1024), as_text),
+    ]
+
+
+def bench_bodies(masker: Masker) -> None:
+    print("| body | bytes | µs per body | MB/s |")
+    print("|---|---|---|---|")
+    for name, body, run in body_cases(masker):
+        number = max(3, 2_000_000 // len(body))
+        seconds = min(timeit.repeat(lambda r=run, b=body: r(b), number=number, repeat=5)) / number
+        print(f"| {name} | {len(body)} | {seconds * 1e6:.0f} | {len(body) / seconds / 1e6:.1f} |")
+
+
+def bench_sse(masker: Masker) -> None:
+    body = sse_body(8 * 1024)
+    events = body.count(b"\n\n")
+
+    def stream() -> bytes:
+        sse = SseMasker(masker, "response")
+        return sse.feed(body) + sse.finish()
+
+    seconds = min(timeit.repeat(stream, number=3, repeat=5)) / 3
+    print(
+        f"| SSE 8 KB of text, 4 chars per event, one network chunk | {events} events "
+        f"| {seconds / events * 1e6:.1f} µs per event |"
+    )
+
+
+def emitted_content(out: bytes) -> str:
+    text = ""
+    for event in out.split(b"\n\n"):
+        data = event.removeprefix(b"data: ")
+        if not data.startswith(b"{"):
+            continue
+        for choice in json.loads(data).get("choices", []):
+            text += choice.get("delta", {}).get("content") or ""
+    return text
+
+
+def bench_first_content(masker: Masker) -> None:
+    """Feed a chat stream one token per event and per network chunk, as a model sends it."""
+    parts = tokens(ANSWER)
+    runs = []
+    for _ in range(20):
+        sse = SseMasker(masker, "response")
+        arrived = shown = 0
+        first = None
+        held: list[int] = []
+        started = time.perf_counter()
+        for number, token in enumerate(parts, 1):
+            arrived += len(token)
+            shown += len(emitted_content(sse.feed(chat_event(token))))
+            held.append(arrived - shown)
+            if first is None and shown:
+                first = number
+        elapsed = time.perf_counter() - started
+        runs.append((elapsed, first, held))
+    elapsed, first, held = min(runs, key=lambda run: run[0])
+    print(
+        f"| chat stream, one token per event ({len(parts)} tokens) "
+        f"| first content after token {first} "
+        f"| held chars mean {sum(held) / len(held):.1f}, max {max(held)} "
+        f"| {elapsed / len(parts) * 1e6:.1f} µs per event |"
+    )
 
 
 def main() -> None:
     masker = Masker(Profile("bench"), b"k" * 32)
-    print("| body | bytes | µs per body | MB/s |")
-    print("|---|---|---|---|")
-    cases = [
-        ("records JSON 8 KB", records_body(8 * 1024), lambda b: masker.mask_json(b, "response")),
-        (
-            "records JSON 256 KB",
-            records_body(256 * 1024),
-            lambda b: masker.mask_json(b, "response"),
-        ),
-        ("chat request 8 KB", chat_body(8 * 1024), lambda b: masker.mask_json(b, "request")),
-        ("chat request 256 KB", chat_body(256 * 1024), lambda b: masker.mask_json(b, "request")),
-    ]
-
-    def stream(body: bytes) -> bytes:
-        sse = SseMasker(masker, "response")
-        return sse.feed(body) + sse.finish()
-
-    cases.append(("SSE stream 8 KB of text, 4 chars per event", sse_body(8 * 1024), stream))
-    for name, body, run in cases:
-        number = max(3, 2_000_000 // len(body))
-        seconds = min(timeit.repeat(lambda r=run, b=body: r(b), number=number, repeat=3)) / number
-        print(f"| {name} | {len(body)} | {seconds * 1e6:.0f} | {len(body) / seconds / 1e6:.1f} |")
+    bench_bodies(masker)
+    print()
+    bench_sse(masker)
+    bench_first_content(masker)
 
 
 if __name__ == "__main__":
