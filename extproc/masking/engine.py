@@ -126,15 +126,17 @@ class Masker:
         location: str,
         out: list[Finding],
         replaced: list[tuple[str, str]] | None = None,
+        offset: int = 0,
     ) -> str:
         """Record a finding per hit and replace each hit's original characters (the same
         ``text`` object back in report mode). ``replaced`` collects (original, replacement)
-        pairs for callers that account for what changed."""
+        pairs for callers that account for what changed; ``offset`` shifts the offsets findings
+        name (a stream's text arrives in pieces)."""
         pieces: list[str] = []
         last = 0
         for start, end, type_, value in found:
             action = self.profile.action_for(type_, direction)
-            where = f"{location}@{start}" if location else f"offset:{start}"
+            where = f"{location}@{start + offset}" if location else f"offset:{start + offset}"
             out.append(Finding(type_, direction, where, "report" if self.report else action))
             pieces.append(text[last:start])
             replacement = self.replacement(value, type_, action)
