@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from json import decoder
 from typing import Any
 
@@ -42,10 +42,25 @@ _CONSTANTS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None}
 
 
-class Members(list[list[Any]]):
-    """A JSON object that may repeat a key: ``[key, value]`` pairs in document order."""
+class Members:
+    """A JSON object that may repeat a key: ``[key, value]`` pairs in document order.
 
-    __slots__ = ()
+    Not a list subclass on purpose: orjson writes list subclasses as lists, and must refuse
+    these instead, so that ``dumps`` falls back to ``serialize``."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list[list[Any]] | None = None) -> None:
+        self.pairs: list[list[Any]] = pairs if pairs is not None else []
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return iter(self.pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def append(self, pair: list[Any]) -> None:
+        self.pairs.append(pair)
 
 
 def loads(body: bytes) -> Any:
@@ -163,7 +178,7 @@ def _is_members(value: Any) -> bool:
 
 
 def dumps(value: Any) -> bytes:
-    """orjson for what it can write (not ``Members``: orjson would write them as lists)."""
+    """orjson for what it can write, ``serialize`` for the rest (``Members``, depth)."""
     try:
         return orjson.dumps(value)
     except TypeError:  # too deep (orjson stops at 255 levels) or an integer beyond 64 bits
@@ -191,7 +206,7 @@ def serialize(value: Any) -> bytes:
         elif isinstance(item, str):
             out.append(_string(item))
         elif kind is Members or kind is dict:
-            pairs = item if kind is Members else list(item.items())
+            pairs = item.pairs if kind is Members else list(item.items())
             stack.append(_CLOSE_OBJECT)
             for index in range(len(pairs) - 1, -1, -1):
                 key, member = pairs[index]

@@ -266,7 +266,7 @@ class _Walk:
             node.clear()
             node.update((key, item) for key, item in keep)
         else:
-            node[:] = keep
+            node.pairs[:] = keep
 
 
 def _keys(node: Any) -> list[str]:
