@@ -104,8 +104,8 @@ def mask_json(
         document = _MISSING
     if document is not _MISSING:
         findings: list[Finding] = []
-        masked, members, added = mask_document(masker, document, direction, findings)
-        result = _unless_duplicates(masker, body, masked, findings, members, added)
+        masked, members, replaced = mask_document(masker, document, direction, findings)
+        result = _unless_duplicates(masker, body, masked, findings, members, replaced)
         if result is not None:
             return result
     strict = declared and masker.profile.invalid_json == "deny"
@@ -132,7 +132,7 @@ def _unless_duplicates(
     masked: Any,
     findings: list[Finding],
     members: int,
-    added: int,
+    replaced: list[tuple[str, str]],
 ) -> MaskResult | None:
     """The result, or None when orjson dropped a duplicate member (its value went unseen).
 
@@ -151,6 +151,7 @@ def _unless_duplicates(
         return _result(masker, body, masked, findings, dump_document)
     written = dump_document(masked)
     escaped = body.count(b"\\u003a") + body.count(b"\\u003A") if b"\\" in body else 0
+    added = sum(new.count(":") - old.count(":") for old, new in replaced)
     if colons + escaped != written.count(b":") - added:
         return None
     if not findings or masker.report:

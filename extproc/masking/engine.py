@@ -50,6 +50,7 @@ class Masker:
         self._key = key
         self.report = profile.mode == "report"
         self._hit_cache: dict[str, list[Hit]] = {}
+        self.clean_keys: dict[str, str] = {}  # JSON keys known to hold nothing (bounded)
 
     # -- detection ----------------------------------------------------------------------------
     def hits(self, text: str, *, cache: bool = True) -> list[Hit]:
@@ -91,8 +92,12 @@ class Masker:
         found: list[Span] = []
         scopes = windows(text)
         for detector in self.profile.detectors:
-            if detector.hints and not any(hint in text for hint in detector.hints):
-                continue
+            if detector.hints:
+                for hint in detector.hints:
+                    if hint in text:
+                        break
+                else:
+                    continue
             scope = scopes.get(detector.scope)
             if scope is None or scope:
                 found.extend(detector.find(text, scope))

@@ -79,17 +79,17 @@ class _Paths:
 
 def mask_document(
     masker: Masker, document: Any, direction: str, findings: list[Finding]
-) -> tuple[Any, int, int]:
+) -> tuple[Any, int, list[tuple[str, str]]]:
     """The masked document (a new root only when the root itself is a masked scalar), the
-    number of object members seen and the number of ``:`` masking added to strings: the
-    caller compares both with the body to spot duplicates orjson dropped."""
+    number of object members seen and the (original, replacement) pairs of what was masked:
+    the caller compares both with the body to spot duplicates orjson dropped."""
     profile = masker.profile
     paths = None
     if profile.fields or profile.scan is not None:
         paths = _Paths(tuple(rule.path for rule in profile.fields), profile.scan or ())
     walk = _Walk(masker, direction, findings, paths)
     masked = walk.run(document)
-    return masked, walk.seen_members, walk.colon_delta
+    return masked, walk.seen_members, walk.replaced
 
 
 class _Walk:
@@ -102,8 +102,10 @@ class _Walk:
         self.paths = paths
         self.scan_all = masker.profile.scan is None
         self.seen_members = 0
-        self.colon_delta = 0  # ':' added to the strings by masking (the duplicate check's due)
-        self.names: dict[str, str] = {}
+        # (original, replacement) of every masked value: the duplicate check may need to know
+        # how many ':' masking added; counted only then.
+        self.replaced: list[tuple[str, str]] = []
+        self.names = masker.clean_keys
 
     def run(self, document: Any) -> Any:
         paths = self.paths
@@ -200,16 +202,14 @@ class _Walk:
                 _rename_members(node, renamed)
 
     def apply(self, text: str, found: list[Any], link: Link, where: str = "") -> str:
-        replaced: list[tuple[str, str]] = []
         location = where or render(link)
-        masked = self.masker.apply(text, found, self.direction, location, self.findings, replaced)
-        if masked is not text:
-            self.colon_delta += sum(new.count(":") - old.count(":") for old, new in replaced)
-        return masked
+        return self.masker.apply(
+            text, found, self.direction, location, self.findings, self.replaced
+        )
 
     def name(self, key: str, link: Link, node: Any) -> str:
-        """The key itself, or its masked form when it holds a finding (cached per walk: keys
-        repeat in every record of a list)."""
+        """The key itself, or its masked form when it holds a finding. Clean keys are cached on
+        the masker: they repeat in every record of a list and every event of a stream."""
         found = self.masker.hits(key) if len(key) >= MIN_VALUE_CHARS or not key.isascii() else []
         if not found:
             if len(self.names) < NAME_CACHE_ENTRIES:
