@@ -59,8 +59,13 @@ class TextStreamMasker:
     def _emit(self, pending: str, *, final: bool) -> str:
         base = len(self._context)
         window = self._context + pending
-        found = self._masker.hits(window, cache=False)
         cut = len(window) if final else max(base, hold_from(window))
+        if cut == base:
+            # All of it may still grow (a key block, a long token): detection cannot send
+            # anything more, and running it on every piece would cost quadratic time.
+            self._pending = pending
+            return ""
+        found = self._masker.hits(window, cache=False)
         if not final:
             for start, end, *_ in found:
                 if start < cut < end or (end == len(window) and start < cut):

@@ -422,3 +422,16 @@ def test_whatever_the_split_points_the_stream_equals_masking_the_whole_text(
     for start, end, *_ in found:
         value = text[start:end]
         assert sent.count(value) <= undetected.count(value)  # only where no detector sees it
+
+
+def test_a_held_key_block_streamed_a_character_at_a_time_costs_linear_time() -> None:
+    import time
+
+    from extproc.masking.textstream import TextStreamMasker
+
+    text = "-----BEGIN RSA PRIVATE KEY-----\n" + "A" * 16_000 + "\n-----END RSA PRIVATE KEY----- ok"
+    stream = TextStreamMasker(MASKER, "response")
+    started = time.process_time()
+    out = "".join(stream.feed(char) for char in text) + stream.finish()
+    assert out == "[REDACTED:SECRET] ok"
+    assert time.process_time() - started < 1.5  # quadratic detection took ~3 s
