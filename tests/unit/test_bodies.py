@@ -352,3 +352,13 @@ def test_no_member_of_any_duplicate_survives_raw(objects: list[list[tuple[str, A
 
 def _value(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def test_nesting_beyond_any_parser_is_read_as_text_or_denied() -> None:
+    body = b"[" * 300_000 + b'"4\\u0031\\u00311 1111 1111 1111"' + b"]" * 300_000
+    result = masker().mask_body(body, "application/json", "request")
+    assert b"4\\u0031" not in result.body
+    assert b"[REDACTED:CARD]" in result.body
+    with pytest.raises(MaskingError) as caught:
+        masker(invalid_json="deny").mask_body(body, "application/json", "request")
+    assert caught.value.code == "invalid_json"
