@@ -1,8 +1,9 @@
-"""In-process masking throughput (no gRPC, no Envoy): MB/s and µs per body for an 8 KB and a
-256 KB JSON body full of e-mails and card numbers (the 8 KB one also with a cold span cache),
-for an OpenAI-style chat request, and for two 8 KB text bodies without anything sensitive:
-prose, and an order report dense with digits (order ids, dates, times, versions, amounts,
-tracking numbers) that every detector has to look at.
+"""In-process masking throughput (no gRPC, no Envoy): µs per body and MB/s for an 8 KB and a
+256 KB JSON body full of e-mails and card numbers (also with a cold span cache), an OpenAI-style
+chat request, and 8 KB texts without sensitive values (plain, prose, and an order report dense
+with digits that every detector has to look at); µs per SSE event; and the delay a streaming client sees before
+the first visible content (how many tokens and characters the stream masker holds back).
+Times are CPU time of this process (best of five), steadier than wall time on a shared box.
 
     python bench/masking_bench.py
 """
@@ -10,16 +11,27 @@ tracking numbers) that every detector has to look at.
 from __future__ import annotations
 
 import json
+import re
 import sys
+import time
 import timeit
+from collections.abc import Callable
 from pathlib import Path
 
+CPU = time.process_time
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from extproc.masking.engine import Masker  # noqa: E402
 from extproc.masking.profile import Profile  # noqa: E402
 from extproc.masking.stream import SseMasker  # noqa: E402
+
+ANSWER = (
+    "Hello! I can help with that. Your order shipped on 2024-01-15 and should arrive within "
+    "three business days. The tracking page lists every stop, and you can change the delivery "
+    "address until the parcel leaves the depot. Let me know if anything else comes up, and "
+    "have a great day."
+)
 
 
 def records_body(size: int) -> bytes:
@@ -77,61 +89,146 @@ def order_report_body(size: int) -> bytes:
     return "".join(lines)[:size].encode()
 
 
+def plain_text(size: int) -> bytes:
+    """Prose with dates, versions and order numbers but nothing sensitive."""
+    line = "Release 2.4.1 shipped on 2024-03-07; order 1234567812345678 is closed. All good.\n"
+    return (line * (size // len(line) + 1)).encode()[:size]
+
+
+def chat_event(content: str) -> bytes:
+    chunk = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
 def sse_body(size: int) -> bytes:
     text = "The answer is fine and the card 4111 1111 1111 1111 is masked. " * (size // 64)
-    events = [
-        b"data: "
-        + json.dumps({"choices": [{"index": 0, "delta": {"content": text[i : i + 4]}}]}).encode()
-        + b"\n\n"
-        for i in range(0, len(text), 4)
-    ]
+    events = [chat_event(text[i : i + 4]) for i in range(0, len(text), 4)]
     return b"".join(events) + b"data: [DONE]\n\n"
 
 
-def main() -> None:
-    masker = Masker(Profile("bench"), b"k" * 32)
-    print("| body | bytes | µs per body | MB/s |")
-    print("|---|---|---|---|")
-    cases = [
-        ("records JSON 8 KB", records_body(8 * 1024), lambda b: masker.mask_json(b, "response")),
+def tokens(text: str) -> list[str]:
+    """Roughly how a chat model's tokenizer splits prose: words with their leading space."""
+    return re.findall(r" ?\w+| ?[^\w\s]+|\s+", text)
+
+
+def body_cases(masker: Masker) -> list[tuple[str, bytes, Callable[[bytes], object]]]:
+    mask_body = getattr(masker, "mask_body", None)
+
+    def as_json(direction: str) -> Callable[[bytes], object]:
+        if mask_body is not None:
+            return lambda b: mask_body(b, "application/json", direction)
+        return lambda b: masker.mask_json(b, direction)
+
+    def as_text(b: bytes) -> object:
+        if mask_body is not None:
+            return mask_body(b, "text/plain", "response")
+        return masker.mask_bytes_as_text(b, "response")
+
+    return [
+        ("records JSON 8 KB", records_body(8 * 1024), as_json("response")),
+        ("records JSON 256 KB", records_body(256 * 1024), as_json("response")),
+        ("chat request 8 KB", chat_body(8 * 1024), as_json("request")),
+        ("chat request 256 KB", chat_body(256 * 1024), as_json("request")),
+        ("text 8 KB, nothing sensitive", plain_text(8 * 1024), as_text),
+        ("prose 8 KB, nothing sensitive", prose_body(8 * 1024), as_text),
+        ("order report 8 KB, digit-dense, nothing sensitive", order_report_body(8 * 1024), as_text),
         (
             # A fresh masker per body: every string is scanned, none comes from the span cache.
             "records JSON 8 KB, cold span cache",
             records_body(8 * 1024),
-            lambda b: Masker(Profile("bench"), b"k" * 32).mask_json(b, "response"),
+            lambda b: Masker(Profile("bench"), b"k" * 32).mask_body(
+                b, "application/json", "response"
+            ),
         ),
-        (
-            "records JSON 256 KB",
-            records_body(256 * 1024),
-            lambda b: masker.mask_json(b, "response"),
-        ),
-        ("chat request 8 KB", chat_body(8 * 1024), lambda b: masker.mask_json(b, "request")),
-        ("chat request 256 KB", chat_body(256 * 1024), lambda b: masker.mask_json(b, "request")),
+        ("JSON nested 100,000 deep, a card inside", deep_body(100_000), as_json("request")),
     ]
 
-    def stream(body: bytes) -> bytes:
+
+def deep_body(depth: int) -> bytes:
+    return b"[" * depth + b'"4111 1111 1111 1111"' + b"]" * depth
+
+
+def bench_bodies(masker: Masker) -> None:
+    print("| body | bytes | µs per body | MB/s |")
+    print("|---|---|---|---|")
+    for name, body, run in body_cases(masker):
+        number = max(3, 2_000_000 // len(body))
+        try:
+            seconds = min(
+                timeit.repeat(lambda r=run, b=body: r(b), number=number, repeat=5, timer=CPU)
+            )
+        except RecursionError:
+            print(f"| {name} | {len(body)} | RecursionError | - |")
+            continue
+        seconds /= number
+        print(f"| {name} | {len(body)} | {seconds * 1e6:.0f} | {len(body) / seconds / 1e6:.1f} |")
+
+
+def bench_sse(masker: Masker) -> None:
+    body = sse_body(8 * 1024)
+    events = body.count(b"\n\n")
+
+    def stream() -> bytes:
         sse = SseMasker(masker, "response")
         return sse.feed(body) + sse.finish()
 
-    cases.append(
-        (
-            "text 8 KB, no PII",
-            prose_body(8 * 1024),
-            lambda b: masker.mask_bytes_as_text(b, "request"),
-        )
+    seconds = min(timeit.repeat(stream, number=3, repeat=5, timer=CPU)) / 3
+    print(
+        f"| SSE 8 KB of text, 4 chars per event, one network chunk | {events} events "
+        f"| {seconds / events * 1e6:.1f} µs per event |"
     )
-    cases.append(
-        (
-            "order report text 8 KB, digit-dense, no PII",
-            order_report_body(8 * 1024),
-            lambda b: masker.mask_bytes_as_text(b, "request"),
-        )
+
+
+def emitted_content(out: bytes) -> str:
+    text = ""
+    for event in out.split(b"\n\n"):
+        data = event.removeprefix(b"data: ")
+        if not data.startswith(b"{"):
+            continue
+        for choice in json.loads(data).get("choices", []):
+            text += choice.get("delta", {}).get("content") or ""
+    return text
+
+
+def bench_first_content(masker: Masker) -> None:
+    """Feed a chat stream one token per event and per network chunk, as a model sends it."""
+    parts = tokens(ANSWER)
+    runs = []
+    for _ in range(20):
+        sse = SseMasker(masker, "response")
+        arrived = shown = 0
+        first = None
+        held: list[int] = []
+        started = CPU()
+        for number, token in enumerate(parts, 1):
+            arrived += len(token)
+            shown += len(emitted_content(sse.feed(chat_event(token))))
+            held.append(arrived - shown)
+            if first is None and shown:
+                first = number
+        elapsed = CPU() - started
+        runs.append((elapsed, first, held))
+    elapsed, first, held = min(runs, key=lambda run: run[0])
+    print(
+        f"| chat stream, one token per event ({len(parts)} tokens) "
+        f"| first content after token {first} "
+        f"| held chars mean {sum(held) / len(held):.1f}, max {max(held)} "
+        f"| {elapsed / len(parts) * 1e6:.1f} µs per event |"
     )
-    cases.append(("SSE stream 8 KB of text, 4 chars per event", sse_body(8 * 1024), stream))
-    for name, body, run in cases:
-        number = max(3, 2_000_000 // len(body))
-        seconds = min(timeit.repeat(lambda r=run, b=body: r(b), number=number, repeat=3)) / number
-        print(f"| {name} | {len(body)} | {seconds * 1e6:.0f} | {len(body) / seconds / 1e6:.1f} |")
+
+
+def main() -> None:
+    masker = Masker(Profile("bench"), b"k" * 32)
+    bench_bodies(masker)
+    print()
+    bench_sse(masker)
+    bench_first_content(masker)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ class Code(StrEnum):
     DECOMPRESSION_LIMIT = "decompression_limit"
     INVALID_JSON = "invalid_json"
     INVALID_UTF8 = "invalid_utf8"
+    UNSUPPORTED_CHARSET = "unsupported_charset"
     BINARY_PART_REFUSED = "binary_part_refused"
     BODY_TOO_LARGE = "body_too_large"
     MASKING_FAILED = "masking_failed"
@@ -108,6 +109,7 @@ CODES: dict[Code, CodeInfo] = {
     Code.DECOMPRESSION_LIMIT: CodeInfo(413, "the body inflates beyond the configured limit"),
     Code.INVALID_JSON: CodeInfo(400, "the body is not valid JSON and the profile refuses it"),
     Code.INVALID_UTF8: CodeInfo(400, "the body is not valid UTF-8"),
+    Code.UNSUPPORTED_CHARSET: CodeInfo(415, "the body's charset cannot be inspected"),
     Code.BINARY_PART_REFUSED: CodeInfo(415, "a multipart body holds a part that cannot be read"),
     Code.BODY_TOO_LARGE: CodeInfo(413, "the body is larger than the gateway inspects"),
     Code.MASKING_FAILED: CodeInfo(502, "the body could not be masked"),

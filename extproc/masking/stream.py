@@ -1,180 +1,72 @@
-"""Masking of streamed text and of OpenAI-style SSE chat completions.
+"""Streamed bodies: pick the masker for a content type, feed it chunks as they arrive.
 
-A value can be split across two network chunks or two ``data:`` events ("4111 1111" then
-" 1111 1111"). The stream masker therefore holds back the tail of the text that could still
-become part of a match: a match that reaches the end of what arrived, the last few words (every
-built-in pattern spans at most a few space-separated groups), and an unterminated private-key
-block. Everything before that point is final: it is masked and emitted; the held tail goes out
-with the next event, or at the end of the stream. No part of a detected value is ever emitted
-unmasked. Every output event is valid SSE carrying valid JSON.
+``stream_masker`` returns a ``StreamMasker``: ``feed(chunk)`` gives the bytes that may go out
+now (masked; a value split across chunks or events is held until it is complete), ``finish()``
+the rest at the end of the stream, and ``findings`` is complete at every moment (an endless or
+cut stream is audited with what it carried so far).
+
+- ``text/event-stream``: ``sse.SseMasker`` (OpenAI chat and Responses, legacy completions,
+  Anthropic, Gemini, unknown JSON events, plain ``data:`` text; any line ending);
+- NDJSON (``application/x-ndjson`` and its aliases): ``ndjson.NdjsonMasker`` (Ollama);
+- anything else: ``TextBodyMasker``, the body as one text (UTF-8; invalid bytes read as
+  U+FFFD, and are sent as such).
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
+import codecs
+from typing import TYPE_CHECKING, Protocol
 
-import orjson
+from extproc.masking.bodies import LINE_TYPES, media_type
+from extproc.masking.framing import MAX_FRAME_BYTES
+from extproc.masking.ndjson import NdjsonMasker
+from extproc.masking.results import Finding
+from extproc.masking.sse import SseMasker
+from extproc.masking.textstream import TextStreamMasker
 
-from extproc.masking.engine import Finding, Masker
+if TYPE_CHECKING:
+    from extproc.masking.engine import Masker
 
-HOLD_WORDS = 8
-MAX_HOLD_CHARS = 512
-MAX_KEY_BLOCK_CHARS = 16_384
-_TAIL = re.compile(rf"(?:\S*\s+){{0,{HOLD_WORDS - 1}}}\S*$")
-_KEY_BEGIN = "-----BEGIN"
-
-
-class TextStreamMasker:
-    def __init__(self, masker: Masker, direction: str, location: str = "stream") -> None:
-        self._masker = masker
-        self._direction = direction
-        self._location = location
-        self._pending = ""
-        self._emitted = 0
-        self.findings: list[Finding] = []
-
-    def feed(self, text: str) -> str:
-        text = self._pending + text
-        cut = self._safe_cut(text)
-        self._pending = text[cut:]
-        return self._mask(text[:cut])
-
-    def finish(self) -> str:
-        text, self._pending = self._pending, ""
-        return self._mask(text)
-
-    def _mask(self, text: str) -> str:
-        if not text:
-            return ""
-        where = f"{self._location}@{self._emitted}"
-        self._emitted += len(text)
-        return self._masker.mask_text(text, self._direction, where, self.findings)
-
-    def _safe_cut(self, text: str) -> int:
-        cut = len(text)
-        begin = text.rfind(_KEY_BEGIN)
-        if (
-            begin >= 0
-            and "-----END" not in text[begin:]
-            and len(text) - begin < MAX_KEY_BLOCK_CHARS
-        ):
-            cut = begin
-        tail = _TAIL.search(text, max(0, len(text) - MAX_HOLD_CHARS))
-        if tail is not None:
-            cut = min(cut, tail.start())
-        for start, end, _type in self._masker.spans(text):
-            if start < cut < end or end == len(text):
-                cut = min(cut, start)
-        return cut
+__all__ = ["NdjsonMasker", "SseMasker", "StreamMasker", "TextBodyMasker", "TextStreamMasker",
+           "stream_masker"]  # fmt: skip
 
 
-class SseMasker:
-    """Feed the response body chunks as they arrive; emit masked SSE."""
+class StreamMasker(Protocol):
+    findings: list[Finding]
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+    def all_findings(self) -> list[Finding]: ...
+
+
+def stream_masker(
+    content_type: str, masker: Masker, direction: str, *, max_frame_bytes: int = MAX_FRAME_BYTES
+) -> StreamMasker:
+    kind, _ = media_type(content_type)
+    if kind == "text/event-stream":
+        return SseMasker(masker, direction, max_event_bytes=max_frame_bytes)
+    if kind in LINE_TYPES:
+        return NdjsonMasker(masker, direction, max_line_bytes=max_frame_bytes)
+    return TextBodyMasker(masker, direction)
+
+
+class TextBodyMasker:
+    """A streamed body read as one text, decoded incrementally (a character split across
+    chunks waits for its last byte)."""
 
     def __init__(self, masker: Masker, direction: str) -> None:
-        self._masker = masker
-        self._direction = direction
-        self._buffer = b""
-        self._choices: dict[int, TextStreamMasker] = {}
-        self._last: dict[str, Any] | None = None
         self.findings: list[Finding] = []
-
-    def feed(self, chunk: bytes) -> bytes:
-        self._buffer += chunk
-        out: list[bytes] = []
-        while True:
-            end, size = _event_end(self._buffer)
-            if end < 0:
-                break
-            raw, self._buffer = self._buffer[:end], self._buffer[end + size :]
-            out.append(self._event(raw))
-        return b"".join(out)
-
-    def finish(self) -> bytes:
-        out = b""
-        if self._buffer.strip():
-            raw, self._buffer = self._buffer, b""
-            out += self._event(raw.rstrip(b"\r\n"))
-        return out + self._flush_event()
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._text = TextStreamMasker(masker, direction, "stream", self.findings)
 
     def all_findings(self) -> list[Finding]:
-        found = list(self.findings)
-        for stream in self._choices.values():
-            found.extend(stream.findings)
-        return found
+        return list(self.findings)
 
-    # -- events -------------------------------------------------------------------------------
-    def _event(self, raw: bytes) -> bytes:
-        lines = raw.replace(b"\r\n", b"\n").split(b"\n")
-        data_lines = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
-        other = [line for line in lines if not line.startswith(b"data:")]
-        if not data_lines:
-            return raw + b"\n\n"
-        data = b"\n".join(data_lines)
-        prefix = b"".join(line + b"\n" for line in other)
-        if data.strip() == b"[DONE]":
-            return self._flush_event() + prefix + b"data: [DONE]\n\n"
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            text = data.decode("utf-8", "replace")
-            masked = self._masker.mask_text(text, self._direction, "stream:event", self.findings)
-            data_out = b"".join(b"data: " + line.encode() + b"\n" for line in masked.split("\n"))
-            return prefix + data_out + b"\n"
-        if isinstance(event, dict):
-            masked_event = self._mask_chat_chunk(event)
-            self._last = masked_event
-        else:
-            masked_event = self._masker.mask_json_value(event, self._direction, self.findings)
-        return prefix + b"data: " + orjson.dumps(masked_event) + b"\n\n"
+    def feed(self, chunk: bytes) -> bytes:
+        return self._text.feed(self._decoder.decode(chunk)).encode("utf-8")
 
-    def _mask_chat_chunk(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Stream-mask each choice's delta.content; mask every other string of the event whole
-        (tool call arguments, refusals)."""
-        choices = event.get("choices")
-        contents: dict[int, str] = {}
-        if isinstance(choices, list):
-            for position, choice in enumerate(choices):
-                delta = choice.get("delta") if isinstance(choice, dict) else None
-                if not isinstance(delta, dict):
-                    continue
-                index = choice.get("index", position)
-                stream = self._choices.get(index)
-                if stream is None:
-                    stream = TextStreamMasker(
-                        self._masker, self._direction, f"stream:choices[{index}]"
-                    )
-                    self._choices[index] = stream
-                content = delta.pop("content", None)
-                text = stream.feed(content) if isinstance(content, str) else ""
-                if choice.get("finish_reason"):
-                    text += stream.finish()
-                if isinstance(content, str) or text:
-                    contents[position] = text
-        masked: dict[str, Any] = self._masker.mask_json_value(event, self._direction, self.findings)
-        for position, text in contents.items():
-            masked["choices"][position]["delta"]["content"] = text
-        return masked
-
-    def _flush_event(self) -> bytes:
-        """Emit what is still held back, as one more chunk event before the stream ends."""
-        held = {index: stream.finish() for index, stream in self._choices.items()}
-        held = {index: text for index, text in held.items() if text}
-        if not held:
-            return b""
-        base = self._last or {"object": "chat.completion.chunk"}
-        event = {key: value for key, value in base.items() if key != "choices"}
-        event["choices"] = [
-            {"index": index, "delta": {"content": text}, "finish_reason": None}
-            for index, text in sorted(held.items())
-        ]
-        return b"data: " + orjson.dumps(event) + b"\n\n"
-
-
-def _event_end(buffer: bytes) -> tuple[int, int]:
-    lf = buffer.find(b"\n\n")
-    crlf = buffer.find(b"\r\n\r\n")
-    if crlf >= 0 and (lf < 0 or crlf < lf):
-        return crlf, 4
-    return lf, 2
+    def finish(self) -> bytes:
+        rest = self._text.feed(self._decoder.decode(b"", final=True)) + self._text.finish()
+        return rest.encode("utf-8")

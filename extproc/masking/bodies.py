@@ -1,0 +1,265 @@
+"""A whole body, read by what it is rather than by what its label says.
+
+A label is the sender's claim; the model server's parser decides what it reads. So: anything
+that starts like JSON (after an optional BOM and whitespace, ``{`` or ``[``) is masked as JSON
+whatever the label; several JSON documents one per line (NDJSON) line by line; forms field by
+field and multipart bodies part by part (``forms``); the rest as text, with escapes decoded and
+compatibility forms folded for detection. A charset we cannot read the way the receiver does
+(UTF-16 and UTF-32, which Python's ``json.loads`` detects by itself; UTF-7; legacy multibyte
+sets) is refused rather than guessed.
+
+JSON takes the fast path (orjson, then the in-place walk) unless the body has duplicate keys,
+which orjson silently collapses: the count of object members the walk saw is compared with the
+count of ``:`` outside strings. Duplicates, NaN, lone surrogates, a BOM and deep nesting go
+through the lenient parser; a profile with ``invalid_json: deny`` refuses what is not RFC 8259
+JSON in a body labelled JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from extproc.errors import Code
+from extproc.masking import forms
+from extproc.masking.jsondoc import Members, loads, parse_lenient, serialize
+from extproc.masking.jsondoc import dumps as dump_document
+from extproc.masking.results import Finding, MaskingError, MaskResult
+from extproc.masking.walk import mask_document
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from extproc.masking.engine import Masker
+
+_JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*[\[{]")
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+LINE_TYPES = (
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/json-lines",
+    "application/stream+json",
+)
+_READABLE_CHARSETS = frozenset(
+    {"", "utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin1", "latin-1", "windows-1252"}
+)
+_MISSING = object()
+
+
+def media_type(content_type: str) -> tuple[str, dict[str, str]]:
+    """``type/subtype`` in lower case and the parameters (values unquoted, case kept)."""
+    kind, _, rest = content_type.partition(";")
+    params: dict[str, str] = {}
+    for part in rest.split(";"):
+        name, sep, value = part.partition("=")
+        if sep:
+            params[name.strip().lower()] = value.strip().strip('"')
+    return kind.strip().lower(), params
+
+
+def mask_body(
+    masker: Masker,
+    body: bytes,
+    content_type: str,
+    direction: str,
+    *,
+    binary_parts: Literal["refuse", "pass"] = "refuse",
+) -> MaskResult:
+    if not body:
+        return MaskResult(body, (), False)
+    kind, params = media_type(content_type)
+    readable_charset(body, params.get("charset", ""))
+    if kind == forms.FORM_TYPE:
+        return forms.mask_form(masker, body, direction)
+    if kind.startswith("multipart/"):
+        return forms.mask_multipart(
+            masker, body, params.get("boundary", ""), direction, binary_parts=binary_parts
+        )
+    declared = "json" in kind
+    if kind in LINE_TYPES:
+        return mask_lines(masker, body, direction, declared=declared)
+    if declared or _JSON_START.match(body) is not None:
+        return mask_json(masker, body, direction, declared=declared)
+    return masker.mask_bytes_as_text(body, direction)
+
+
+def readable_charset(body: bytes, charset: str) -> None:
+    if charset.lower() not in _READABLE_CHARSETS:
+        raise MaskingError("the body's charset cannot be inspected", code=Code.UNSUPPORTED_CHARSET)
+    if json.detect_encoding(body[:4]) not in ("utf-8", "utf-8-sig"):
+        raise MaskingError(
+            "UTF-16 and UTF-32 bodies cannot be inspected", code=Code.UNSUPPORTED_CHARSET
+        )
+
+
+def mask_json(
+    masker: Masker, body: bytes, direction: str, *, declared: bool, lines: bool = True
+) -> MaskResult:
+    try:
+        document = loads(body)
+    except (ValueError, RecursionError):
+        document = _MISSING
+    if document is not _MISSING:
+        findings: list[Finding] = []
+        masked, members, replaced = mask_document(masker, document, direction, findings)
+        result = _unless_duplicates(masker, body, masked, findings, members, replaced)
+        if result is not None:
+            return result
+    strict = declared and masker.profile.invalid_json == "deny"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MaskingError("the body is not valid UTF-8", code=Code.INVALID_UTF8) from None
+    try:
+        document = parse_lenient(text, strict=strict)
+    except ValueError:
+        if strict:
+            raise MaskingError("the body is not valid JSON", code=Code.INVALID_JSON) from None
+        if lines and body.count(b"\n") and _JSON_START.match(body) is not None:
+            return mask_lines(masker, body, direction, declared=declared)
+        return masker.mask_bytes_as_text(body, direction)
+    findings = []
+    masked = mask_document(masker, document, direction, findings)[0]
+    return _result(masker, body, masked, findings, serialize)
+
+
+def _unless_duplicates(
+    masker: Masker,
+    body: bytes,
+    masked: Any,
+    findings: list[Finding],
+    members: int,
+    replaced: list[tuple[str, str]],
+) -> MaskResult | None:
+    """The result, or None when orjson dropped a duplicate member (its value went unseen).
+
+    Every member has one ``:`` outside strings, so a body with as many ``:`` as members has
+    none in strings and no duplicate. Otherwise the written output settles it: orjson never
+    escapes ``:``, so the output holds one per member plus those of the decoded strings (as
+    masked), which is exactly the body's count plus its ``\u003a`` escapes, less what masking
+    added, unless a member was dropped. An escaped backslash before ``u003a`` only errs towards
+    the lenient path. Field rules can drop whole subtrees: those bodies strip strings instead."""
+    colons = body.count(b":")
+    if colons == members:
+        return _result(masker, body, masked, findings, dump_document)
+    if masker.profile.fields:
+        if _STRING.sub(b"", body).count(b":") != members:
+            return None
+        return _result(masker, body, masked, findings, dump_document)
+    written = dump_document(masked)
+    escaped = body.count(b"\\u003a") + body.count(b"\\u003A") if b"\\" in body else 0
+    added = sum(new.count(":") - old.count(":") for old, new in replaced)
+    if colons + escaped != written.count(b":") - added:
+        return None
+    if not findings or masker.report:
+        return MaskResult(body, tuple(findings), False)
+    return MaskResult(written, tuple(findings), True)
+
+
+def has_duplicates(body: bytes, members: int) -> bool:
+    """For a parsed body whose strings nobody masked: strip the strings, count the rest."""
+    if body.count(b":") == members:
+        return False
+    return _STRING.sub(b"", body).count(b":") != members
+
+
+def mask_lines(masker: Masker, body: bytes, direction: str, *, declared: bool) -> MaskResult:
+    """One JSON document (or text) per line; line endings kept as they were."""
+    out: list[bytes] = []
+    findings: list[Finding] = []
+    changed = False
+    for number, line in enumerate(body.splitlines(keepends=True)):
+        content = line.rstrip(b"\r\n")
+        if not content.strip():
+            out.append(line)
+            continue
+        result = mask_json(masker, content, direction, declared=declared, lines=False)
+        findings.extend(relocated(result.findings, f"line[{number}]:"))
+        changed = changed or result.changed
+        out.append(result.body + line[len(content) :])
+    if not changed:
+        return MaskResult(body, tuple(findings), False)
+    return MaskResult(b"".join(out), tuple(findings), True)
+
+
+def relocated(findings: tuple[Finding, ...], prefix: str) -> list[Finding]:
+    return [replace(finding, location=prefix + finding.location) for finding in findings]
+
+
+def _result(
+    masker: Masker,
+    body: bytes,
+    masked: Any,
+    findings: list[Finding],
+    write: Callable[[Any], bytes],
+) -> MaskResult:
+    if not findings or masker.report:
+        return MaskResult(body, tuple(findings), False)
+    return MaskResult(write(masked), tuple(findings), True)
+
+
+# -- what block rules read -----------------------------------------------------------------------
+def strings_of(body: bytes, content_type: str = "") -> str:
+    """Every string of the body as its receiver decodes it: JSON strings, keys and numbers
+    (every duplicate), form fields and parts decoded, or the body as text."""
+    kind, params = media_type(content_type)
+    if kind == forms.FORM_TYPE:
+        return "\n".join(forms.form_texts(body))
+    if kind.startswith("multipart/"):
+        parts = forms.part_texts(body, params.get("boundary", ""))
+        return "\n".join(strings_of(content, part_type) for part_type, content in parts)
+    if "json" in kind or _JSON_START.match(body) is not None:
+        document = _parsed(body)
+        if document is not _MISSING:
+            return "\n".join(_document_strings(document))
+        if body.count(b"\n") and kind not in ("application/json",):
+            return "\n".join(strings_of(line, "application/json") for line in body.splitlines())
+    return body.decode("utf-8", "replace")
+
+
+def _parsed(body: bytes) -> Any:
+    try:
+        document = loads(body)
+    except (ValueError, RecursionError):
+        document = _MISSING
+    if document is not _MISSING:
+        members = sum(len(node) for node in _nodes(document) if isinstance(node, dict))
+        if not has_duplicates(body, members):
+            return document
+    try:
+        return parse_lenient(body.decode("utf-8", "replace"), strict=False)
+    except ValueError:
+        return _MISSING
+
+
+def _nodes(document: Any) -> list[Any]:
+    nodes: list[Any] = []
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif type(node) is Members:
+            stack.extend(value for _, value in node)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return nodes
+
+
+def _document_strings(document: Any) -> list[str]:
+    out: list[str] = []
+    for node in _nodes(document):
+        if isinstance(node, str):
+            out.append(node)
+        elif isinstance(node, dict):
+            out.extend(node)
+        elif type(node) is Members:
+            out.extend(key for key, _ in node)
+        elif isinstance(node, int | float) and not isinstance(node, bool):
+            out.append(repr(node))
+    return out

@@ -1,0 +1,119 @@
+"""Mask a stream of JSON events (SSE ``data:`` payloads, NDJSON lines), one event at a time.
+
+Each event's deltas (``dialects``) feed a text stream per key, which holds back only what could
+still become part of a match; the delta field carries what is final. Every other string, key
+and number of the event is masked whole, so an event of a dialect nobody named still carries
+no raw value. When an event ends a text (``finish_reason``, ``content_block_stop``,
+``*.done``...), the held rest goes out in that event's own delta, or, if it has none, in one
+more event of the same dialect sent just before it. ``flush`` does the same for every text
+still open (before ``[DONE]``, or when the stream ends or is cut).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from extproc.masking.dialects import Key, flush_event, read_event
+from extproc.masking.jsondoc import loads, parse_lenient
+from extproc.masking.results import Finding
+from extproc.masking.textstream import TextStreamMasker
+
+if TYPE_CHECKING:
+    from extproc.masking.engine import Masker
+
+Event = tuple[str, Any]  # (SSE event name or "", the JSON value to send)
+
+
+@dataclass(slots=True)
+class _Text:
+    stream: TextStreamMasker
+    last: dict[str, Any]
+    name: str
+
+
+class EventMasker:
+    def __init__(self, masker: Masker, direction: str, findings: list[Finding]) -> None:
+        self._masker = masker
+        self._direction = direction
+        self.findings = findings
+        self._texts: dict[Key, _Text] = {}
+
+    def mask(self, event: Any, name: str = "") -> list[Event]:
+        """The events to send for this one, in order: flush events, then the event masked."""
+        if not isinstance(event, dict):
+            return [(name, self._masker.mask_json_value(event, self._direction, self.findings))]
+        reading = read_event(event)
+        pieces = [(delta, delta.holder[delta.field]) for delta in reading.deltas]
+        for delta in reading.deltas:
+            delta.holder[delta.field] = ""  # streamed: kept out of the whole-value walk
+        masked = self._masker.mask_json_value(event, self._direction, self.findings)
+        ends = reading.ends
+        last_piece = {delta.key: number for number, (delta, _) in enumerate(pieces)}
+        for number, (delta, text) in enumerate(pieces):
+            held = self._texts.get(delta.key)
+            if held is None:
+                stream = TextStreamMasker(
+                    self._masker, self._direction, f"stream:{delta.location}", self.findings
+                )
+                held = self._texts[delta.key] = _Text(stream, masked, name)
+            out = held.stream.feed(text)
+            if ends is not None and ends(delta.key) and last_piece[delta.key] == number:
+                out += held.stream.finish()
+            delta.holder[delta.field] = out
+            held.last, held.name = masked, name
+        sent: list[Event] = []
+        if ends is not None:
+            for key in [key for key in self._texts if ends(key)]:
+                text = self._texts.pop(key)
+                if key not in last_piece:
+                    sent.extend(self._flushed(key, text))
+        sent.append((name, masked))
+        return sent
+
+    def flush(self) -> list[Event]:
+        """Every text still held, each in one more event of its dialect."""
+        sent: list[Event] = []
+        for key, text in self._texts.items():
+            sent.extend(self._flushed(key, text))
+        self._texts.clear()
+        return sent
+
+    def _flushed(self, key: Key, text: _Text) -> list[Event]:
+        rest = text.stream.finish()
+        return [(text.name, flush_event(key, rest, text.last))] if rest else []
+
+
+_MISSING = object()
+
+
+def parse_event(data: bytes) -> Any:
+    """A JSON object or array event (a duplicate key parsed keeping every member), or None for
+    anything else: a stream of plain text, or of bare JSON scalars, is text."""
+    start = data.lstrip()[:1]
+    if start not in (b"{", b"["):
+        return None
+    try:
+        document = loads(data)
+    except (ValueError, RecursionError):
+        document = _MISSING
+    if document is not _MISSING and _single_members(data, document):
+        return document
+    try:
+        return parse_lenient(data.decode("utf-8", "replace"), strict=False)
+    except ValueError:
+        return None
+
+
+def _single_members(data: bytes, document: Any) -> bool:
+    """No duplicate key was dropped: orjson writes ``:`` unescaped, one per member plus those
+    in strings, so writing the parsed event back gives the data's count (plus its escaped
+    colons) unless a member, and its colon, went missing."""
+    try:
+        written = orjson.dumps(document)
+    except TypeError:
+        return False
+    escaped = data.count(b"\\u003a") + data.count(b"\\u003A") if b"\\" in data else 0
+    return data.count(b":") + escaped == written.count(b":")

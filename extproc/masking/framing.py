@@ -1,0 +1,83 @@
+"""Line framing for streamed bodies, and the way out when a frame never ends.
+
+``LineReader`` splits bytes into lines at LF, CRLF or a lone CR (the three line endings SSE
+allows), keeping each terminator; a CR at the very end of what arrived waits for the next
+byte, which may be its LF. It never copies what it already scanned.
+
+A frame (an SSE event, an NDJSON line) that passes the size cap without ending is not buffered
+further: ``Overflow`` masks its bytes as text, holding back only the tail that could still be
+part of a match, until the frame ends.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from typing import TYPE_CHECKING
+
+from extproc.masking.results import Finding
+from extproc.masking.textstream import TextStreamMasker
+
+if TYPE_CHECKING:
+    from extproc.masking.engine import Masker
+
+MAX_FRAME_BYTES = 64 * 1024
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+class LineReader:
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._scanned = 0  # no line ending before this offset of the buffer
+
+    @property
+    def partial(self) -> int:
+        """Bytes of the line not yet ended."""
+        return len(self._buffer)
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes, bytes]]:
+        """Complete (line, terminator) pairs."""
+        self._buffer += chunk
+        lines: list[tuple[bytes, bytes]] = []
+        position = 0
+        for match in _EOL.finditer(self._buffer, self._scanned):
+            if match.end() == len(self._buffer) and match.group() == b"\r":
+                break  # maybe the first half of CRLF
+            lines.append((bytes(self._buffer[position : match.start()]), match.group()))
+            position = match.end()
+        if position:
+            del self._buffer[:position]
+        self._scanned = max(0, len(self._buffer) - 1)
+        return lines
+
+    def take(self) -> bytes:
+        """The unended line so far (but a final CR, which may start a CRLF)."""
+        keep = 1 if self._buffer.endswith(b"\r") else 0
+        taken = bytes(self._buffer[: len(self._buffer) - keep])
+        del self._buffer[: len(taken)]
+        self._scanned = 0
+        return taken
+
+    def finish(self) -> list[tuple[bytes, bytes]]:
+        """What is left when the stream ends: a last line without its ending."""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        self._scanned = 0
+        if rest.endswith(b"\r"):
+            return [(rest[:-1], b"\r")]
+        return [(rest, b"")] if rest else []
+
+
+class Overflow:
+    """The bytes of an oversized frame, masked as text as they come."""
+
+    def __init__(self, masker: Masker, direction: str, findings: list[Finding]) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._text = TextStreamMasker(masker, direction, "stream:overflow", findings)
+
+    def feed(self, raw: bytes) -> bytes:
+        return self._text.feed(self._decoder.decode(raw)).encode("utf-8")
+
+    def finish(self) -> bytes:
+        rest = self._text.feed(self._decoder.decode(b"", final=True)) + self._text.finish()
+        return rest.encode("utf-8")

@@ -1,0 +1,71 @@
+"""How much of a stream's tail to hold back: only what could still become part of a match.
+
+Everything before the returned position is final: no detector match that includes it can
+still change with more text. What stays back, and why:
+
+- the unterminated word at the end (letters, digits and ``. % + - _ @ \\ / ~ = :``): it may be
+  an e-mail's local part whose ``@`` is in the next token (a model sends ``jane``, ``.doe``,
+  ``@``, ``example``...), a secret (``sk-...``, ``AKIA...``, ``eyJ...``, a bearer token), the
+  prefix of a hint, or half an escape (``\\u00``). Up to ``WORD_HOLD`` characters: a longer
+  run is not a value any detector finds whole;
+- a run of number groups at the end (``4111 1111``, ``+1 (415) 555``, ``DE89 3704``,
+  ``2001:db8::``, ``203.0.113.``): groups holding a digit, or an IBAN's letter group or an
+  IPv6 hex group after one, separated by single spaces. Up to ``NUMBER_HOLD`` characters;
+- ``Bearer`` and the whitespace after it (the token follows);
+- a private key block from ``-----BEGIN`` until its ``-----END ...-----`` line, up to
+  ``KEY_BLOCK_HOLD`` characters.
+
+A word ended by a space or by punctuation no match contains (``Hello,``) goes out at once.
+The rules read the folded view (``normalize``), so full-width digits or an escaped ``@`` are
+held like their ASCII forms. They mirror the built-in detectors' shapes: a new detector whose
+matches span other characters needs a rule here too.
+"""
+
+from __future__ import annotations
+
+import re
+
+from extproc.masking.normalize import needs_view, view
+
+WORD_HOLD = 4096
+NUMBER_HOLD = 512
+KEY_BLOCK_HOLD = 16_384 + 256
+
+# Read on the reversed tail, so finding the last word is linear however long the text.
+_WORD_RUN = re.compile(r"[\w.%+\-@\\/~=:]*")
+# Groups: with a digit, or (after one) an IBAN letter group or an IPv6 hex group. The three
+# kinds exclude one another and are possessive, so a failed run never backtracks.
+_GROUP = r"(?:(?=\S*\d)\S++|[A-Z]{1,4}+(?!\S)|(?=[A-Fa-f]*:)[A-Fa-f:]++(?!\S))"
+_NUMBER_TAIL = re.compile(rf"(?<!\S)(?=\S*\d)\S++(?:[ \t]{{1,2}}{_GROUP})*+[ \t]{{0,2}}\Z")
+_DIGIT = re.compile(r"\d")
+_BEARER_BEFORE = re.compile(r"[Bb](?:earer|EARER)\s*\Z")
+_KEY_BEGIN = "-----BEGIN"
+_KEY_END = re.compile(r"-----END [^\n]*-----")
+
+
+def hold_from(text: str) -> int:
+    """The position from which ``text`` must wait for more (``len(text)``: nothing held)."""
+    if not needs_view(text):
+        return _hold_from(text)
+    seen = view(text)
+    return seen.original_position(_hold_from(seen.text))
+
+
+def _hold_from(text: str) -> int:
+    length = len(text)
+    word = _WORD_RUN.match(
+        text[: length - WORD_HOLD - 1 : -1] if length > WORD_HOLD else text[::-1]
+    )
+    cut = length - (word.end() if word is not None else 0)
+    low = max(0, length - NUMBER_HOLD)
+    if _DIGIT.search(text, low) is not None:
+        number = _NUMBER_TAIL.search(text, low)
+        if number is not None:
+            cut = min(cut, number.start())
+    bearer = _BEARER_BEFORE.search(text[max(0, cut - 24) : cut])
+    if bearer is not None:
+        cut -= len(text[max(0, cut - 24) : cut]) - bearer.start()
+    begin = text.rfind(_KEY_BEGIN, max(0, length - KEY_BLOCK_HOLD))
+    if begin >= 0 and _KEY_END.search(text, begin) is None:
+        cut = min(cut, begin)
+    return cut

@@ -1,0 +1,89 @@
+"""Mask a text that arrives in pieces: one message's content, streamed.
+
+A value can be split across two pieces ("4111 1111" then " 1111 1111", "jane" then
+"@example.com"). ``feed`` returns the masked part of everything received that is final, and
+holds back only the tail that could still become part of a match (``holdback``), or a match
+that could still grow. Detection reads the held tail together with the last ``CONTEXT_CHARS``
+already sent, so a keyword before a value ("ssn is") or a lookbehind sees what the whole text
+would show: the concatenated output equals masking the whole text at once, and no part of a
+detected value is ever emitted unmasked.
+
+Findings are appended to the list given (shared by every text of one stream) as soon as they
+are made, so a stream cut short is still audited.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from extproc.masking.holdback import hold_from
+from extproc.masking.results import Finding
+
+if TYPE_CHECKING:
+    from extproc.masking.engine import Masker
+
+CONTEXT_CHARS = 64
+
+
+class TextStreamMasker:
+    def __init__(
+        self,
+        masker: Masker,
+        direction: str,
+        location: str = "stream",
+        findings: list[Finding] | None = None,
+    ) -> None:
+        self._masker = masker
+        self._direction = direction
+        self._location = location
+        self._pending = ""
+        self._context = ""  # the end of what was already sent, as it arrived
+        self._sent = 0  # characters of the original text sent so far
+        self.findings: list[Finding] = findings if findings is not None else []
+
+    @property
+    def held(self) -> str:
+        """What is waiting for more text (as it arrived; never sent before it is masked)."""
+        return self._pending
+
+    def feed(self, text: str) -> str:
+        if not text:
+            return ""
+        return self._emit(self._pending + text, final=False)
+
+    def finish(self) -> str:
+        if not self._pending:
+            return ""
+        return self._emit(self._pending, final=True)
+
+    def _emit(self, pending: str, *, final: bool) -> str:
+        base = len(self._context)
+        window = self._context + pending
+        cut = len(window) if final else max(base, hold_from(window))
+        if cut == base:
+            # All of it may still grow (a key block, a long token): detection cannot send
+            # anything more, and running it on every piece would cost quadratic time.
+            self._pending = pending
+            return ""
+        found = self._masker.hits(window, cache=False)
+        if not final:
+            for start, end, *_ in found:
+                if start < cut < end or (end == len(window) and start < cut):
+                    cut = max(base, min(cut, start))
+        out = window[base:cut]
+        # Hits that end in what was already sent were masked then. A hit reaching back into
+        # it cannot happen while the rules above hold; if it did, its rest is masked still.
+        now = [
+            (max(start, base) - base, end - base, type_, value)
+            for start, end, type_, value in found
+            if end > base and end <= cut
+        ]
+        masked = out
+        if now:
+            masked = self._masker.apply(
+                out, now, self._direction, self._location, self.findings, offset=self._sent
+            )
+        self._sent += len(out)
+        self._context = window[max(0, cut - CONTEXT_CHARS) : cut]
+        self._pending = window[cut:]
+        return masked
