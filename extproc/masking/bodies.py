@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from extproc.errors import Code
 from extproc.masking import forms
+from extproc.masking.forms import media_type
 from extproc.masking.jsondoc import Members, loads, parse_lenient, serialize
 from extproc.masking.jsondoc import dumps as dump_document
-from extproc.masking.results import Finding, MaskingError, MaskResult
+from extproc.masking.results import Finding, MaskingError, MaskResult, relocated
 from extproc.masking.walk import mask_document
 
 if TYPE_CHECKING:
@@ -50,17 +50,6 @@ _READABLE_CHARSETS = frozenset(
 _MISSING = object()
 
 
-def media_type(content_type: str) -> tuple[str, dict[str, str]]:
-    """``type/subtype`` in lower case and the parameters (values unquoted, case kept)."""
-    kind, _, rest = content_type.partition(";")
-    params: dict[str, str] = {}
-    for part in rest.split(";"):
-        name, sep, value = part.partition("=")
-        if sep:
-            params[name.strip().lower()] = value.strip().strip('"')
-    return kind.strip().lower(), params
-
-
 def mask_body(
     masker: Masker,
     body: bytes,
@@ -77,7 +66,12 @@ def mask_body(
         return forms.mask_form(masker, body, direction)
     if kind.startswith("multipart/"):
         return forms.mask_multipart(
-            masker, body, params.get("boundary", ""), direction, binary_parts=binary_parts
+            mask_body,
+            masker,
+            body,
+            params.get("boundary", ""),
+            direction,
+            binary_parts=binary_parts,
         )
     declared = "json" in kind
     if kind in LINE_TYPES:
@@ -184,10 +178,6 @@ def mask_lines(masker: Masker, body: bytes, direction: str, *, declared: bool) -
     if not changed:
         return MaskResult(body, tuple(findings), False)
     return MaskResult(b"".join(out), tuple(findings), True)
-
-
-def relocated(findings: tuple[Finding, ...], prefix: str) -> list[Finding]:
-    return [replace(finding, location=prefix + finding.location) for finding in findings]
 
 
 def _result(

@@ -16,11 +16,12 @@ are masked as text. A body that does not contain its boundary is masked as text.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote_plus, unquote_plus
 
 from extproc.errors import Code
-from extproc.masking.results import Finding, MaskingError, MaskResult
+from extproc.masking.results import Finding, MaskingError, MaskResult, relocated
 
 if TYPE_CHECKING:
     from extproc.masking.engine import Masker
@@ -100,7 +101,24 @@ def _line_start(body: bytes, delimiter: int) -> int:
     return delimiter - 1 if body[delimiter - 1 : delimiter] == b"\n" else delimiter
 
 
+# The dispatch by content type that multipart parts go back through (``bodies.mask_body``):
+# passed in, because a part can hold any body, so the two modules recurse into each other.
+BodyMasker = Callable[..., MaskResult]
+
+
+def media_type(content_type: str) -> tuple[str, dict[str, str]]:
+    """``type/subtype`` in lower case and the parameters (values unquoted, case kept)."""
+    kind, _, rest = content_type.partition(";")
+    params: dict[str, str] = {}
+    for part in rest.split(";"):
+        name, sep, value = part.partition("=")
+        if sep:
+            params[name.strip().lower()] = value.strip().strip('"')
+    return kind.strip().lower(), params
+
+
 def mask_multipart(
+    mask_body: BodyMasker,
     masker: Masker,
     body: bytes,
     boundary: str,
@@ -108,8 +126,6 @@ def mask_multipart(
     *,
     binary_parts: Literal["refuse", "pass"] = "refuse",
 ) -> MaskResult:
-    from extproc.masking.bodies import mask_body, relocated
-
     sections = _sections(body, boundary)
     if sections is None:
         return mask_body(masker, body, "text/plain", direction)
@@ -120,7 +136,7 @@ def mask_multipart(
     for kind, start, end in sections:
         piece = body[start:end]
         if kind == "part":
-            result = _mask_part(masker, piece, direction, binary_parts)
+            result = _mask_part(mask_body, masker, piece, direction, binary_parts)
             prefix = f"part[{parts}]:"
             parts += 1
         else:
@@ -152,10 +168,12 @@ def _split_part(part: bytes) -> tuple[bytes, bytes, dict[str, str]]:
 
 
 def _mask_part(
-    masker: Masker, part: bytes, direction: str, binary_parts: Literal["refuse", "pass"]
+    mask_body: BodyMasker,
+    masker: Masker,
+    part: bytes,
+    direction: str,
+    binary_parts: Literal["refuse", "pass"],
 ) -> MaskResult:
-    from extproc.masking.bodies import mask_body, media_type, relocated
-
     head, content, headers = _split_part(part)
     findings: list[Finding] = []
     head_text = head.decode("utf-8", "surrogateescape")
@@ -170,9 +188,9 @@ def _mask_part(
         except MaskingError as exc:
             if exc.code not in _UNREADABLE:
                 raise
-            result = _binary(masker, content, direction, binary_parts)
+            result = _binary(mask_body, masker, content, direction, binary_parts)
     else:
-        result = _binary(masker, content, direction, binary_parts)
+        result = _binary(mask_body, masker, content, direction, binary_parts)
     findings.extend(relocated(result.findings, "content:"))
     if not findings or masker.report:
         return MaskResult(part, tuple(findings), False)
@@ -185,10 +203,12 @@ _UNREADABLE = ("invalid_utf8", "unsupported_charset")
 
 
 def _binary(
-    masker: Masker, content: bytes, direction: str, binary_parts: Literal["refuse", "pass"]
+    mask_body: BodyMasker,
+    masker: Masker,
+    content: bytes,
+    direction: str,
+    binary_parts: Literal["refuse", "pass"],
 ) -> MaskResult:
-    from extproc.masking.bodies import mask_body
-
     if binary_parts == "refuse":
         raise MaskingError(
             "a multipart part is binary and cannot be inspected", code=Code.BINARY_PART_REFUSED

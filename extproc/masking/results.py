@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from extproc.errors import Code, ExtprocError
 
@@ -42,3 +42,7 @@ class BlockHit:
 
 def findings_by_type(findings: Iterable[Finding]) -> dict[str, int]:
     return dict(Counter(f"{f.direction}.{f.type}" for f in findings))
+
+
+def relocated(findings: tuple[Finding, ...], prefix: str) -> list[Finding]:
+    return [replace(finding, location=prefix + finding.location) for finding in findings]

@@ -17,7 +17,8 @@ from __future__ import annotations
 import codecs
 from typing import TYPE_CHECKING, Protocol
 
-from extproc.masking.bodies import LINE_TYPES, media_type
+from extproc.masking.bodies import LINE_TYPES
+from extproc.masking.forms import media_type
 from extproc.masking.framing import MAX_FRAME_BYTES
 from extproc.masking.ndjson import NdjsonMasker
 from extproc.masking.results import Finding
