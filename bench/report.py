@@ -261,6 +261,12 @@ def _notes(run: Run) -> list[str]:
                 f"{r.scenario.id}: Envoy sent {r.msgs_per_exchange:.1f} ext_proc messages per "
                 "exchange."
             )
+        if r.fixed is not None and r.fixed.sustained and r.fixed.rate > 0.8 * r.saturation.rps:
+            notes.append(
+                f"{r.scenario.id} kept up with {run.rate:g} req/s, but that is "
+                f"{r.fixed.rate / r.saturation.rps:.0%} of its capacity "
+                f"({r.saturation.rps:,.0f}/s): its fixed-rate latencies include queueing."
+            )
         if r.fixed is not None and not r.fixed.sustained:
             notes.append(
                 f"{r.scenario.id} could not sustain {run.rate:g} req/s (achieved "
