@@ -167,7 +167,7 @@ def markdown(run: Run, chart: str | None) -> str:
 def _setup(run: Run) -> str:
     return (
         f"Machine: {run.cores} cores, {run.cpu}; load average {run.load_start} at the start, "
-        f"{run.load_end} at the end. Envoy {run.envoy_version} `--concurrency "
+        f"{run.load_end} at the end (with this run's own). Envoy {run.envoy_version} `--concurrency "
         f"{run.envoy_concurrency}`, extproc authz and processor with {run.workers} worker "
         f"process(es) each, all on 127.0.0.1. Saturation: wrk, {run.connections} connections, "
         f"closed loop, {run.duration:g} s after a {run.warmup:g} s warm-up. Fixed rate: "
