@@ -34,8 +34,8 @@ format: $(STAMP) ## format and auto-fix
 	$(BIN)/ruff format extproc tests bench
 	$(BIN)/ruff check --fix extproc tests bench
 
-bench: $(STAMP) ## benchmarks through the real Envoy (needs wrk: apt-get install wrk)
-	$(BIN)/python bench/authz_bench.py
+bench: $(STAMP) ## the benchmark through the real Envoy, recorded in bench/RESULTS.md (about 3 min)
+	$(BIN)/python bench/run.py
 
 clean: ## remove the virtualenv and demo state
 	rm -rf $(VENV) .extproc

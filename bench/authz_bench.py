@@ -16,24 +16,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from extproc.demo.issuer import DevIssuer  # noqa: E402
-from extproc.demo.up import wait_for_grpc_health  # noqa: E402
-from extproc.envoy_runner import EnvoyProcess, free_port  # noqa: E402
-from extproc.geo.writer import write_demo_database  # noqa: E402
+from harness import children, cpu_seconds, ensure_wrk, wrk
+
+from extproc.demo.issuer import DevIssuer
+from extproc.demo.up import wait_for_grpc_health
+from extproc.envoy_runner import EnvoyProcess, free_port
+from extproc.geo.writer import write_demo_database
 
 BODY = json.dumps({"id": "x" * 16, "choices": [{"text": "y" * 960}]})
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 CONFIG = """
 version: 1
@@ -231,42 +229,6 @@ def envoy_config(
     }
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
-
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
-
-
-def wrk(url: str, connections: int, duration: int, headers: list[str]) -> dict:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
-    for header in headers:
-        command[1:1] = ["-H", header]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    latency = {}
-    for pct in ("50", "99"):
-        match = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
-        value, unit = float(match.group(1)), match.group(2)
-        latency[pct] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-    return {
-        "rps": rps,
-        "p50": latency["50"],
-        "p99": latency["99"],
-        "non2xx": int(non2xx.group(1)) if non2xx else 0,
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", default="1,2")
@@ -274,8 +236,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--envoy-concurrency", type=int, default=1)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+    if ensure_wrk() is None:
         return 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -324,13 +285,13 @@ def main() -> int:
                     s1 = wrk(authz, connections, args.duration, headers)
                     cpu1 = cpu_seconds(worker_pids)
                     s0_after = wrk(direct, connections, args.duration, headers)
-                    s0 = (s0_before["rps"] + s0_after["rps"]) / 2
-                    cpu_ms = (cpu1 - cpu0) * 1000 / (s1["rps"] * args.duration)
+                    s0 = (s0_before.rps + s0_after.rps) / 2
+                    cpu_ms = (cpu1 - cpu0) * 1000 / max(1, s1.requests)
                     rows.append(
-                        (workers, connections, s0_before, s0_after, s1, s1["rps"] / s0, cpu_ms)
+                        (workers, connections, s0_before, s0_after, s1, s1.rps / s0, cpu_ms)
                     )
-                    print(f"workers={workers} c={connections}: S0 {s0_before['rps']:.0f}->{s0_after['rps']:.0f} "
-                          f"authz {s1['rps']:.0f} ratio {s1['rps'] / s0:.2f} cpu/req {cpu_ms:.3f} ms", flush=True)  # fmt: skip
+                    print(f"workers={workers} c={connections}: S0 {s0_before.rps:.0f}->{s0_after.rps:.0f} "
+                          f"authz {s1.rps:.0f} ratio {s1.rps / s0:.2f} cpu/req {cpu_ms:.3f} ms", flush=True)  # fmt: skip
             finally:
                 envoy.stop()
                 server.send_signal(signal.SIGTERM)
@@ -342,8 +303,8 @@ def main() -> int:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for workers, connections, before, after, s1, ratio, cpu_ms in rows:
-        print(f"| {workers} | {connections} | {before['rps']:.0f}→{after['rps']:.0f} | {s1['rps']:.0f} | "
-              f"{s1['p50']:.2f} | {s1['p99']:.2f} | {ratio:.2f} | {cpu_ms:.3f} | {s1['non2xx']} |")  # fmt: skip
+        print(f"| {workers} | {connections} | {before.rps:.0f}→{after.rps:.0f} | {s1.rps:.0f} | "
+              f"{s1.p50_ms:.2f} | {s1.p99_ms:.2f} | {ratio:.2f} | {cpu_ms:.3f} | {s1.errors} |")  # fmt: skip
     return 0
 
 

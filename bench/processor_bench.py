@@ -13,24 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from authz_bench import CONFIG, children, cpu_seconds, envoy_config, wrk  # noqa: E402
-from masking_bench import records_body  # noqa: E402
+from authz_bench import CONFIG, envoy_config
+from harness import children, cpu_seconds, ensure_wrk, start_service, stop, wrk
+from masking_bench import records_body
 
-from extproc.demo.issuer import DevIssuer  # noqa: E402
-from extproc.demo.up import wait_for_grpc_health  # noqa: E402
-from extproc.envoy_runner import EnvoyProcess, free_port, free_port_range  # noqa: E402
-from extproc.geo.writer import write_demo_database  # noqa: E402
+from extproc.demo.issuer import DevIssuer
+from extproc.envoy_runner import EnvoyProcess, free_port
+from extproc.geo.writer import write_demo_database
 
 MASKING = """
 masking:
@@ -43,28 +38,13 @@ audit:
 """
 
 
-def start(
-    service: str, config: Path, workers: int, env: dict[str, str]
-) -> tuple[subprocess.Popen[bytes], int]:
-    base = free_port_range(workers)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "extproc", "serve", service, "--config", str(config),
-         "--port", str(base), "--workers", str(workers), "--log-level", "warning"],
-        env=env,
-    )  # fmt: skip
-    for i in range(workers):
-        wait_for_grpc_health(base + i, process=process)
-    return process, base
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--duration", type=int, default=10)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+    if ensure_wrk() is None:
         return 2
     body = records_body(8 * 1024).decode()
     rows = []
@@ -87,8 +67,8 @@ def main() -> int:
             BENCH_AUDIT_KEY="a" * 40,
         )
         for workers in [int(w) for w in args.workers.split(",")]:
-            authz, authz_base = start("authz", config, workers, env)
-            processor, processor_base = start("processor", config, workers, env)
+            authz, authz_base = start_service("authz", config, workers, env)
+            processor, processor_base = start_service("processor", config, workers, env)
             ports = {name: free_port() for name in ("direct", "authz", "full", "admin")}
             envoy_path = root / f"envoy-{workers}.json"
             envoy_path.write_text(
@@ -124,16 +104,15 @@ def main() -> int:
                     full = wrk(url["full"], connections, args.duration, headers)
                     cpu1 = cpu_seconds(pids)
                     after = wrk(url["direct"], connections, args.duration, headers)
-                    s0 = (before["rps"] + after["rps"]) / 2
-                    cpu_ms = (cpu1 - cpu0) * 1000 / (full["rps"] * args.duration)
+                    s0 = (before.rps + after.rps) / 2
+                    cpu_ms = (cpu1 - cpu0) * 1000 / max(1, full.requests)
                     rows.append((workers, connections, before, after, with_authz, full, s0, cpu_ms))
-                    print(f"workers={workers} c={connections}: S0 {s0:.0f} authz {with_authz['rps']:.0f} "
-                          f"full {full['rps']:.0f} cpu/req {cpu_ms:.3f} ms", flush=True)  # fmt: skip
+                    print(f"workers={workers} c={connections}: S0 {s0:.0f} authz {with_authz.rps:.0f} "
+                          f"full {full.rps:.0f} cpu/req {cpu_ms:.3f} ms", flush=True)  # fmt: skip
             finally:
                 envoy.stop()
                 for process in (authz, processor):
-                    process.send_signal(signal.SIGTERM)
-                    process.wait(timeout=30)
+                    stop(process)
         issuer.stop()
     print()
     print(
@@ -141,8 +120,8 @@ def main() -> int:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for workers, connections, before, after, with_authz, full, s0, cpu_ms in rows:
-        print(f"| {workers} | {connections} | {before['rps']:.0f}→{after['rps']:.0f} | {with_authz['rps']:.0f} | "
-              f"{full['rps']:.0f} | {full['p50']:.2f} | {full['p99']:.2f} | {full['rps'] / s0:.3f} | {cpu_ms:.3f} | {full['non2xx']} |")  # fmt: skip
+        print(f"| {workers} | {connections} | {before.rps:.0f}→{after.rps:.0f} | {with_authz.rps:.0f} | "
+              f"{full.rps:.0f} | {full.p50_ms:.2f} | {full.p99_ms:.2f} | {full.rps / s0:.3f} | {cpu_ms:.3f} | {full.errors} |")  # fmt: skip
     return 0
 
 
