@@ -27,9 +27,9 @@ from workload import (
 
 from extproc.app import build_authz
 from extproc.authz.mapping import check_response, request_view
-from extproc.config.loader import load_config
 from extproc.masking.engine import Masker
 from extproc.masking.stream import SseMasker
+from extproc.settings import load_config
 
 
 @dataclass(frozen=True)
