@@ -63,7 +63,11 @@ def build_authz(
     audit = None
     if sinks is not None and config.audit is not None:
         audit = sinks.writer_for(config.audit, f"authz-{worker}")
-    return AuthzRuntime(config, authorizer, keys, locator, audit, clock, new_id)
+    url_masker = None
+    if config.masking is not None:
+        masking = config.masking
+        url_masker = Masker(masking.profiles[masking.default_profile], masking.key)
+    return AuthzRuntime(config, authorizer, keys, locator, audit, clock, new_id, url_masker)
 
 
 def build_processor(

@@ -38,6 +38,7 @@ class AuthzRuntime:
     audit: AuditWriter | None = None
     clock: Clock = SYSTEM_CLOCK
     new_id: Callable[[], str] = new_decision_id
+    url_masker: Masker | None = None  # masks the paths authz records (the default profile)
 
     def watched_files(self) -> list[Path]:
         files = [self.config.path]

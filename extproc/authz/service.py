@@ -22,6 +22,7 @@ from extproc.decide.answer import Answer
 from extproc.decide.pipeline import internal_error
 from extproc.decide.request import RequestView
 from extproc.errors import KeyRefreshNeeded
+from extproc.masking.url import mask_target
 from extproc.reload import RuntimeHolder
 from extproc.runtime import AuthzRuntime
 
@@ -78,12 +79,15 @@ def _record_denial(runtime: AuthzRuntime, answer: Answer, view: RequestView | No
     writer = runtime.audit
     if writer is None:
         return
+    path = view.path if view else ""
+    if runtime.url_masker is not None and path:
+        path = mask_target(runtime.url_masker, path)[0]  # segments can carry ids and addresses
     event = build_event(
         service="authz",
         time=runtime.clock.timestamp(),
         decision=decision,
         method=view.method if view else "",
-        path=view.path if view else "",
+        path=path,
     )
     if not writer.submit(event):
         log.error(

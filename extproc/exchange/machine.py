@@ -1,8 +1,8 @@
 """One HTTP exchange as the processor sees it: the state machine, without gRPC or I/O.
 
 Envoy sends, in order: request headers, request body (BUFFERED: once, whole), response headers,
-response body (BUFFERED for JSON and text; STREAMED, chunk by chunk, for ``text/event-stream``).
-Each step returns what Envoy must do. The rules:
+response body (BUFFERED; STREAMED, chunk by chunk, for event streams and NDJSON). Each step
+returns what Envoy must do. The rules:
 
 - The authz decision arrives as dynamic metadata (never headers a client could send), read
   back through ``extproc.decision.from_metadata``. Without one the exchange is refused
@@ -10,10 +10,15 @@ Each step returns what Envoy must do. The rules:
   door; a malformed one is refused too (``invalid_authorization_decision``).
 - Any body that will be masked loses its ``content-length`` at header time (the masked body may
   differ in length; Envoy answers 500 to a mutation that disagrees with it).
-- Masking fails closed: a body that cannot be masked (bad UTF-8 when configured to deny, an
-  unknown content encoding, a decode error) is not passed on; the exchange ends with an error.
-- gzip bodies are decoded, masked and re-encoded (``compressed: decode``), or refused
-  (``compressed: deny``). Other encodings are refused.
+- Bodies are masked by what the receiver will decode, not by their label
+  (``Masker.mask_body``: JSON sniffed, forms and multipart part by part, escapes and Unicode
+  compatibility forms folded), and the request target too: each path segment and query value
+  is masked before the router sends it on, and the audit records the masked path.
+- Masking fails closed: a body that cannot be masked (bad UTF-8, JSON refused by the profile,
+  an unknown content encoding, a decode error) is not passed on; the exchange ends with an error.
+- gzip and deflate bodies are inflated within bounds (``max_inflated_bytes``,
+  ``max_inflate_ratio``: a bomb is refused with 413 before memory grows), masked and re-encoded
+  (``compressed: decode``), or refused (``compressed: deny``). Other encodings are refused.
 - The audit event is produced once, when the exchange ends, with counts and ids only, by the
   one builder both services share (``extproc.audit.event.build_event``). Envoy also runs the
   response path of authz's own denial through the processor; authz has recorded that request
@@ -32,17 +37,23 @@ from extproc.audit.event import Refusal, Traffic, build_event
 from extproc.clock import SYSTEM_CLOCK, Clock
 from extproc.decision import Decision
 from extproc.errors import Code, status_of
+from extproc.masking.bodies import LINE_TYPES
 from extproc.masking.engine import BlockHit, Finding, Masker, MaskingError, findings_by_type
+from extproc.masking.forms import media_type
+from extproc.masking.inflate import inflate
 from extproc.masking.profile import MaskingConfig, Profile
-from extproc.masking.stream import SseMasker
+from extproc.masking.stream import StreamMasker, stream_masker
+from extproc.masking.url import mask_target
 
-_JSON_TYPES = ("application/json", "+json")
 _MAX_CAPTURE = 4096
+_ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
+_STREAMED_TYPES = ("text/event-stream", *LINE_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
 class HeaderStep:
     remove: tuple[str, ...] = ()
+    set: tuple[tuple[str, str], ...] = ()  # e.g. the masked :path
     stream_body: bool = False  # switch the response body to STREAMED (SSE)
     refusal: Refusal | None = None
 
@@ -95,7 +106,7 @@ class Exchange:
         self.refusal: Refusal | None = None
         self.request = _Direction()
         self.response = _Direction()
-        self._stream: SseMasker | None = None
+        self._stream: StreamMasker | None = None
         self.captured: dict[str, str] = {}
 
     # -- the decision -----------------------------------------------------------------------------
@@ -136,7 +147,8 @@ class Exchange:
     def request_headers(self, headers: Mapping[str, str]) -> HeaderStep:
         self._request_seen = True
         self.method = headers.get(":method", "")
-        self.path = headers.get(":path", "").split("?", 1)[0]
+        target = headers.get(":path", "")
+        self.path = target.split("?", 1)[0]
         self._request_id_header = headers.get("x-request-id", "")
         if not self._audit_available:
             return self._refuse(
@@ -157,17 +169,21 @@ class Exchange:
             return self._refuse(
                 self.decision.error or Code.FORBIDDEN, self.decision.reason, self.decision.rule
             )
-        self.request.content_type = headers.get("content-type", "").lower()
+        self.request.content_type = headers.get("content-type", "")
         self.request.encoding = headers.get("content-encoding", "").lower().strip()
-        if self.request.encoding not in ("", "identity", "gzip"):
+        if self.request.encoding not in _ENCODINGS:
             return self._refuse(
                 Code.UNSUPPORTED_ENCODING, "the request body's encoding cannot be inspected"
             )
-        if self.request.encoding == "gzip" and self._masking.compressed == "deny":
+        if _compressed(self.request.encoding) and self._masking.compressed == "deny":
             return self._refuse(
                 Code.COMPRESSED_BODY_REFUSED, "compressed request bodies are refused"
             )
-        return HeaderStep(remove=("content-length",))
+        masked_target = self._mask_target(target)
+        if masked_target is None:
+            return HeaderStep(remove=("content-length",))
+        self.path = masked_target.split("?", 1)[0]
+        return HeaderStep(remove=("content-length",), set=((":path", masked_target),))
 
     def request_body(self, body: bytes) -> BodyStep:
         self.request.bytes_in = len(body)
@@ -175,8 +191,8 @@ class Exchange:
             self.request.bytes_out = len(body)
             return BodyStep()
         try:
-            plain = _decode(body, self.request.encoding)
-            hit = self.masker.blocked(plain, "request")
+            plain = self._inflate(body, self.request.encoding)
+            hit = self.masker.blocked(plain, "request", self.request.content_type)
             if hit is not None:
                 self.blocked = hit
                 self.refusal = Refusal(Code.PROMPT_BLOCKED, hit.reason, hit.rule, 403)
@@ -196,7 +212,7 @@ class Exchange:
     def response_headers(self, headers: Mapping[str, str]) -> HeaderStep:
         status = headers.get(":status", "0")
         self.status = int(status) if status.isdigit() else 0
-        self.response.content_type = headers.get("content-type", "").lower()
+        self.response.content_type = headers.get("content-type", "")
         self.response.encoding = headers.get("content-encoding", "").lower().strip()
         decision = self.decision
         if not self._request_seen and decision is not None and not decision.lets_request_through:
@@ -204,31 +220,32 @@ class Exchange:
             return HeaderStep()
         if "response" not in self.profile.directions:
             return HeaderStep()
-        if self.response.encoding not in ("", "identity", "gzip") or (
-            self.response.encoding == "gzip" and self._masking.compressed == "deny"
+        if self.response.encoding not in _ENCODINGS or (
+            _compressed(self.response.encoding) and self._masking.compressed == "deny"
         ):
             return self._refuse(
                 Code.UNSUPPORTED_ENCODING,
                 "the model's response encoding cannot be inspected",
                 status=502,
             )
-        if self.response.content_type.startswith("text/event-stream"):
-            if self.response.encoding == "gzip":
+        kind, _ = media_type(self.response.content_type)
+        if kind in _STREAMED_TYPES:
+            if _compressed(self.response.encoding):
                 return self._refuse(
-                    Code.UNSUPPORTED_ENCODING, "compressed event streams are refused", status=502
+                    Code.UNSUPPORTED_ENCODING, "compressed streams are refused", status=502
                 )
-            self._stream = SseMasker(self.masker, "response")
+            self._stream = stream_masker(self.response.content_type, self.masker, "response")
             return HeaderStep(remove=("content-length",), stream_body=True)
         return HeaderStep(remove=("content-length",))
 
     def response_chunk(self, chunk: bytes, end_of_stream: bool) -> BodyStep:
-        """A streamed (SSE) response chunk: mask what is final, hold back the rest."""
+        """A streamed response chunk: mask what is final, hold back only what could still
+        become a match. Findings count as they are made, so a cut stream is audited too."""
         assert self._stream is not None
         self.response.bytes_in += len(chunk)
         out = self._stream.feed(chunk)
         if end_of_stream:
             out += self._stream.finish()
-            self.response.findings.extend(self._stream.all_findings())
         self.response.bytes_out += len(out)
         return BodyStep(body=out)
 
@@ -242,7 +259,7 @@ class Exchange:
             self.response.bytes_out = len(body)
             return BodyStep()
         try:
-            plain = _decode(body, self.response.encoding)
+            plain = self._inflate(body, self.response.encoding)
             masked = self._mask(plain, self.response, "response")
         except MaskingError as exc:
             # The model's answer could not be made safe: the caller gets a gateway error.
@@ -261,15 +278,33 @@ class Exchange:
 
     # -- masking --------------------------------------------------------------------------------
     def _mask(self, body: bytes, side: _Direction, direction: str) -> bytes | None:
-        content_type = side.content_type
-        if any(marker in content_type for marker in _JSON_TYPES):
-            result = self.masker.mask_json(body, direction)
-        else:
-            # Text, unlabelled and binary bodies alike are scanned as text if they decode;
-            # anything that cannot be read cannot be proven clean, so it does not pass.
-            result = self.masker.mask_bytes_as_text(body, direction)
+        # Read by what it is, whatever its label; what cannot be read cannot be proven clean,
+        # so it does not pass (MaskingError).
+        profile = self.profile
+        result = self.masker.mask_body(
+            body, side.content_type, direction, binary_parts=profile.binary_parts
+        )
         side.findings.extend(result.findings)
         return result.body if result.changed else None
+
+    def _mask_target(self, target: str) -> str | None:
+        """The masked ``:path``, or None when it needs no change."""
+        if "request" not in self.profile.directions or len(target) < 4:
+            return None
+        masked, findings = mask_target(self.masker, target)
+        self.request.findings.extend(findings)
+        return masked if masked != target else None
+
+    def _inflate(self, body: bytes, encoding: str) -> bytes:
+        if not _compressed(encoding):
+            return body
+        masking = self._masking
+        return inflate(
+            body,
+            encoding,
+            max_bytes=masking.max_inflated_bytes,
+            max_ratio=masking.max_inflate_ratio,
+        )
 
     def _capture(self, direction: str, body: bytes) -> None:
         if self._capture_bytes:
@@ -291,7 +326,8 @@ class Exchange:
         """The exchange's one event; None when authz answered and recorded it itself."""
         if self.answered_by_authz:
             return None
-        findings = findings_by_type([*self.request.findings, *self.response.findings])
+        streamed = self._stream.findings if self._stream is not None else []
+        findings = findings_by_type([*self.request.findings, *self.response.findings, *streamed])
         traffic = Traffic(
             upstream_status=self.status,
             request_bytes=self.request.bytes_in,
@@ -313,14 +349,13 @@ class Exchange:
         )
 
 
-def _decode(body: bytes, encoding: str) -> bytes:
-    if encoding != "gzip":
-        return body
-    try:
-        return gzip.decompress(body)
-    except (OSError, EOFError, zlib.error):
-        raise MaskingError("the gzip body cannot be decoded", code=Code.INVALID_ENCODING) from None
+def _compressed(encoding: str) -> bool:
+    return encoding not in ("", "identity")
 
 
 def _encode(body: bytes, encoding: str) -> bytes:
-    return gzip.compress(body, compresslevel=5) if encoding == "gzip" else body
+    if encoding in ("gzip", "x-gzip"):
+        return gzip.compress(body, compresslevel=5)
+    if encoding == "deflate":
+        return zlib.compress(body, 5)
+    return body

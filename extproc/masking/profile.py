@@ -45,6 +45,7 @@ class Profile:
     scan: tuple[tuple[Step, ...], ...] | None = None
     invalid_json: Literal["text", "deny"] = "text"
     block: tuple[BlockRule, ...] = ()
+    binary_parts: Literal["refuse", "pass"] = "refuse"
 
     def action_for(self, type_: str, direction: str) -> Action:
         return self.actions.get(direction, {}).get(type_, self.default_action)
@@ -57,6 +58,8 @@ class MaskingConfig:
     key: bytes = field(repr=False)
     compressed: Literal["decode", "deny"] = "decode"
     group_profiles: tuple[tuple[str, str], ...] = ()  # (group, profile), in config order
+    max_inflated_bytes: int = 16 * 1024 * 1024  # a compressed body may inflate to this, no more
+    max_inflate_ratio: int = 100  # ... and to at most this many times its compressed size
 
 
 def default_masking_config(key: bytes) -> MaskingConfig:

@@ -137,6 +137,10 @@ class ProfileSettings(SettingsModel):
         description="a JSON body that does not parse is scanned as text, or denied",
     )
     block: tuple[BlockRuleSettings, ...] = Field((), description="content that is refused")
+    binary_parts: Literal["refuse", "pass"] = Field(
+        runtime_default(Profile, "binary_parts"),
+        description="a multipart part that cannot be read as text is refused, or passed as is",
+    )
 
 
 class MaskingSettings(KeySource):
@@ -152,6 +156,16 @@ class MaskingSettings(KeySource):
     )
     profiles: Annotated[dict[Name, ProfileSettings], Field(min_length=1)] = Field(
         description="profile name → profile"
+    )
+    max_inflated_bytes: int = Field(
+        runtime_default(MaskingConfig, "max_inflated_bytes"),
+        ge=1024,
+        description="a compressed body that inflates beyond this many bytes is refused (413)",
+    )
+    max_inflate_ratio: int = Field(
+        runtime_default(MaskingConfig, "max_inflate_ratio"),
+        ge=2,
+        description="a compressed body that inflates more than this many times is refused (413)",
     )
     compressed: Literal["decode", "deny"] = Field(
         runtime_default(MaskingConfig, "compressed"),
@@ -179,6 +193,8 @@ def compile_masking(settings: MaskingSettings, base_dir: Path) -> MaskingConfig:
         key,
         settings.compressed,
         tuple(settings.group_profiles.items()),
+        settings.max_inflated_bytes,
+        settings.max_inflate_ratio,
     )
 
 
@@ -218,6 +234,7 @@ def _profile(name: str, settings: ProfileSettings, problems: Problems) -> Profil
         scan=None if scan is None else tuple(s for s in scan if s is not None),
         invalid_json=settings.invalid_json,
         block=tuple(b for b in block if b),
+        binary_parts=settings.binary_parts,
     )
 
 

@@ -99,6 +99,13 @@ def _headers_response(step: HeaderStep) -> ep.HeadersResponse:
     common = ep.CommonResponse()
     if step.remove:
         common.header_mutation.remove_headers.extend(step.remove)
+    for name, value in step.set:
+        common.header_mutation.set_headers.append(
+            base_pb2.HeaderValueOption(
+                header=base_pb2.HeaderValue(key=name, raw_value=value.encode("utf-8")),
+                append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+            )
+        )
     return ep.HeadersResponse(response=common)
 
 

@@ -266,3 +266,36 @@ def test_envoy_fails_closed_when_the_processor_is_down(gateway: Gateway) -> None
         assert gateway.model.requests() == []
     finally:
         gateway.start_processor()
+
+
+def test_sensitive_values_in_the_url_never_reach_the_model_or_the_trail(gateway: Gateway) -> None:
+    gateway.model.clear()
+    reply = gateway.request(
+        "/eu/v1/chat/completions?user=jane.doe%40example.com&card=4111+1111+1111+1111&n=7",
+        token=gateway.token(),
+        source=SWEDEN,
+    )
+    assert reply.status == 200, reply.body
+    seen = gateway.model.requests()[-1].path
+    assert "jane.doe" not in seen
+    assert "4111" not in seen
+    assert seen.endswith("&n=7")
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(seen).query)
+    assert query["card"] == ["[REDACTED:CARD]"]
+    assert query["user"][0].startswith("<EMAIL:")
+    event = event_for(gateway, gateway.model.requests()[-1].headers["x-request-id"])
+    assert event is not None
+    assert event["findings"] == {"request.CARD": 1, "request.EMAIL": 1}
+    assert "jane.doe" not in json.dumps(audit_events(gateway))
+
+
+def test_a_path_authz_denies_is_recorded_masked(gateway: Gateway) -> None:
+    reply = gateway.request("/eu/v1/users/jane.doe@example.com/chat", token=None, source=SWEDEN)
+    assert reply.status == 401
+    event = event_for(gateway, reply.json()["request_id"])
+    assert event is not None
+    assert event["service"] == "authz"
+    assert "jane.doe" not in str(event["path"])
+    assert str(event["path"]).startswith("/eu/v1/users/")

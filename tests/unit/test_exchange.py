@@ -101,9 +101,15 @@ def test_a_body_that_cannot_be_read_does_not_pass() -> None:
     ex = exchange()
     ex.add_decision(DECISION)
     ex.request_headers({"content-type": "text/plain"})
-    step = ex.request_body(b"\xff\xfe\x00 binary")
+    step = ex.request_body(b"\xc3\x28 binary")
     assert step.refusal is not None
     assert step.refusal.error == "invalid_utf8"
+    ex = exchange()
+    ex.add_decision(DECISION)
+    ex.request_headers({"content-type": "text/plain"})
+    utf16 = ex.request_body(b"\xff\xfe4\x001\x001\x001\x00")  # UTF-16 a model server might read
+    assert utf16.refusal is not None
+    assert utf16.refusal.error == "unsupported_charset"
     ex = exchange()
     ex.add_decision(DECISION)
     ex.request_headers({"content-type": "application/json", "content-encoding": "gzip"})
