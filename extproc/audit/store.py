@@ -13,6 +13,8 @@ implement the same two methods); ``ChainFiles`` is the file implementation.
   when a single batch does. The chain goes on in the next file.
 - Opening resumes from the last complete record (see ``resume``): a torn write is moved aside
   and recorded, and a head that names more than the files hold is recorded as a truncation.
+- The lock file also holds the writer's note for its successor (see ``pending``): the gaps and
+  unwritten events of a writer that stopped while its writes failed, recorded at the next open.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from extproc.audit.files import (
     replace_file,
     write_at,
 )
+from extproc.audit.gaps import LOST
+from extproc.audit.pending import NoteArea, applies, recoveries, reserve
 from extproc.audit.resume import Resumption, resume
 from extproc.errors import AuditError
 
@@ -81,8 +85,12 @@ class ChainFiles:
             self._lock_fd = _lock(directory, chain)
         except OSError as exc:
             raise _cannot_open(directory, chain, exc) from None
+        self._note = NoteArea(self._lock_fd, self._sealer, chain, usable=reserve(self._lock_fd))
         try:
             start = resume(directory, chain, self._sealer)
+            left = self._note.read()
+            if left is not None and applies(left, start.tip):
+                start.notes.extend(recoveries(left))
             self._fd = os.open(start.path, os.O_WRONLY | os.O_CREAT, 0o600)
         except BaseException as exc:
             _unlock(self._lock_fd)
@@ -101,6 +109,8 @@ class ChainFiles:
             if isinstance(exc, OSError):
                 raise _cannot_open(directory, chain, exc) from None
             raise
+        if left is not None:  # recorded above, or stale: the writer recovered before it stopped
+            self._note.clear()
 
     @property
     def chain(self) -> str:
@@ -129,6 +139,13 @@ class ChainFiles:
                 extra={"chain": self._chain, "count": unencodable},
             )
 
+    def keep_note(self, note: Mapping[str, Any]) -> None:
+        """Keep ``note`` (gaps and unwritten events) for the next writer, at the durable end."""
+        self._note.save(self._tip, note)
+
+    def clear_note(self) -> None:
+        self._note.clear()
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
@@ -152,7 +169,8 @@ class ChainFiles:
         causes = [note["cause"] for note in start.notes]
         if causes:
             # Records lost while the writer was down are an incident; a torn write is not.
-            level = logging.ERROR if "truncated" in causes else logging.WARNING
+            lost = "truncated" in causes or LOST in causes
+            level = logging.ERROR if lost else logging.WARNING
             log.log(
                 level,
                 "audit chain resumed after damage",
