@@ -41,10 +41,10 @@ from extproc.audit.files import (
 from extproc.audit.gaps import LOST
 from extproc.audit.pending import NoteArea, applies, recoveries, reserve
 from extproc.audit.resume import Resumption, resume
+from extproc.audit.settings import DEFAULT_ROTATE_BYTES
 from extproc.errors import AuditError
 
 log = logging.getLogger("extproc.audit")
-DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024
 # What an event that cannot be serialised keeps: enough to find the request, nothing else.
 _KEPT_WHEN_UNENCODABLE = ("time", "service", "request_id", "decision_id", "decision", "rule")
 
