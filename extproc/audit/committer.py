@@ -29,7 +29,7 @@ from extproc.audit.event import as_written, utc_timestamp
 from extproc.audit.exchanges import EXCHANGE_KINDS, START, STOP
 from extproc.audit.pending import NoteKeeper
 from extproc.audit.settings import WriterSettings
-from extproc.audit.store import ChainStore
+from extproc.audit.store import ChainStore, LaterHead
 
 log = logging.getLogger("extproc.audit")
 _FIRST_BACKOFF = 0.05
@@ -70,6 +70,9 @@ class Committer:
         self._settings = settings
         self._state = state
         self._notes = store if isinstance(store, NoteKeeper) else None
+        self._head = store if isinstance(store, LaterHead) else None
+        if self._head is not None:
+            self._head.defer_head()  # written after the waiting callers are told, not before
         self._noted = False  # a note for the next writer is kept
         self._begun = False  # this writer has written its ``start`` record
         self.abandon = threading.Event()  # set by ``close`` to stop retrying
@@ -115,12 +118,12 @@ class Committer:
     def _write(self, batch: list[Entry], taken: list[gaps.Tally], marker: str = "") -> bool:
         """One attempt to make ``batch`` durable, after the gap records of ``taken``."""
         state = self._state
-        begins = not self._begun and any(e.event.get("kind") in EXCHANGE_KINDS for e in batch)
+        begins = not self._begun and any(event.get("kind") in EXCHANGE_KINDS for event, _ in batch)
         records: list[Mapping[str, Any]] = []
         if begins:
             records.append({"time": utc_timestamp(), "kind": START})
         records += gaps.records(taken)
-        records += [as_written(entry.event, self._settings.capture_max_bytes) for entry in batch]
+        records += [as_written(event, self._settings.capture_max_bytes) for event, _ in batch]
         if marker:
             records.append({"time": utc_timestamp(), "kind": marker})
         try:
@@ -135,9 +138,11 @@ class Committer:
             recovered, state.failing = state.failing, ""
             state.room.notify_all()
         self._begun = self._begun or begins
-        for entry in done:
-            if entry.durable is not None:
-                entry.durable.set_result(True)
+        for _event, durable in done:
+            if durable is not None:
+                durable.set_result(True)
+        if self._head is not None:
+            self._head.update_head()
         if self._noted and self._notes is not None:
             self._notes.clear_note()  # its gaps are in the chain now
             self._noted = False
@@ -155,14 +160,14 @@ class Committer:
             state.ledger.restore(taken)
             state.ledger.write_failed(reason)
             withdrawn = state.backlog.withdraw_durable()
-            for entry in withdrawn:
-                state.ledger.refused(entry.event, f"write_failed: {reason}")
+            for event, _durable in withdrawn:
+                state.ledger.refused(event, f"write_failed: {reason}")
             state.withdrawn += len(withdrawn)
             state.room.notify_all()  # blocked submitters stop waiting: refused while failing
             queued = len(state.backlog)
-        for entry in withdrawn:
-            if entry.durable is not None:
-                entry.durable.set_result(False)
+        for _event, durable in withdrawn:
+            if durable is not None:
+                durable.set_result(False)
         log.error(
             "audit write failed; new exchanges are refused until a write works again",
             exc_info=first,

@@ -18,9 +18,11 @@ class WriterSettings:
     block_timeout: float = 0.1  # seconds ``submit`` waits for room under ``block``
     capture_max_bytes: int = 0  # 0: payload capture is off and ``capture`` is never written
     # Seconds an event a caller waits for (``submit_durable``, ``open_exchange``) waits for
-    # others to share its write and fsync (group commit). 0 writes at once; events that arrive
-    # during a write still share the next one.
-    commit_window: float = 0.001
+    # others to share its write and fsync (group commit). 0 writes at once, and events that
+    # arrive during a write still share the next one: measured, that groups as well as 1-2 ms
+    # windows at every rate tried, without adding the window to each wait (bench/RESULTS.md).
+    # A window saves fsyncs at moderate rates, for disks that are short of IOPS.
+    commit_window: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.rotate_bytes, self.batch_max_events, self.queue_max_events) < 1:

@@ -7,8 +7,10 @@ implement the same two methods); ``ChainFiles`` is the file implementation.
   processes can never interleave records. The lock dies with its process, so ``kill -9`` never
   leaves a chain locked.
 - ``append`` is all or nothing: the batch is written at the durable end of the current file
-  (``pwrite``) and fsynced, and only then do the tip and the signed head advance. After an
-  error the retry writes at the same place and cuts off whatever the failed attempt left.
+  (``pwrite``) and fsynced, and only then do the tip and the signed head advance (the head
+  right away, or when the writer calls ``update_head`` once it has told the callers waiting
+  for the batch). After an error the retry writes at the same place and cuts off whatever the
+  failed attempt left.
 - A file that a batch would push past ``rotate_bytes`` rotates first: a file exceeds it only
   when a single batch does. The chain goes on in the next file.
 - Opening resumes from the last complete record (see ``resume``): a torn write is moved aside
@@ -25,7 +27,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from extproc.audit.chain import ChainTip, Sealer
 from extproc.audit.event import utc_timestamp
@@ -58,6 +60,17 @@ class ChainStore(Protocol):
         ``OSError``."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LaterHead(Protocol):
+    """A store whose signed head its writer may update after telling the waiting callers, so
+    the head's write is not in their latency (a head may lag: verify accepts that)."""
+
+    def defer_head(self) -> None:
+        """From now on ``append`` leaves the head to ``update_head``."""
+
+    def update_head(self) -> None: ...
 
 
 class ChainFiles:
@@ -101,6 +114,8 @@ class ChainFiles:
         self._offset = start.offset
         self._tip = start.tip
         self._dirty = False
+        self._head_later = False  # see defer_head
+        self._head_due = False
         self.recoveries: tuple[Mapping[str, Any], ...] = tuple(start.notes)
         try:
             self._begin(start)
@@ -146,8 +161,17 @@ class ChainFiles:
     def clear_note(self) -> None:
         self._note.clear()
 
+    def defer_head(self) -> None:
+        self._head_later = True
+
+    def update_head(self) -> None:
+        if self._head_due:
+            self._head_due = False
+            self._write_head()
+
     def close(self) -> None:
         if self._fd >= 0:
+            self.update_head()
             os.close(self._fd)
             self._fd = -1
             _unlock(self._lock_fd)
@@ -198,7 +222,10 @@ class ChainFiles:
         self._dirty = False
         self._offset = end
         self._tip = tip
-        self._write_head()
+        if self._head_later:
+            self._head_due = True
+        else:
+            self._write_head()
 
     def _rotate(self) -> None:
         number = self._number + 1

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import atexit
 import logging
-import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from extproc.audit import gaps
-from extproc.audit.backlog import Backlog, Entry
+from extproc.audit.backlog import Backlog
 from extproc.audit.committer import Committer, WriterState
 from extproc.audit.event import EVENT_FIELDS, unknown_fields, utc_timestamp
 from extproc.audit.exchanges import CLOSE, OPEN
@@ -69,7 +68,8 @@ class AuditWriter:
         self.settings = settings
         self._store = store
         self._deny_when_full = settings.when_full == "deny"
-        self._state = state = WriterState(Backlog(settings.queue_max_events))
+        backlog = Backlog(settings.queue_max_events, settings.batch_max_events)
+        self._state = state = WriterState(backlog)
         self._backlog = state.backlog
         self._lock, self._room = state.lock, state.room
         self._committer = Committer(store, settings, state)
@@ -90,7 +90,13 @@ class AuditWriter:
         Raises ``ValueError`` for a field the event model does not have: a programming error,
         and the guard that keeps body content out of the trail."""
         event = _checked(event)
-        with self._lock:
+        state = self._state
+        with state.lock:
+            if state.accepting and state.backlog.has_room():  # the common case, kept short
+                if state.backlog.add(event):
+                    state.work.notify()
+                state.submitted += 1
+                return True
             return self._admit(event, None)
 
     def submit_durable(self, event: Mapping[str, Any]) -> Future[bool]:
@@ -117,7 +123,7 @@ class AuditWriter:
             kept = self._backlog.open_exchanges
             if self._state.accepting and event["request_id"] in kept:
                 kept.discard(event["request_id"])
-                self._add(Entry(event, None))
+                self._add(event, None)
                 return True
             return self._admit(event, None)
 
@@ -146,7 +152,7 @@ class AuditWriter:
                 state.ledger.refused(event, reason)
                 state.work.notify()  # the gap record goes out with the next write
             return False
-        self._add(Entry(event, durable))
+        self._add(event, durable)
         return True
 
     def _must_wait(self, slots: int) -> bool:
@@ -166,9 +172,8 @@ class AuditWriter:
             return f"write_failed: {state.failing}"
         return None if room else gaps.QUEUE_FULL
 
-    def _add(self, entry: Entry) -> None:
-        backlog = self._backlog
-        if backlog.add(entry, time.monotonic()) or len(backlog) == self.settings.batch_max_events:
+    def _add(self, event: Mapping[str, Any], durable: Future[bool] | None) -> None:
+        if self._backlog.add(event, durable):
             self._state.work.notify()
         self._state.submitted += 1
 
@@ -236,9 +241,8 @@ class AuditWriter:
         unwritten = len(state.backlog)
         if committer.thread.is_alive():
             return unwritten
-        for entry in state.backlog.durable_entries():  # only if the thread died of a bug
-            if entry.durable is not None:
-                entry.durable.set_result(False)
+        for waiter in state.backlog.waiters():  # only if the thread died of a bug
+            waiter.set_result(False)
         if unwritten or state.ledger:
             committer.keep_note()
             log.error(
