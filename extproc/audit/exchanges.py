@@ -68,10 +68,10 @@ class ExchangeBook:
         """Warnings for exchanges never closed, notes for the ones open at the chain's end."""
         lines = _listed(
             self.never_closed,
-            "warning: exchange {id} opened at {where} (seq {seq}, {time}) was never closed: "
-            "the worker stopped first (the request may have reached the model; its outcome is "
-            "not recorded)",
-            "warning: {more} more exchanges opened and never closed: the worker stopped first",
+            "warning: exchange {id} opened at {where} (seq {seq}, {time}), never closed: the "
+            "worker stopped (the request may have reached the model; its outcome is not "
+            "recorded)",
+            "warning: {more} more exchanges opened, never closed: the worker stopped",
         )
         lines += _listed(
             list(self.waiting.values()),

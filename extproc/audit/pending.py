@@ -62,6 +62,7 @@ class NoteArea:
         self._sealer = sealer
         self._chain = chain
         self._usable = usable
+        self.found = False  # ``read`` found a note, valid or not: the next open clears it
 
     def save(self, tip: ChainTip, note: Mapping[str, Any]) -> bool:
         """Replace the note; False (logged) when it cannot be written."""
@@ -103,6 +104,7 @@ class NoteArea:
         line = data.split(b"\n", 1)[0].strip(b"\0")
         if not line:
             return None
+        self.found = True
         try:
             note = self._sealer.open_note(line)
         except RecordError as exc:

@@ -124,7 +124,7 @@ class ChainFiles:
             if isinstance(exc, OSError):
                 raise _cannot_open(directory, chain, exc) from None
             raise
-        if left is not None:  # recorded above, or stale: the writer recovered before it stopped
+        if self._note.found:  # recorded above, stale (the writer recovered first) or unreadable
             self._note.clear()
 
     @property

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import pytest
 
+from extproc.audit.store import ChainFiles
 from extproc.audit.verify import run_verify_cli, verify
 from extproc.audit.writer import AuditWriter, WriterSettings
 from tests.unit.audit_disks import CHAIN, KEY, FlakyDisk, recoveries, wait_until
@@ -172,7 +173,7 @@ def test_events_left_unwritten_at_close_are_recorded_as_lost_by_the_next_writer(
     assert len(recoveries(tmp_path, "lost")) == 1
 
 
-def test_a_note_goes_stale_once_the_writer_recovered(tmp_path: Path) -> None:
+def test_a_writer_that_recovers_clears_its_note(tmp_path: Path) -> None:
     disk = FlakyDisk(tmp_path, failures=2)
     writer = AuditWriter.over(disk, WriterSettings(flush_interval=0))
     assert writer.submit(ev("late"))
@@ -182,6 +183,29 @@ def test_a_note_goes_stale_once_the_writer_recovered(tmp_path: Path) -> None:
     assert recoveries(tmp_path, "lost") == []
     assert [r["cause"] for r in recoveries(tmp_path)] == ["write_failed"]
     assert verify([tmp_path], KEY).ok
+
+
+def test_a_note_for_an_earlier_chain_end_is_stale_and_ignored(tmp_path: Path) -> None:
+    """Killed after a write worked but before the note was cleared: that write carried the
+    note's gaps, so the next writer must not record them again."""
+    files = ChainFiles(tmp_path, CHAIN, KEY)
+    files.keep_note({"gaps": [], "unwritten": 4, "first": "", "last": "", "reason": "ENOSPC"})
+    files.append([ev("written-after-the-note")])
+    files.close()
+    AuditWriter(tmp_path, CHAIN, KEY).close()
+    assert recoveries(tmp_path) == []
+    assert verify([tmp_path], KEY).ok
+
+
+def test_a_forged_note_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    AuditWriter(tmp_path, CHAIN, KEY).close()
+    forged = b'{"chain":"processor-0","unwritten":99,"mac":"00"}\n'
+    with (tmp_path / f"{CHAIN}.lock").open("r+b") as handle:
+        handle.write(forged)
+    AuditWriter(tmp_path, CHAIN, KEY).close()
+    assert recoveries(tmp_path) == []
+    assert "audit note ignored" in caplog.text
+    assert (tmp_path / f"{CHAIN}.lock").read_bytes().strip(b"\0") == b""  # cleared
 
 
 def test_a_closed_writer_refuses_without_a_gap_record(tmp_path: Path) -> None:
