@@ -32,6 +32,7 @@ FORMAT_VERSION = 1
 MIN_KEY_BYTES = 32
 _SORTED = orjson.OPT_SORT_KEYS
 _HEAD_CONTEXT = b"extproc audit head\n"  # a head's MAC can never pass for a record's
+_NOTE_CONTEXT = b"extproc audit note\n"  # nor a note's for a head's or a record's
 
 
 class RecordError(Exception):
@@ -113,26 +114,11 @@ class Sealer:
         return OpenedRecord(record, seq, digest)
 
     def seal_head(self, chain: str, tip: ChainTip, file_number: int) -> bytes:
-        body = orjson.dumps(
-            {"chain": chain, "file": file_number, "hash": tip.hash, "seq": tip.seq},
-            option=_SORTED,
-        )
-        return body[:-1] + b',"mac":"' + self._mac(_HEAD_CONTEXT + body).encode() + b'"}\n'
+        head = {"chain": chain, "file": file_number, "hash": tip.hash, "seq": tip.seq}
+        return self._seal_signed(_HEAD_CONTEXT, head)
 
     def open_head(self, data: bytes) -> Head:
-        try:
-            head = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise RecordError("the head is not readable") from None
-        if not isinstance(head, dict) or not isinstance(head.get("mac"), str):
-            raise RecordError("the head is not readable")
-        mac = head.pop("mac")
-        try:
-            body = orjson.dumps(head, option=_SORTED)
-        except TypeError:
-            raise RecordError("the head is not readable") from None
-        if not hmac.compare_digest(self._mac(_HEAD_CONTEXT + body), mac):
-            raise RecordError("the head is not signed with this key")
+        head = self._open_signed(_HEAD_CONTEXT, data, "the head")
         chain, seq, digest, number = (
             head.get("chain"),
             head.get("seq"),
@@ -147,6 +133,33 @@ class Sealer:
         ):
             raise RecordError("the head is malformed")
         return Head(chain, ChainTip(seq, digest), number)
+
+    def seal_note(self, note: Mapping[str, Any]) -> bytes:
+        """A writer's note to its successor (see ``pending``), signed so none can be forged."""
+        return self._seal_signed(_NOTE_CONTEXT, note)
+
+    def open_note(self, data: bytes) -> dict[str, Any]:
+        return self._open_signed(_NOTE_CONTEXT, data, "the note")
+
+    def _seal_signed(self, context: bytes, fields: Mapping[str, Any]) -> bytes:
+        body = orjson.dumps(fields, option=_SORTED)
+        return body[:-1] + b',"mac":"' + self._mac(context + body).encode() + b'"}\n'
+
+    def _open_signed(self, context: bytes, data: bytes, what: str) -> dict[str, Any]:
+        try:
+            signed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise RecordError(f"{what} is not readable") from None
+        if not isinstance(signed, dict) or not isinstance(signed.get("mac"), str):
+            raise RecordError(f"{what} is not readable")
+        mac = signed.pop("mac")
+        try:
+            body = orjson.dumps(signed, option=_SORTED)
+        except TypeError:
+            raise RecordError(f"{what} is not readable") from None
+        if not hmac.compare_digest(self._mac(context + body), mac):
+            raise RecordError(f"{what} is not signed with this key")
+        return signed
 
     def _mac(self, data: bytes) -> str:
         mac = self._keyed.copy()

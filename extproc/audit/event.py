@@ -91,7 +91,7 @@ class AuditEvent(TypedDict, total=False):
 
 EVENT_FIELDS: frozenset[str] = AuditEvent.__optional_keys__ | AuditEvent.__required_keys__
 # Names the chain itself writes; no event field may take one (an event cannot forge chain data).
-RECORD_FIELDS = frozenset({"chain", "seq", "prev", "hash", "mac", "genesis", "recovery"})
+RECORD_FIELDS = frozenset({"chain", "seq", "prev", "hash", "mac", "genesis", "recovery", "kind"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,15 +8,18 @@ from typing import Any
 
 import orjson
 
+from extproc.audit.exchanges import OPEN, WRITER_KINDS
 from extproc.audit.verify import collect
 
 _NOT_EVENTS = ("genesis", "recovery")
 
 
-def read_events(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
+def read_events(paths: Iterable[Path], *, opens: bool = False) -> Iterator[dict[str, Any]]:
     """The event records of every chain in ``paths`` (files or directories), chain by chain in
-    chain order, with their chain fields (``chain``, ``seq``, ...). Genesis and recovery records
-    are skipped, and so are lines that are not complete JSON records."""
+    chain order, with their chain fields (``chain``, ``seq``, ...): one per exchange, its
+    ``close`` (or its only event, when it was written when it ended). ``opens`` adds the
+    ``open`` records written before requests were forwarded. The chain's own records (genesis,
+    recovery, start, stop) are skipped, and so are lines that are not complete JSON records."""
     chains, _errors = collect(paths)
     for files in chains.values():
         for path in files:
@@ -26,5 +29,12 @@ def read_events(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
                         record = orjson.loads(line)
                     except orjson.JSONDecodeError:
                         continue
-                    if isinstance(record, dict) and not any(m in record for m in _NOT_EVENTS):
+                    if isinstance(record, dict) and _is_event(record, opens):
                         yield record
+
+
+def _is_event(record: dict[str, Any], opens: bool) -> bool:
+    if any(marker in record for marker in _NOT_EVENTS):
+        return False
+    kind = record.get("kind")
+    return kind not in WRITER_KINDS and (opens or kind != OPEN)

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from extproc.audit.chain_report import VerifyReport
 from extproc.audit.read import read_events
-from extproc.audit.verify import VerifyReport, verify
+from extproc.audit.verify import verify
 
 
 @dataclass(slots=True)

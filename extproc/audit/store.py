@@ -7,12 +7,16 @@ implement the same two methods); ``ChainFiles`` is the file implementation.
   processes can never interleave records. The lock dies with its process, so ``kill -9`` never
   leaves a chain locked.
 - ``append`` is all or nothing: the batch is written at the durable end of the current file
-  (``pwrite``) and fsynced, and only then do the tip and the signed head advance. After an
-  error the retry writes at the same place and cuts off whatever the failed attempt left.
+  (``pwrite``) and fsynced, and only then do the tip and the signed head advance (the head
+  right away, or when the writer calls ``update_head`` once it has told the callers waiting
+  for the batch). After an error the retry writes at the same place and cuts off whatever the
+  failed attempt left.
 - A file that a batch would push past ``rotate_bytes`` rotates first: a file exceeds it only
   when a single batch does. The chain goes on in the next file.
 - Opening resumes from the last complete record (see ``resume``): a torn write is moved aside
   and recorded, and a head that names more than the files hold is recorded as a truncation.
+- The lock file also holds the writer's note for its successor (see ``pending``): the gaps and
+  unwritten events of a writer that stopped while its writes failed, recorded at the next open.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from extproc.audit.chain import ChainTip, Sealer
 from extproc.audit.event import utc_timestamp
@@ -36,11 +40,13 @@ from extproc.audit.files import (
     replace_file,
     write_at,
 )
+from extproc.audit.gaps import LOST
+from extproc.audit.pending import NoteArea, applies, recoveries, reserve
 from extproc.audit.resume import Resumption, resume
+from extproc.audit.writer_settings import DEFAULT_ROTATE_BYTES
 from extproc.errors import AuditError
 
 log = logging.getLogger("extproc.audit")
-DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024
 # What an event that cannot be serialised keeps: enough to find the request, nothing else.
 _KEPT_WHEN_UNENCODABLE = ("time", "service", "request_id", "decision_id", "decision", "rule")
 
@@ -54,6 +60,17 @@ class ChainStore(Protocol):
         ``OSError``."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LaterHead(Protocol):
+    """A store whose signed head its writer may update after telling the waiting callers, so
+    the head's write is not in their latency (a head may lag: verify accepts that)."""
+
+    def defer_head(self) -> None:
+        """From now on ``append`` leaves the head to ``update_head``."""
+
+    def update_head(self) -> None: ...
 
 
 class ChainFiles:
@@ -81,8 +98,12 @@ class ChainFiles:
             self._lock_fd = _lock(directory, chain)
         except OSError as exc:
             raise _cannot_open(directory, chain, exc) from None
+        self._note = NoteArea(self._lock_fd, self._sealer, chain, usable=reserve(self._lock_fd))
         try:
             start = resume(directory, chain, self._sealer)
+            left = self._note.read()
+            if left is not None and applies(left, start.tip):
+                start.notes.extend(recoveries(left))
             self._fd = os.open(start.path, os.O_WRONLY | os.O_CREAT, 0o600)
         except BaseException as exc:
             _unlock(self._lock_fd)
@@ -93,6 +114,8 @@ class ChainFiles:
         self._offset = start.offset
         self._tip = start.tip
         self._dirty = False
+        self._head_later = False  # see defer_head
+        self._head_due = False
         self.recoveries: tuple[Mapping[str, Any], ...] = tuple(start.notes)
         try:
             self._begin(start)
@@ -101,6 +124,8 @@ class ChainFiles:
             if isinstance(exc, OSError):
                 raise _cannot_open(directory, chain, exc) from None
             raise
+        if self._note.found:  # recorded above, stale (the writer recovered first) or unreadable
+            self._note.clear()
 
     @property
     def chain(self) -> str:
@@ -129,8 +154,24 @@ class ChainFiles:
                 extra={"chain": self._chain, "count": unencodable},
             )
 
+    def keep_note(self, note: Mapping[str, Any]) -> None:
+        """Keep ``note`` (gaps and unwritten events) for the next writer, at the durable end."""
+        self._note.save(self._tip, note)
+
+    def clear_note(self) -> None:
+        self._note.clear()
+
+    def defer_head(self) -> None:
+        self._head_later = True
+
+    def update_head(self) -> None:
+        if self._head_due:
+            self._head_due = False
+            self._write_head()
+
     def close(self) -> None:
         if self._fd >= 0:
+            self.update_head()
             os.close(self._fd)
             self._fd = -1
             _unlock(self._lock_fd)
@@ -152,7 +193,8 @@ class ChainFiles:
         causes = [note["cause"] for note in start.notes]
         if causes:
             # Records lost while the writer was down are an incident; a torn write is not.
-            level = logging.ERROR if "truncated" in causes else logging.WARNING
+            lost = "truncated" in causes or LOST in causes
+            level = logging.ERROR if lost else logging.WARNING
             log.log(
                 level,
                 "audit chain resumed after damage",
@@ -180,7 +222,10 @@ class ChainFiles:
         self._dirty = False
         self._offset = end
         self._tip = tip
-        self._write_head()
+        if self._head_later:
+            self._head_due = True
+        else:
+            self._write_head()
 
     def _rotate(self) -> None:
         number = self._number + 1

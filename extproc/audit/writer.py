@@ -3,16 +3,24 @@
 Rules (each has a test):
 - ``submit`` is O(1): one uncontended lock, a bounds check and an append. It returns True once
   the event is accepted, and an accepted event is written or, if the process stops before that,
-  counted and logged by ``close``: never dropped silently.
+  counted, logged and noted for the chain's next writer (see ``pending``): never dropped
+  silently.
+- ``submit_durable`` returns a ``Future`` that becomes True once the event is durable (written
+  and fsynced) or False if it never will be. Events a caller waits for share one write + fsync
+  with everything that arrives within ``commit_window`` (group commit). ``open_exchange`` and
+  ``close_exchange`` write an exchange's ``open`` (durably) and ``close`` records; an open keeps
+  room for its close, so a close is never refused for a full backlog.
+- ``accepting()`` is False whenever an event submitted now might not become durable: the backlog
+  full, writes failing (until one works again), or the writer closed. A caller checks it before
+  it lets an exchange start.
 - When the backlog is full the configured policy applies: ``block`` waits up to
-  ``block_timeout`` for room, ``deny`` does not wait. Either way ``submit`` returns False,
-  ``rejected`` counts it, and the caller must deny its request with ``audit_unavailable``.
-- One background thread takes up to ``batch_max_events`` events once that many are waiting or
-  the oldest has waited ``flush_interval``, and hands them to the store, which makes them
-  durable (write + fsync) before they leave the backlog. So ``queue_depth`` counts every
-  accepted event that is not yet durable, and the bound holds while the disk is failing: a
-  failed write is retried with backoff (``write_errors`` counts failures) and new events are
-  refused by policy once the backlog is full.
+  ``block_timeout`` for room, ``deny`` does not wait, and neither waits while writes fail. The
+  event is refused (False), ``rejected`` counts it, and the caller must deny its request with
+  ``audit_unavailable``.
+- Every refusal and every failed write is written into the chain as a ``recovery`` record once a
+  write works again (see ``gaps``).
+- One background thread (see ``committer``) writes the backlog in batches, retries failed
+  writes, and tells the callers who wait for durability.
 - ``close`` stops accepting, writes everything accepted, and returns how many events it could
   not write (0 unless the disk kept failing past the timeout).
 """
@@ -20,45 +28,29 @@ Rules (each has a test):
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
-import threading
-import time
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from extproc.audit.event import EVENT_FIELDS, as_written, unknown_fields, utc_timestamp
-from extproc.audit.store import DEFAULT_ROTATE_BYTES, ChainFiles, ChainStore
+from extproc.audit import gaps
+from extproc.audit.backlog import Backlog
+from extproc.audit.committer import Committer, WriterState
+from extproc.audit.event import EVENT_FIELDS, unknown_fields, utc_timestamp
+from extproc.audit.exchanges import CLOSE, OPEN
+from extproc.audit.store import ChainFiles, ChainStore
+from extproc.audit.writer_settings import WriterSettings
 
+__all__ = ["AuditWriter", "WriterSettings"]
 log = logging.getLogger("extproc.audit")
-_MAX_BACKOFF = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class WriterSettings:
-    rotate_bytes: int = DEFAULT_ROTATE_BYTES
-    batch_max_events: int = 256
-    flush_interval: float = 0.05  # seconds the oldest waiting event may wait for a fuller batch
-    queue_max_events: int = 10_000
-    when_full: Literal["block", "deny"] = "block"
-    block_timeout: float = 0.1  # seconds ``submit`` waits for room under ``block``
-    capture_max_bytes: int = 0  # 0: payload capture is off and ``capture`` is never written
-
-    def __post_init__(self) -> None:
-        if min(self.rotate_bytes, self.batch_max_events, self.queue_max_events) < 1:
-            raise ValueError("rotate_bytes, batch_max_events and queue_max_events must be >= 1")
-        if self.flush_interval < 0 or self.block_timeout < 0 or self.capture_max_bytes < 0:
-            raise ValueError("flush_interval, block_timeout and capture_max_bytes must be >= 0")
-        if self.when_full not in ("block", "deny"):
-            raise ValueError(f"when_full must be block or deny, got {self.when_full!r}")
+_CLOSED = "closed"  # a refusal the chain cannot record: the writer is gone
 
 
 class AuditWriter:
     """Writes one chain. ``AuditWriter(directory, chain, key, settings)`` writes JSONL files;
-    ``AuditWriter.over(store, settings)`` writes through any ``ChainStore``."""
+    ``AuditWriter.over(store, settings)`` writes through any ``ChainStore``. Thread-safe: submit
+    from the event loop's thread and from worker threads alike."""
 
     def __init__(
         self, directory: Path, chain: str, key: bytes, settings: WriterSettings | None = None
@@ -75,23 +67,13 @@ class AuditWriter:
     def _start(self, store: ChainStore, settings: WriterSettings) -> None:
         self.settings = settings
         self._store = store
-        self._backlog: deque[Mapping[str, Any]] = deque()
-        self._capacity = settings.queue_max_events
-        self._batch_max = settings.batch_max_events
         self._deny_when_full = settings.when_full == "deny"
-        self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)  # the writer thread waits here
-        self._room = threading.Condition(self._lock)  # blocked submitters wait here
-        self._accepting = True
-        self._closing = False
-        self._abandon = threading.Event()
-        self._oldest = 0.0  # monotonic time the oldest waiting event arrived (about)
-        self.submitted = 0
-        self.written = 0
-        self.rejected = 0
-        self.write_errors = 0
-        self._thread = threading.Thread(target=self._run, name=f"audit-{store.chain}", daemon=True)
-        self._thread.start()
+        backlog = Backlog(settings.queue_max_events, settings.batch_max_events)
+        self._state = state = WriterState(backlog)
+        self._backlog = state.backlog
+        self._lock, self._room = state.lock, state.room
+        self._committer = Committer(store, settings, state)
+        self._committer.thread.start()
         atexit.register(self.close)  # events accepted before exit are still written
 
     @property
@@ -100,143 +82,186 @@ class AuditWriter:
 
     # -- the request path ---------------------------------------------------------------------
     def submit(self, event: Mapping[str, Any]) -> bool:
-        """Accept ``event`` for writing, or return False (full under the policy, or closed).
+        """Accept ``event`` for writing, or return False (refused: see the module rules).
 
         The event is kept by reference until written: the caller must not change it after.
         Under ``block`` this call may wait up to ``block_timeout``; an asyncio caller that must
-        never stall its loop should use ``deny`` or call it from an executor. Raises
-        ``ValueError`` for a field the event model does not have: a programming error, and the
-        guard that keeps body content out of the trail."""
-        if not EVENT_FIELDS.issuperset(event):
-            raise ValueError(f"audit events have no field(s) {', '.join(unknown_fields(event))}")
-        if "time" not in event:
-            event = {**event, "time": utc_timestamp()}
+        never stall its loop should call it from a thread when ``queue_depth`` is at the limit.
+        Raises ``ValueError`` for a field the event model does not have: a programming error,
+        and the guard that keeps body content out of the trail."""
+        event = _checked(event)
+        state = self._state
+        with state.lock:
+            if state.accepting and state.backlog.has_room():  # the common case, kept short
+                if state.backlog.add(event):
+                    state.work.notify()
+                state.submitted += 1
+                return True
+            return self._admit(event, None)
+
+    def submit_durable(self, event: Mapping[str, Any]) -> Future[bool]:
+        """Like ``submit``, but the result says when the event is durable: True once its batch
+        is fsynced, False when refused or when its write failed (then it is not in the trail,
+        and the chain's next gap record counts it). Await it with ``asyncio.wrap_future``;
+        cancelling the awaiting task does not withdraw the event."""
+        return self._durable(_checked(event), None)
+
+    def open_exchange(self, event: Mapping[str, Any]) -> Future[bool]:
+        """Write the ``open`` record of an exchange (``request_id`` required) durably, as
+        ``submit_durable``, and keep room for its close. The request may reach the model only
+        once the result is True. Call ``close_exchange`` for every open that was True."""
+        event = _checked(event, OPEN)
+        return self._durable(event, str(event["request_id"]))
+
+    def close_exchange(self, event: Mapping[str, Any]) -> bool:
+        """Accept the ``close`` record of an exchange (its full event, same ``request_id``) as
+        ``submit`` does. An exchange whose open was accepted has its room kept: this never waits
+        and is refused only when the writer is closed. Without an open (durability
+        ``after_exchange``) it is an ordinary ``submit``."""
+        event = _checked(event, CLOSE)
         with self._lock:
-            backlog = self._backlog
-            if len(backlog) >= self._capacity and not self._wait_for_room():
-                self.rejected += 1
-                return False
-            if not self._accepting:
-                self.rejected += 1
-                return False
-            if not backlog:
-                self._oldest = time.monotonic()
-                self._work.notify()
-            backlog.append(event)
-            self.submitted += 1
-            if len(backlog) == self._batch_max:
-                self._work.notify()
+            kept = self._backlog.open_exchanges
+            if self._state.accepting and event["request_id"] in kept:
+                kept.discard(event["request_id"])
+                self._add(event, None)
+                return True
+            return self._admit(event, None)
+
+    def _durable(self, event: Mapping[str, Any], opens: str | None) -> Future[bool]:
+        future: Future[bool] = Future()
+        future.set_running_or_notify_cancel()  # a cancelled waiter must not cancel the write
+        with self._lock:
+            accepted = self._admit(event, future, 2 if opens else 1)
+            if accepted and opens:
+                self._backlog.open_exchanges.add(opens)
+        if not accepted:
+            future.set_result(False)
+        return future
+
+    def _admit(
+        self, event: Mapping[str, Any], durable: Future[bool] | None, slots: int = 1
+    ) -> bool:
+        if self._must_wait(slots):
+            self._room.wait_for(lambda: not self._must_wait(slots), self.settings.block_timeout)
+        reason = self._refusal(durable is not None, slots)
+        if reason is not None:
+            state = self._state
+            state.rejected += 1
+            if reason != _CLOSED:
+                state.refused_while_failing += bool(state.failing)
+                state.ledger.refused(event, reason)
+                state.work.notify()  # the gap record goes out with the next write
+            return False
+        self._add(event, durable)
         return True
 
-    def _wait_for_room(self) -> bool:
-        if self._deny_when_full or not self._accepting:
-            return False
-        return self._room.wait_for(
-            lambda: len(self._backlog) < self._capacity or not self._accepting,
-            self.settings.block_timeout,
+    def _must_wait(self, slots: int) -> bool:
+        return (
+            self._state.accepting
+            and not self._state.failing
+            and not self._deny_when_full
+            and not self._backlog.has_room(slots)
         )
 
+    def _refusal(self, durable: bool, slots: int) -> str | None:
+        state = self._state
+        if not state.accepting:
+            return _CLOSED
+        room = state.backlog.has_room(slots)
+        if state.failing and (durable or not room):
+            return f"write_failed: {state.failing}"
+        return None if room else gaps.QUEUE_FULL
+
+    def _add(self, event: Mapping[str, Any], durable: Future[bool] | None) -> None:
+        if self._backlog.add(event, durable):
+            self._state.work.notify()
+        self._state.submitted += 1
+
     def accepting(self) -> bool:
-        """False when ``submit`` would fail at once: closed, or full under ``deny``."""
-        return self._accepting and not (
-            self._deny_when_full and len(self._backlog) >= self._capacity
-        )
+        """False when an event submitted now might not become durable: the backlog full (under
+        either policy), writes failing, or the writer closed. No exchange may start then."""
+        state = self._state
+        return state.accepting and not state.failing and state.backlog.has_room()
 
     @property
     def queue_depth(self) -> int:
         """Accepted events that are not durable yet (the batch being written included)."""
         return len(self._backlog)
 
+    @property
+    def submitted(self) -> int:
+        return self._state.submitted
+
+    @property
+    def written(self) -> int:
+        return self._state.written
+
+    @property
+    def rejected(self) -> int:
+        return self._state.rejected
+
+    @property
+    def write_errors(self) -> int:
+        return self._state.write_errors
+
     def counters(self) -> dict[str, int]:
         """For metrics and the periodic stats log line."""
+        state = self._state
         return {
-            "submitted": self.submitted,
-            "written": self.written,
-            "rejected": self.rejected,
-            "write_errors": self.write_errors,
-            "queue_depth": len(self._backlog),
+            "submitted": state.submitted,
+            "written": state.written,
+            "rejected": state.rejected,
+            "refused_while_failing": state.refused_while_failing,
+            "withdrawn": state.withdrawn,
+            "write_errors": state.write_errors,
+            "gap_records": state.gap_records,
+            "failing": int(bool(state.failing)),
+            "queue_depth": len(state.backlog),
+            "open_exchanges": len(state.backlog.open_exchanges),
             "unencodable": int(getattr(self._store, "unencodable", 0)),
         }
 
     def close(self, timeout: float = 10.0) -> int:
         """Stop accepting, write what was accepted, release the chain. Returns the number of
-        accepted events that could not be written within ``timeout`` (logged as an error)."""
-        with self._lock:
-            already = self._closing
-            self._closing = True
-            self._accepting = False
-            self._work.notify_all()
-            self._room.notify_all()
+        accepted events that could not be written within ``timeout`` (logged as an error, and
+        noted for the chain's next writer, which records them as ``lost``)."""
+        state, committer = self._state, self._committer
+        with state.lock:
+            already = state.closing
+            state.closing = True
+            state.accepting = False
+            state.work.notify_all()
+            state.room.notify_all()
         if not already:
             atexit.unregister(self.close)
-        self._thread.join(timeout)
-        if self._thread.is_alive():  # still failing to write: give up retrying
-            self._abandon.set()
-            self._thread.join(timeout)
-        unwritten = len(self._backlog)
-        if unwritten:
+        committer.thread.join(timeout)
+        if committer.thread.is_alive():  # still failing to write: give up retrying
+            committer.abandon.set()
+            committer.thread.join(timeout)
+        unwritten = len(state.backlog)
+        if committer.thread.is_alive():
+            return unwritten
+        for waiter in state.backlog.waiters():  # only if the thread died of a bug
+            waiter.set_result(False)
+        if unwritten or state.ledger:
+            committer.keep_note()
             log.error(
                 "audit writer closed with events not written",
                 extra={"chain": self.chain, "count": unwritten},
             )
-        if not already and not self._thread.is_alive():
+        if not already:
             self._store.close()
         return unwritten
 
-    # -- the writer thread ----------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            while (batch := self._next_batch()) is not None:
-                if not self._write(batch):
-                    return
-        except BaseException:
-            log.exception("audit writer stopped", extra={"chain": self.chain})
-            raise
-        finally:
-            with self._lock:  # whatever happened, nobody may keep submitting into a dead queue
-                self._accepting = False
-                self._room.notify_all()
 
-    def _next_batch(self) -> list[Mapping[str, Any]] | None:
-        with self._lock:
-            while not self._backlog:
-                if self._closing:
-                    return None
-                self._work.wait()
-            if len(self._backlog) < self._batch_max and not self._closing:
-                deadline = self._oldest + self.settings.flush_interval
-                while len(self._backlog) < self._batch_max and not self._closing:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._work.wait(remaining)
-            return list(itertools.islice(self._backlog, self._batch_max))
-
-    def _write(self, batch: list[Mapping[str, Any]]) -> bool:
-        """Make ``batch`` durable, retrying with backoff; False when ``close`` gave up."""
-        events = [as_written(event, self.settings.capture_max_bytes) for event in batch]
-        backoff = 0.05
-        first_failure = True
-        while True:
-            try:
-                self._store.append(events)
-                break
-            except Exception as exc:
-                self.write_errors += 1
-                log.error(
-                    "audit write failed; the events stay queued and are retried",
-                    exc_info=first_failure,
-                    extra={"chain": self.chain, "reason": str(exc), "queued": len(self._backlog)},
-                )
-                if self._abandon.wait(backoff):
-                    return False
-                first_failure = False
-                backoff = min(backoff * 2, _MAX_BACKOFF)
-        with self._lock:
-            for _ in batch:
-                self._backlog.popleft()
-            self.written += len(batch)
-            self._room.notify(len(batch))
-            if self._backlog:
-                self._oldest = time.monotonic()
-        return True
+def _checked(event: Mapping[str, Any], kind: str = "") -> Mapping[str, Any]:
+    if not EVENT_FIELDS.issuperset(event):
+        raise ValueError(f"audit events have no field(s) {', '.join(unknown_fields(event))}")
+    if kind:
+        request_id = event.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise ValueError(f"an exchange's {kind} record needs its request_id")
+        return {"time": utc_timestamp(), **event, "kind": kind}
+    if "time" not in event:
+        return {**event, "time": utc_timestamp()}
+    return event
