@@ -84,6 +84,7 @@ def build_processor(
         audit=sinks.writer_for(audit, f"processor-{worker}"),
         clock=clock,
         capture_bytes=audit.capture_max_bytes if audit.capture_payloads else 0,
+        write_ahead=audit.durability == "before_forward",
     )
 
 

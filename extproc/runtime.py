@@ -61,6 +61,7 @@ class ProcessorRuntime:
     audit: AuditWriter
     clock: Clock = SYSTEM_CLOCK
     capture_bytes: int = 0
+    write_ahead: bool = True  # audit durability before_forward
 
     def new_exchange(self) -> Exchange:
         return Exchange(

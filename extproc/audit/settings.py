@@ -70,6 +70,18 @@ class AuditSettings(KeySource):
         ge=0,
         description="how long a request waits for room under `when_full: block`",
     )
+    durability: Literal["before_forward", "after_exchange"] = Field(
+        runtime_default(AuditConfig, "durability"),
+        description="before_forward: each exchange's opening record is on disk before the "
+        "request may reach the model (no served exchange without a record, whatever happens to "
+        "the worker); after_exchange: one record when the exchange ends (see README for the cost)",
+    )
+    commit_window_ms: float = Field(
+        runtime_default(WriterSettings, "commit_window") * 1000,
+        ge=0,
+        le=1000,
+        description="how long a durable record waits for others to share its fsync",
+    )
     capture_payloads: bool = Field(
         runtime_default(AuditConfig, "capture_payloads"),
         description="record the masked payloads (never raw ones), for replay",
@@ -98,6 +110,7 @@ def compile_audit(settings: AuditSettings, base_dir: Path) -> AuditConfig:
         when_full=settings.when_full,
         block_timeout=settings.block_timeout_ms / 1000,
         capture_max_bytes=settings.capture_max_bytes if settings.capture_payloads else 0,
+        commit_window=settings.commit_window_ms / 1000,
     )
     return AuditConfig(
         directory=resolve_path(settings.directory, base_dir),
@@ -105,4 +118,5 @@ def compile_audit(settings: AuditSettings, base_dir: Path) -> AuditConfig:
         writer=writer,
         capture_payloads=settings.capture_payloads,
         capture_max_bytes=settings.capture_max_bytes,
+        durability=settings.durability,
     )

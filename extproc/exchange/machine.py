@@ -272,6 +272,28 @@ class Exchange:
         self.response.bytes_out = len(out)
         return BodyStep(body=out)
 
+    @property
+    def forwarding(self) -> bool:
+        """The request is on its way to the model (a decision let it through, nothing refused
+        it): with write-ahead audit its opening record must be durable first."""
+        return self.decision is not None and self.refusal is None and self._request_seen
+
+    def open_event(self) -> dict[str, Any]:
+        """The opening record of an exchange about to reach the model: who, what, the decision."""
+        return build_event(
+            service="processor",
+            time=self.started_at,
+            decision=self.decision,
+            method=self.method,
+            path=self.path,
+        )
+
+    def unrecorded(self) -> Refusal:
+        """The opening record could not be made durable: the request must not go on."""
+        return self._refusal(
+            Code.AUDIT_UNAVAILABLE, "the audit trail cannot record this exchange", rule="audit"
+        )
+
     def fail(self, reason: str) -> Refusal:
         """Processing itself failed: refuse (fail closed)."""
         return self._refusal(Code.PROCESSING_FAILED, reason, rule="processor")
@@ -338,7 +360,7 @@ class Exchange:
             duration_ms=round((self._clock.monotonic() - self.started) * 1000, 3),
             capture=self.captured or None,
         )
-        return build_event(
+        event = build_event(
             service="processor",
             time=self.started_at,
             decision=self.decision,
@@ -347,6 +369,9 @@ class Exchange:
             refusal=self.refusal,
             traffic=traffic,
         )
+        # Every record names its request (Envoy's x-request-id when no decision came with one).
+        event.setdefault("request_id", self.request_id or f"unidentified-{self.started_at}")
+        return event
 
 
 def _compressed(encoding: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from typing import Any
 
 import grpc
@@ -40,6 +41,7 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
         runtime = self._holder.current
         exchange = runtime.new_exchange()
         decided = False
+        opened: bool | None = None  # the opening record: None not written, else durable or not
         try:
             async for request in request_iterator:
                 if not decided:
@@ -47,6 +49,11 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
                     decided = _read_decision(exchange, request)
                 try:
                     response, done = _step(exchange, request)
+                    if runtime.write_ahead and opened is None and not done and exchange.forwarding:
+                        opened = await _open(runtime, exchange)
+                        if not opened:
+                            response = mapping.immediate(exchange.unrecorded(), exchange.request_id)
+                            done = True
                 except Exception as exc:
                     log.error(
                         "processing failed; refusing", extra={"error_type": type(exc).__name__}
@@ -58,7 +65,8 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
                 if done:
                     return
         finally:
-            await asyncio.shield(_record(runtime, exchange))
+            if opened is not False:  # a refused opening leaves its gap record, no closing one
+                await asyncio.shield(_record(runtime, exchange))
 
 
 def _read_decision(exchange: Exchange, request: ep.ProcessingRequest) -> bool:
@@ -107,18 +115,31 @@ def _step(exchange: Exchange, request: ep.ProcessingRequest) -> Reply:
     return None, False
 
 
+async def _open(runtime: ProcessorRuntime, exchange: Exchange) -> bool:
+    """Write-ahead: the exchange's opening record, durable (fsynced, shared with every record
+    that arrives meanwhile) before the request may reach the model."""
+    writer = runtime.audit
+    event = exchange.open_event()
+    if writer.queue_depth < writer.settings.queue_max_events:
+        future = writer.open_exchange(event)
+    else:
+        future = await asyncio.to_thread(writer.open_exchange, event)
+    durable: Future[Any] = future  # typed Future[bool]; wrap_future wants Future[object]
+    return bool(await asyncio.wrap_future(durable))
+
+
 async def _record(runtime: ProcessorRuntime, exchange: Exchange) -> None:
+    """The closing record (the exchange's one event in after_exchange mode). An opened
+    exchange has room kept for it; otherwise a full queue is waited on off the event loop."""
     event = exchange.audit_event()
     if event is None:
         return
     _count(exchange, event)
     writer = runtime.audit
     if writer.queue_depth < writer.settings.queue_max_events:
-        accepted = writer.submit(event)
+        accepted = writer.close_exchange(event)
     else:
-        # Full: under ``block`` submit waits for room; wait off the event loop so other
-        # exchanges keep moving meanwhile.
-        accepted = await asyncio.to_thread(writer.submit, event)
+        accepted = await asyncio.to_thread(writer.close_exchange, event)
     if not accepted:
         # Under ``deny`` new exchanges are refused (``accepting``) until the queue drains.
         log.error("audit queue full; event not accepted", extra={"request_id": exchange.request_id})

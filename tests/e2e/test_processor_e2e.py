@@ -224,15 +224,16 @@ def test_the_audit_trail_verifies_and_an_edit_is_found(
         if path.suffix in (".jsonl", ".head"):
             (copy / path.name).write_bytes(path.read_bytes())
     target = next(
-        p for p in sorted(copy.glob("processor-*.jsonl")) if len(p.read_bytes().splitlines()) > 2
+        p for p in sorted(copy.glob("processor-*.jsonl")) if b'"subject":"alice"' in p.read_bytes()
     )
     lines = target.read_bytes().splitlines(keepends=True)
-    lines[1] = lines[1].replace(b'"subject":"alice"', b'"subject":"mallory"')
+    index = next(i for i, line in enumerate(lines) if b'"subject":"alice"' in line)
+    lines[index] = lines[index].replace(b'"subject":"alice"', b'"subject":"mallory"')
     target.write_bytes(b"".join(lines))
     report = verify([copy], AUDIT_KEY)
     assert not report.ok
     broken = [c for c in report.chains if c.problem]
-    assert str(broken[0].problem).startswith(f"{target.name}:2: record seq 1:")
+    assert str(broken[0].problem).startswith(f"{target.name}:{index + 1}: record seq {index}:")
 
 
 def test_kill_9_of_a_processor_worker_keeps_the_trail_verifiable(gateway: Gateway) -> None:

@@ -220,3 +220,38 @@ def test_a_denied_decision_that_reaches_the_processor_is_not_let_through(
     assert only.immediate_response.status.code == 403
     (event,) = events(processor, sinks)
     assert event["outcome"] == "denied"
+
+
+def test_the_opening_record_is_durable_before_the_request_may_go_on(
+    runtime: tuple[ProcessorRuntime, AuditSinks],
+) -> None:
+    """Write-ahead audit: by the time the processor lets the request headers through, the
+    exchange's opening record is on disk; a worker killed after that leaves an exchange that
+    verify lists as opened and never closed, never a served request without a record."""
+    processor, _sinks = runtime
+    assert processor.write_ahead
+    audit = processor.config.audit
+    assert audit is not None
+
+    async def scenario() -> list[dict[str, Any]]:
+        server = grpc.aio.server()
+        holder = RuntimeHolder(processor, lambda: processor)
+        external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
+            ExternalProcessorService(holder), server
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = external_processor_pb2_grpc.ExternalProcessorStub(channel).Process()
+                await call.write(exchange_messages(to_metadata(ALLOWED))[0])
+                response = await call.read()
+                assert response.WhichOneof("response") == "request_headers"
+                on_disk = list(read_events([audit.directory], opens=True))
+                await call.done_writing()
+                return on_disk
+        finally:
+            await server.stop(1)
+
+    on_disk = asyncio.run(scenario())
+    assert [(e.get("kind"), e["request_id"]) for e in on_disk] == [("open", "req-1")]
