@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from extproc.approval.config import ApprovalsSettings, default_settings
 from extproc.approvals.runtime import ApprovalsRuntime
-from extproc.approvals.settings import ApprovalsSettings, default_settings
 from extproc.approvals.sqlite import SqliteApprovalStore
+from extproc.approvals.waiter import ApprovalWaiter
 from extproc.approvals.webhooks import WebhookNotifier
 from extproc.audit.sink import AuditSinks
 from extproc.clock import SYSTEM_CLOCK, Clock
@@ -77,6 +78,16 @@ def build_processor(
     if masking is None or audit is None:
         raise ConfigError(f"{config.path}: the processor needs 'masking' and 'audit' sections")
     maskers = {name: Masker(profile, masking.key) for name, profile in masking.profiles.items()}
+    store, poll = None, 0.1
+    if config.approvals is not None and _asks_for_approvals(config):
+        settings = config.approvals
+        store = SqliteApprovalStore(
+            settings.store_path,
+            busy_timeout=settings.busy_timeout_seconds,
+            poll_interval=settings.poll_interval_seconds,
+            change_retention=settings.change_retention_seconds,
+        )
+        poll = settings.poll_interval_seconds
     return ProcessorRuntime(
         config=config,
         masking=masking,
@@ -85,6 +96,8 @@ def build_processor(
         clock=clock,
         capture_bytes=audit.capture_max_bytes if audit.capture_payloads else 0,
         write_ahead=audit.durability == "before_forward",
+        approvals=store,
+        waiter=None if store is None else ApprovalWaiter(store, poll_interval=poll),
     )
 
 
@@ -100,7 +113,7 @@ def build_approvals(
 ) -> ApprovalsRuntime:
     """The approvals API's runtime. ``settings`` default to the store beside the config file
     and no webhooks, until the config has an ``approvals`` section."""
-    settings = settings or default_settings(config.path)
+    settings = settings or config.approvals or default_settings(config.path)
     keys = KeyStore(config.identity, fetch_json)
     if load_keys:
         for issuer, error in keys.load_all().items():
@@ -132,6 +145,17 @@ def build_approvals(
         audit=audit,
         clock=clock,
         worker=worker,
+    )
+
+
+def _asks_for_approvals(config: Config) -> bool:
+    """Whether any rule can hold a request (the store is opened only then)."""
+    policy = config.policy
+    if policy.default_approval is not None or any(r.approval for r in policy.rules):
+        return True
+    masking = config.masking
+    return masking is not None and any(
+        rule.approval for profile in masking.profiles.values() for rule in profile.block
     )
 
 

@@ -43,9 +43,12 @@ class DryRunHit:
 
 @dataclass(frozen=True, slots=True)
 class Obligations:
-    """What the processor must do for an allowed request: the masking profile the route names."""
+    """What the processor must do for a request authz let through: the masking profile the
+    route names, and for a request held for approval, the upstream credential (by name: never
+    its value) to inject once an approver releases it."""
 
     masking_profile: str = ""
+    upstream_credential: str = ""
 
 
 NO_OBLIGATIONS = Obligations()
@@ -85,7 +88,14 @@ class Decision(NamedTuple):
 
     @property
     def lets_request_through(self) -> bool:
-        return self.error is None and (self.effect == "allow" or not self.enforced)
+        """To the processor, at least: a denial always carries its code, and a request held
+        for approval (``require_approval`` without a code) reaches the model only if the
+        processor releases it, since authz withholds its upstream credential."""
+        return self.error is None
+
+    @property
+    def awaits_approval(self) -> bool:
+        return self.effect == "require_approval" and self.enforced and self.error is None
 
     @property
     def outcome(self) -> Outcome:
@@ -96,9 +106,14 @@ class Decision(NamedTuple):
         return _OUTCOME_OF[self.effect]
 
 
-def denial_body(error: Code, reason: str, rule: str, request_id: str) -> bytes:
+def denial_body(
+    error: Code, reason: str, rule: str, request_id: str, approval_id: str = ""
+) -> bytes:
     """The JSON body of every answer the gateway gives itself, from authz or the processor."""
-    return orjson.dumps({"error": error, "reason": reason, "rule": rule, "request_id": request_id})
+    body = {"error": error, "reason": reason, "rule": rule, "request_id": request_id}
+    if approval_id:
+        body["approval_id"] = approval_id
+    return orjson.dumps(body)
 
 
 # -- the metadata mapping pair --------------------------------------------------------------------
@@ -149,6 +164,8 @@ def to_metadata(decision: Decision) -> dict[str, Any]:
         ]
     if decision.obligations.masking_profile:
         values["masking_profile"] = decision.obligations.masking_profile
+    if decision.obligations.upstream_credential:
+        values["upstream_credential"] = decision.obligations.upstream_credential
     return values
 
 
@@ -174,13 +191,17 @@ def from_metadata(values: Mapping[str, Any]) -> Decision:
         enforced=_expect(values.get("enforced", True), bool, "enforced"),
         dry_run=tuple(_dry_run_hit(item) for item in _list(values, "dry_run")),
         groups=tuple(_expect(item, str, "groups") for item in _list(values, "groups")),
-        obligations=_obligations(_text(values, "masking_profile")),
+        obligations=_obligations(
+            _text(values, "masking_profile"), _text(values, "upstream_credential")
+        ),
         **text,
     )
 
 
-def _obligations(masking_profile: str) -> Obligations:
-    return Obligations(masking_profile) if masking_profile else NO_OBLIGATIONS
+def _obligations(masking_profile: str, upstream_credential: str) -> Obligations:
+    if not masking_profile and not upstream_credential:
+        return NO_OBLIGATIONS
+    return Obligations(masking_profile, upstream_credential)
 
 
 def _dry_run_hit(item: Any) -> DryRunHit:

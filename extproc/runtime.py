@@ -11,7 +11,10 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from extproc.approval.model import Approval
+from extproc.approval.store import ApprovalStore
 from extproc.audit.writer import AuditWriter
 from extproc.clock import SYSTEM_CLOCK, Clock
 from extproc.decide.pipeline import Authorizer
@@ -21,6 +24,10 @@ from extproc.identity.keys import KeyStore
 from extproc.masking.engine import Masker
 from extproc.masking.profile import MaskingConfig
 from extproc.settings import Config
+
+
+class ApprovalWaiting(Protocol):
+    async def wait_resolved(self, approval_id: str, timeout: float) -> Approval: ...
 
 
 def new_decision_id() -> str:
@@ -62,6 +69,8 @@ class ProcessorRuntime:
     clock: Clock = SYSTEM_CLOCK
     capture_bytes: int = 0
     write_ahead: bool = True  # audit durability before_forward
+    approvals: ApprovalStore | None = None  # where held requests open and find approvals
+    waiter: ApprovalWaiting | None = None  # wakes a held request when its approval resolves
 
     def new_exchange(self) -> Exchange:
         return Exchange(
@@ -70,7 +79,14 @@ class ProcessorRuntime:
             clock=self.clock,
             capture_bytes=self.capture_bytes,
             audit_available=self.audit.accepting(),
+            approval_for=self.config.policy.approval_for,
+            credential_for=self.credential_for,
         )
+
+    def credential_for(self, name: str) -> tuple[str, str] | None:
+        """The (header, value) of an upstream credential, for a request an approver released."""
+        credential = self.config.upstreams.credentials.get(name)
+        return None if credential is None else (credential.header, credential.value)
 
     def watched_files(self) -> list[Path]:
         return [self.config.path]

@@ -20,6 +20,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
+from extproc.approval.config import ApprovalsSettings
+from extproc.approval.section import ApprovalsSection, compile_approvals
 from extproc.audit.config import AuditConfig
 from extproc.audit.settings import AuditSettings, compile_audit
 from extproc.config.base import SettingsModel
@@ -63,6 +65,9 @@ class ExtprocSettings(SettingsModel):
     audit: AuditSettings | None = Field(
         None, description="the tamper-evident audit trail (the processor needs it)"
     )
+    approvals: ApprovalsSection = Field(
+        ApprovalsSection(), description="where approvals are kept, who is told about them"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,7 @@ class Config:
     upstreams: Upstreams
     masking: MaskingConfig | None = None
     audit: AuditConfig | None = None
+    approvals: ApprovalsSettings | None = None
 
 
 def load_config(path: Path) -> Config:
@@ -110,6 +116,9 @@ def parse_config(data: bytes, path: Path) -> Config:
     upstreams = build("upstreams", lambda s: compile_upstreams(s, base_dir))
     masking = build("masking", lambda s: compile_masking(s, base_dir))
     audit = build("audit", lambda s: compile_audit(s, base_dir))
+    approvals = build("approvals", lambda s: compile_approvals(s, base_dir))
+    if approvals is None and not validation.failed("approvals"):
+        approvals = compile_approvals(ApprovalsSection(), base_dir)
     validation.raise_if_any()
     if identity is None or geo is None or policy is None or upstreams is None:
         raise AssertionError("no problem was recorded, yet a required section did not compile")
@@ -122,6 +131,7 @@ def parse_config(data: bytes, path: Path) -> Config:
         upstreams=upstreams,
         masking=masking,
         audit=audit,
+        approvals=approvals,
     )
 
 

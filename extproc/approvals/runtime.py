@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from extproc.approval.config import ApprovalsSettings
 from extproc.approval.store import ApprovalStore
-from extproc.approvals.settings import ApprovalsSettings
 from extproc.approvals.webhooks import WebhookNotifier
 from extproc.audit.writer import AuditWriter
 from extproc.clock import SYSTEM_CLOCK, Clock

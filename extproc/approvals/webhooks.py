@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from extproc.approval.config import WebhookSettings
 from extproc.approval.model import Approval, EventKind
 from extproc.approval.notice import SIGNATURE_HEADER, notice_body, sign
-from extproc.approvals.settings import WebhookSettings
 
 log = logging.getLogger("extproc.approvals")
 # url, body, headers, timeout -> HTTP status (raises OSError when nothing answered)

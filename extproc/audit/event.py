@@ -102,6 +102,7 @@ class Refusal:
     reason: str
     rule: str
     status: int
+    approval_id: str = ""  # the approval the caller may ask about (approval_required/denied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +164,14 @@ def build_event(
             ]
     if refusal is not None:
         event.update(
-            outcome="denied",
+            outcome="held" if refusal.error == Code.APPROVAL_REQUIRED else "denied",
             rule=refusal.rule,
             reason=refusal.reason,
             error=str(refusal.error),
             status=refusal.status,
         )
+        if refusal.approval_id:
+            event["approval_id"] = refusal.approval_id
     if traffic is not None:
         event.update(
             upstream_status=traffic.upstream_status,

@@ -89,11 +89,10 @@ class Authorizer:
                 "dry-run rule matched",
                 extra={"rule": hit.rule, "effect": hit.effect, "request_id": view.request_id},
             )
+        if verdict.effect == "require_approval" and verdict.enforced:
+            return self._held(view, decision_id, verdict, facts)
         if verdict.effect != "allow" and verdict.enforced:
-            error = (
-                Code.APPROVAL_REQUIRED if verdict.effect == "require_approval" else Code.FORBIDDEN
-            )
-            decision = self._decision(view, decision_id, verdict, facts, error)
+            decision = self._decision(view, decision_id, verdict, facts, Code.FORBIDDEN)
             return Answer(decision, facts=facts)
         if verdict.effect != "allow":
             log.info(
@@ -170,6 +169,27 @@ class Authorizer:
         )
         decision = self._decision(view, decision_id, verdict, facts, None)
         return Answer(decision, tuple(set_headers), remove, facts=facts)
+
+    def _held(
+        self, view: RequestView, decision_id: str, verdict: Verdict, facts: RequestFacts
+    ) -> Answer:
+        """On to the processor, which holds it for an approver, without the upstream
+        credential: only the processor's release adds it, so a chain without the processor
+        cannot serve it (the model refuses a request without the gateway's key)."""
+        credential_name = view.route.get("upstream_credential", "")
+        if credential_name and credential_name not in self._upstreams.credentials:
+            reason = "the gateway has no credential for this route"
+            return self._failed(
+                view, decision_id, Code.UPSTREAM_CREDENTIAL_UNAVAILABLE, reason, facts
+            )
+        remove = tuple(h for h in self._upstreams.strip_request_headers if h in view.headers)
+        decision = self._decision(view, decision_id, verdict, facts, None)
+        obligations = Obligations(
+            masking_profile=decision.obligations.masking_profile,
+            upstream_credential=credential_name,
+        )
+        held = decision._replace(obligations=obligations)
+        return Answer(held, ((DECISION_ID_HEADER, decision_id),), remove, facts=facts)
 
     def _identity_denied(self, view: RequestView, decision_id: str, exc: IdentityError) -> Answer:
         if exc.code == Code.MISSING_TOKEN:

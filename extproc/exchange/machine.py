@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from extproc.approval.policy import ApprovalPolicy
 from extproc.audit.event import Refusal, Traffic, build_event
 from extproc.clock import SYSTEM_CLOCK, Clock
 from extproc.decision import Decision
@@ -46,8 +47,19 @@ from extproc.masking.stream import StreamMasker, stream_masker
 from extproc.masking.url import mask_target
 
 _MAX_CAPTURE = 4096
+JUSTIFICATION_HEADER = "x-approval-justification"
 _ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 _STREAMED_TYPES = ("text/event-stream", *LINE_TYPES)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The request waits for a human approval: ``decision`` names the rule that asks for it
+    (authz's, or a content rule's), ``body`` is what a request-scoped grant binds to."""
+
+    policy: ApprovalPolicy
+    decision: Decision
+    body: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +98,17 @@ class Exchange:
         clock: Clock = SYSTEM_CLOCK,
         capture_bytes: int = 0,
         audit_available: bool = True,
+        approval_for: Callable[[str], ApprovalPolicy | None] = lambda _rule: None,
+        credential_for: Callable[[str], tuple[str, str] | None] = lambda _name: None,
     ) -> None:
+        self._approval_for = approval_for
+        self._credential_for = credential_for
+        self._hold_policy: ApprovalPolicy | None = None
+        self.pending_hold: Hold | None = None  # set by a step; the adapter resolves it
+        self.justification: str | None = None
+        self.approval_id = ""
+        self.approval_status = ""
+        self.released_headers: tuple[tuple[str, str], ...] = ()
         self._audit_available = audit_available
         self._masking = masking
         self._maskers = maskers
@@ -144,7 +166,9 @@ class Exchange:
         return self.masker.profile
 
     # -- request --------------------------------------------------------------------------------
-    def request_headers(self, headers: Mapping[str, str]) -> HeaderStep:
+    def request_headers(
+        self, headers: Mapping[str, str], end_of_stream: bool = False
+    ) -> HeaderStep:
         self._request_seen = True
         self.method = headers.get(":method", "")
         target = headers.get(":path", "")
@@ -179,13 +203,33 @@ class Exchange:
             return self._refuse(
                 Code.COMPRESSED_BODY_REFUSED, "compressed request bodies are refused"
             )
+        remove: tuple[str, ...] = ("content-length",)
+        if JUSTIFICATION_HEADER in headers:  # for the approver, not for the model
+            self.justification = headers[JUSTIFICATION_HEADER]
+            remove += (JUSTIFICATION_HEADER,)
+        if self.decision.awaits_approval:
+            self._hold_policy = self._approval_for(self.decision.rule)
+            if self._hold_policy is None:
+                return self._refuse(
+                    Code.APPROVALS_UNAVAILABLE,
+                    "the rule that asks for an approval is not in this config",
+                    rule="approvals",
+                )
+            if end_of_stream:
+                self.pending_hold = Hold(self._hold_policy, self.decision, None)
         masked_target = self._mask_target(target)
         if masked_target is None:
-            return HeaderStep(remove=("content-length",))
+            return HeaderStep(remove=remove)
         self.path = masked_target.split("?", 1)[0]
-        return HeaderStep(remove=("content-length",), set=((":path", masked_target),))
+        return HeaderStep(remove=remove, set=((":path", masked_target),))
 
     def request_body(self, body: bytes) -> BodyStep:
+        step = self._request_body(body)
+        if step.refusal is None and self._hold_policy is not None and self.decision is not None:
+            self.pending_hold = Hold(self._hold_policy, self.decision, body)
+        return step
+
+    def _request_body(self, body: bytes) -> BodyStep:
         self.request.bytes_in = len(body)
         if "request" not in self.profile.directions or not body:
             self.request.bytes_out = len(body)
@@ -193,7 +237,15 @@ class Exchange:
         try:
             plain = self._inflate(body, self.request.encoding)
             hit = self.masker.blocked(plain, "request", self.request.content_type)
-            if hit is not None:
+            if hit is not None and hit.approval is not None and self.decision is not None:
+                # Content that needs a human's approval: held (after masking), not refused.
+                self.blocked = hit
+                if self._hold_policy is None:
+                    self._hold_policy = hit.approval
+                    self.decision = self.decision._replace(
+                        effect="require_approval", rule=hit.rule, reason=hit.reason
+                    )
+            elif hit is not None:
                 self.blocked = hit
                 self.refusal = Refusal(Code.PROMPT_BLOCKED, hit.reason, hit.rule, 403)
                 return BodyStep(refusal=self.refusal)
@@ -294,6 +346,33 @@ class Exchange:
             Code.AUDIT_UNAVAILABLE, "the audit trail cannot record this exchange", rule="audit"
         )
 
+    # -- approvals ------------------------------------------------------------------------------
+    def release(self, approval_id: str) -> tuple[tuple[str, str], ...] | Refusal:
+        """An approver (or a grant) released the request: the headers to add (the upstream
+        credential authz withheld), or a refusal when the gateway lacks that credential."""
+        self.pending_hold = None
+        self.approval_id, self.approval_status = approval_id, "granted"
+        decision = self.decision
+        name = decision.obligations.upstream_credential if decision else ""
+        if not name:
+            return ()
+        credential = self._credential_for(name)
+        if credential is None:
+            return self._refusal(
+                Code.UPSTREAM_CREDENTIAL_UNAVAILABLE,
+                "the gateway has no credential for this route",
+                rule="approvals",
+            )
+        return (credential,)
+
+    def not_released(self, code: Code, reason: str, approval_id: str = "") -> Refusal:
+        """No approval (yet, or an approver said no), or the request cannot wait for one."""
+        self.pending_hold = None
+        self.approval_id = approval_id
+        rule = self.decision.rule if self.decision else "approvals"
+        self.refusal = Refusal(code, reason, rule, status_of(code), approval_id)
+        return self.refusal
+
     def fail(self, reason: str) -> Refusal:
         """Processing itself failed: refuse (fail closed)."""
         return self._refusal(Code.PROCESSING_FAILED, reason, rule="processor")
@@ -371,6 +450,8 @@ class Exchange:
         )
         # Every record names its request (Envoy's x-request-id when no decision came with one).
         event.setdefault("request_id", self.request_id or f"unidentified-{self.started_at}")
+        if self.approval_status == "granted":
+            event.update(outcome="allowed", approval_id=self.approval_id, approval_status="used")
         return event
 
 

@@ -215,7 +215,7 @@ class Masker:
         folded = fold(text)
         for rule in rules:
             if _rule_hits(rule, text) or (folded != text and _rule_hits(rule, folded)):
-                return BlockHit(rule.name, rule.reason)
+                return BlockHit(rule.name, rule.reason, rule.approval)
         return None
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from extproc.approval.policy import ApprovalPolicy
 from extproc.masking.detectors import DETECTOR_NAMES, Detector, builtin_detectors
 from extproc.masking.paths import Step
 
@@ -31,6 +32,8 @@ class BlockRule:
     pattern: Any = None  # an RE2 pattern
     detector: str | None = None
     directions: frozenset[str] = frozenset({"request"})
+    # Set: a match holds the request for a human approval instead of refusing it.
+    approval: ApprovalPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from extproc.approval.policy import ApprovalPolicy
 from extproc.errors import Code, ExtprocError
 
 
@@ -38,6 +39,7 @@ class MaskResult:
 class BlockHit:
     rule: str
     reason: str
+    approval: ApprovalPolicy | None = None  # the rule holds for approval instead of refusing
 
 
 def findings_by_type(findings: Iterable[Finding]) -> dict[str, int]:

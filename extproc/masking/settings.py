@@ -35,6 +35,7 @@ import re2
 from pydantic import Field
 from stdnum import iban, luhn
 
+from extproc.approval.settings import ApprovalSettings, compile_approval
 from extproc.config.base import (
     SINGLE_AS_LIST,
     Name,
@@ -96,6 +97,11 @@ class BlockRuleSettings(SettingsModel):
     detector: DetectorName | None = Field(None, description="a built-in detector")
     directions: Annotated[tuple[Direction, ...], Field(min_length=1), SINGLE_AS_LIST] = Field(
         ("request",), description="the bodies the rule reads"
+    )
+    approval: ApprovalSettings | None = Field(
+        None,
+        description="hold a matching request for a human approval instead of refusing it "
+        "(request direction only)",
     )
 
 
@@ -299,12 +305,18 @@ def _block(settings: BlockRuleSettings, problems: Problems) -> BlockRule | None:
         pattern = compile_re2(settings.pattern, problems.at("pattern"))
         if pattern is None:
             return None
+    approval = None
+    if settings.approval is not None:
+        if set(settings.directions) != {"request"}:
+            problems.add(("approval",), "only a rule on requests can hold one for approval")
+        approval = compile_approval(settings.approval, problems.at("approval"))
     return BlockRule(
         name=settings.name,
         reason=settings.reason or f"the content matches blocking rule {settings.name}",
         pattern=pattern,
         detector=settings.detector,
         directions=frozenset(settings.directions),
+        approval=approval,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from extproc.approval.policy import ApprovalPolicy
 from extproc.decision import DryRunHit, Effect
 from extproc.policy.conditions import Condition, Predicate
 from extproc.policy.facts import RequestFacts
@@ -31,6 +32,7 @@ class Rule:
     status: int
     enforce: bool = True
     conditions: tuple[Condition, ...] = ()
+    approval: ApprovalPolicy | None = None  # set exactly when effect is require_approval
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,16 @@ class Policy:
     default: Verdict
     enforce: bool = True
     group_regions: Mapping[str, frozenset[str]] | None = None
+    default_approval: ApprovalPolicy | None = None
+
+    def approval_for(self, rule: str) -> ApprovalPolicy | None:
+        """The approval a ``require_approval`` verdict of ``rule`` asks for."""
+        if rule == self.default.rule:
+            return self.default_approval
+        for candidate in self.rules:
+            if candidate.name == rule:
+                return candidate.approval
+        return None
 
     def evaluate(self, facts: RequestFacts) -> Verdict:
         dry_run: list[DryRunHit] = []

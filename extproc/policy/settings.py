@@ -23,6 +23,8 @@ from collections.abc import Collection, Mapping
 
 from pydantic import Field
 
+from extproc.approval.policy import ApprovalPolicy
+from extproc.approval.settings import ApprovalSettings, compile_approval
 from extproc.config.base import Name, Names, SettingsModel
 from extproc.config.problems import Problems
 from extproc.decision import Effect
@@ -45,6 +47,9 @@ class RuleSettings(SettingsModel):
     reason: Name | None = Field(None, description="the reason the caller reads")
     enforce: bool = Field(True, description="false: dry-run, recorded but not deciding")
     status: int | None = Field(None, ge=200, description=_STATUS)
+    approval: ApprovalSettings | None = Field(
+        None, description="who must approve, for effect require_approval (required then)"
+    )
 
 
 class DefaultSettings(SettingsModel):
@@ -53,6 +58,9 @@ class DefaultSettings(SettingsModel):
     effect: Effect = Field("deny", description="what the default decides")
     reason: Name | None = Field(None, description="the reason the caller reads")
     status: int | None = Field(None, ge=200, description=_STATUS)
+    approval: ApprovalSettings | None = Field(
+        None, description="who must approve, for effect require_approval (required then)"
+    )
 
 
 class PolicySettings(SettingsModel):
@@ -94,6 +102,7 @@ def compile_policy(settings: PolicySettings, *, regions: Collection[str]) -> Pol
         rules.append(_rule(rule, ctx, where))
     default = settings.default
     default_status = _status(default.effect, default.status, problems.at("default"))
+    default_approval = _approval(default.effect, default.approval, problems.at("default"))
     problems.check()
     return Policy(
         tuple(rules),
@@ -105,6 +114,7 @@ def compile_policy(settings: PolicySettings, *, regions: Collection[str]) -> Pol
         ),
         settings.enforce,
         group_regions,
+        default_approval,
     )
 
 
@@ -118,7 +128,24 @@ def _rule(settings: RuleSettings, ctx: ConditionContext, problems: Problems) -> 
         status=_status(settings.effect, settings.status, problems),
         enforce=settings.enforce,
         conditions=block.conditions,
+        approval=_approval(settings.effect, settings.approval, problems),
     )
+
+
+def _approval(
+    effect: Effect, settings: ApprovalSettings | None, problems: Problems
+) -> ApprovalPolicy | None:
+    if effect != "require_approval":
+        if settings is not None:
+            problems.add(("approval",), "only a require_approval rule has an approval block")
+        return None
+    if settings is None:
+        problems.add(
+            ("approval",),
+            "a require_approval rule needs an approval block (who approves, how many)",
+        )
+        return None
+    return compile_approval(settings, problems.at("approval"))
 
 
 def _status(effect: Effect, status: int | None, problems: Problems) -> int:

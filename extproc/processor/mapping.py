@@ -86,6 +86,31 @@ def response_body_response(step: BodyStep) -> ep.ProcessingResponse:
     return ep.ProcessingResponse(response_body=_body_response(step))
 
 
+def add_request_headers(
+    response: ep.ProcessingResponse, headers: tuple[tuple[str, str], ...]
+) -> None:
+    """Add header mutations to a request-headers or request-body answer (a released request's
+    upstream credential: the request's headers are still held while its body is processed)."""
+    if not headers:
+        return
+    kind = response.WhichOneof("response")
+    if kind == "request_headers":
+        mutation = response.request_headers.response.header_mutation
+    elif kind == "request_body":
+        mutation = response.request_body.response.header_mutation
+    else:
+        raise ValueError(f"cannot add request headers to a {kind} answer")
+    for name, value in headers:
+        mutation.set_headers.append(_header(name, value))
+
+
+def _header(name: str, value: str) -> base_pb2.HeaderValueOption:
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=name, raw_value=value.encode("utf-8")),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
+
+
 def streamed_chunk_response(step: BodyStep) -> ep.ProcessingResponse:
     """A STREAMED chunk is always replaced, possibly by nothing (the held-back tail)."""
     return ep.ProcessingResponse(
@@ -100,12 +125,7 @@ def _headers_response(step: HeaderStep) -> ep.HeadersResponse:
     if step.remove:
         common.header_mutation.remove_headers.extend(step.remove)
     for name, value in step.set:
-        common.header_mutation.set_headers.append(
-            base_pb2.HeaderValueOption(
-                header=base_pb2.HeaderValue(key=name, raw_value=value.encode("utf-8")),
-                append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-            )
-        )
+        common.header_mutation.set_headers.append(_header(name, value))
     return ep.HeadersResponse(response=common)
 
 
@@ -123,7 +143,9 @@ def immediate(refusal: Refusal, request_id: str) -> ep.ProcessingResponse:
         immediate_response=ep.ImmediateResponse(
             status=http_status_pb2.HttpStatus(code=refusal.status),
             headers=ep.HeaderMutation(set_headers=[_JSON_HEADER]),
-            body=denial_body(refusal.error, refusal.reason, refusal.rule, request_id),
+            body=denial_body(
+                refusal.error, refusal.reason, refusal.rule, request_id, refusal.approval_id
+            ),
             details=f"extproc_{refusal.error}",
         )
     )

@@ -16,15 +16,21 @@ from typing import Any
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc
+from google.protobuf import duration_pb2
 
 from extproc import metrics
-from extproc.errors import DecisionError
-from extproc.exchange.machine import Exchange
+from extproc.approval.gate import admit
+from extproc.approval.rules import held_outcome
+from extproc.errors import ApprovalError, Code, DecisionError
+from extproc.exchange.machine import Exchange, Hold
 from extproc.processor import mapping
 from extproc.reload import RuntimeHolder
 from extproc.runtime import ProcessorRuntime
 
 log = logging.getLogger("extproc.processor")
+
+HOLD_MARGIN_SECONDS = 5
+_WAITING = "this request needs a human approval; ask an approver to review it, then retry"
 
 Reply = tuple[ep.ProcessingResponse | None, bool]  # the response, and whether the stream ends
 
@@ -49,6 +55,15 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
                     decided = _read_decision(exchange, request)
                 try:
                     response, done = _step(exchange, request)
+                    hold = exchange.pending_hold
+                    if hold is not None and response is not None and not done:
+                        async for extend in _held(runtime, exchange, hold):
+                            yield extend  # Envoy's message timeout, stretched for the hold
+                        if exchange.refusal is not None:
+                            response = mapping.immediate(exchange.refusal, exchange.request_id)
+                            done = True
+                        else:
+                            mapping.add_request_headers(response, exchange.released_headers)
                     if runtime.write_ahead and opened is None and not done and exchange.forwarding:
                         opened = await _open(runtime, exchange)
                         if not opened:
@@ -85,7 +100,9 @@ def _read_decision(exchange: Exchange, request: ep.ProcessingRequest) -> bool:
 def _step(exchange: Exchange, request: ep.ProcessingRequest) -> Reply:
     kind = request.WhichOneof("request")
     if kind == "request_headers":
-        step = exchange.request_headers(mapping.headers(request.request_headers))
+        step = exchange.request_headers(
+            mapping.headers(request.request_headers), request.request_headers.end_of_stream
+        )
         if step.refusal:
             return mapping.immediate(step.refusal, exchange.request_id), True
         return mapping.request_headers_response(step), False
@@ -113,6 +130,62 @@ def _step(exchange: Exchange, request: ep.ProcessingRequest) -> Reply:
     if kind == "response_trailers":
         return ep.ProcessingResponse(response_trailers=ep.TrailersResponse()), True
     return None, False
+
+
+async def _held(
+    runtime: ProcessorRuntime, exchange: Exchange, hold: Hold
+) -> AsyncIterator[ep.ProcessingResponse]:
+    """Find a grant or open (or join) the approval, hold the request while an approver decides
+    (any process on the same store may decide), then release it or refuse it. Fails closed: no
+    store, no release."""
+    store, waiter = runtime.approvals, runtime.waiter
+    if store is None or waiter is None:
+        exchange.not_released(Code.APPROVALS_UNAVAILABLE, "no approvals store is configured")
+        return
+    decision, policy = hold.decision, hold.policy
+    try:
+        admission = await asyncio.to_thread(
+            admit,
+            store,
+            decision,
+            policy,
+            method=exchange.method,
+            path=exchange.path,
+            route=f"{decision.target_region}:{exchange.path}",
+            body=hold.body,
+            justification=exchange.justification,
+            now=runtime.clock.wall(),
+        )
+    except ApprovalError as exc:
+        exchange.not_released(exc.code, exc.reason)
+        return
+    if admission.grant is not None:
+        _release(exchange, admission.grant.id)
+        return
+    pending = admission.pending
+    assert pending is not None
+    if policy.hold_seconds <= 0:
+        exchange.not_released(Code.APPROVAL_REQUIRED, _WAITING, pending.id)
+        return
+    # One extension per processing state, bounded by Envoy's max_message_timeout: the answer
+    # comes before it runs out (a structured 403, never Envoy's timeout error).
+    timeout = duration_pb2.Duration(seconds=int(policy.hold_seconds) + HOLD_MARGIN_SECONDS)
+    yield ep.ProcessingResponse(override_message_timeout=timeout)
+    approval = await waiter.wait_resolved(pending.id, policy.hold_seconds)
+    code = held_outcome(approval, runtime.clock.wall())
+    if code is None:
+        _release(exchange, approval.id)
+    elif code == Code.APPROVAL_DENIED:
+        exchange.not_released(code, approval.resolve_reason or "an approver denied it", approval.id)
+    else:
+        exchange.not_released(code, _WAITING, approval.id)
+
+
+def _release(exchange: Exchange, approval_id: str) -> None:
+    released = exchange.release(approval_id)
+    if not isinstance(released, tuple):
+        return  # refused: the exchange holds the refusal
+    exchange.released_headers = released
 
 
 async def _open(runtime: ProcessorRuntime, exchange: Exchange) -> bool:

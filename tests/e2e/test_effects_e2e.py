@@ -23,6 +23,7 @@ APPROVAL_RULE = """  rules:
       when: {path: "/eu/v1/fine-tunes*"}
       effect: require_approval
       reason: fine-tuning on eu data needs a human approval
+      approval: {approver_groups: [approvers], any_of: 1, hold: 0}
     - name: shadow-no-previews
       when: {model: "preview-*"}
       effect: deny
@@ -101,12 +102,14 @@ def test_require_approval_is_recorded_as_held_and_never_reaches_the_model(gatewa
     assert reply.status == 403
     body = reply.json()
     assert (body["error"], body["rule"]) == ("approval_required", "fine-tunes-need-approval")
+    assert body["approval_id"]
     (event,) = events_for(gateway, body["request_id"])
     assert (event["service"], event["effect"], event["outcome"]) == (
-        "authz",
+        "processor",
         "require_approval",
         "held",
     )
+    assert (event["error"], event["approval_id"]) == ("approval_required", body["approval_id"])
     assert gateway.model.requests() == []
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 
 from extproc.app import build_approvals
+from extproc.approval.config import ApprovalsSettings
 from extproc.approval.ids import new_approval_id, request_digest, scope_key
 from extproc.approval.model import Approval, Target
 from extproc.approval.policy import ApprovalPolicy
@@ -25,7 +26,6 @@ from extproc.approval.rules import open_approval
 from extproc.approvals.api import approvals_pb2_grpc
 from extproc.approvals.api.service import ApprovalsService
 from extproc.approvals.runtime import ApprovalsRuntime
-from extproc.approvals.settings import ApprovalsSettings
 from extproc.audit.sink import AuditSinks
 from extproc.decision import Decision
 from extproc.demo.issuer import DevIssuer

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from extproc.approval.gate import Admission, admit
 from extproc.approval.policy import ApprovalPolicy
 from extproc.approval.rules import held_outcome
-from extproc.approvals.gate import Admission, admit
 from extproc.approvals.sqlite import SqliteApprovalStore
 from extproc.errors import ApprovalError, Code
 from tests.unit.test_approval_rules import ONE, SEC, T0, decision

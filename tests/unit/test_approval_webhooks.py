@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from extproc.approval import rules
+from extproc.approval.config import WebhookSettings, parse_approvals_settings
 from extproc.approval.notice import verify_signature
-from extproc.approvals.settings import WebhookSettings, parse_approvals_settings
 from extproc.approvals.webhooks import WebhookNotifier
 from extproc.demo.http import start_server, stop_server
 from extproc.errors import ConfigError

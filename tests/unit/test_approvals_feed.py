@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from extproc.approval.config import ApprovalsSettings, WebhookSettings
 from extproc.approval.model import Person
 from extproc.approval.notice import verify_signature
 from extproc.approval.policy import ApprovalPolicy
 from extproc.approvals.feed import CONSUMER, expire_due, publish_changes, run_background
-from extproc.approvals.settings import ApprovalsSettings, WebhookSettings
 from extproc.audit.read import read_events
 from extproc.audit.verify import collect
 from extproc.demo.http import start_server, stop_server

@@ -43,6 +43,7 @@ policy:
       when: {{path: "/admin/*"}}
       effect: require_approval
       reason: admin paths need a human approval
+      approval: {{approver_groups: [security], any_of: 1}}
     - name: allow-known-regions
       when: {{source_region: [eu, us]}}
       effect: allow
@@ -138,19 +139,18 @@ def test_a_dry_run_rule_is_recorded_in_the_metadata_while_the_request_goes_on(
     assert answer.decision.outcome == "allowed"
 
 
-def test_require_approval_denies_with_approval_required_until_approvals_exist(
+def test_require_approval_goes_on_to_the_processor_without_the_upstream_credential(
     runtime: tuple[AuthzRuntime, DevIssuer],
 ) -> None:
     authz, issuer = runtime
     answer = decide(authz, check(issuer.mint("bob", audience="api"), "192.0.2.10", "/admin/x"))
-    assert not answer.allowed
+    assert answer.allowed  # to the processor, which holds it
     assert answer.decision.outcome == "held"
-    assert json.loads(answer.deny_body()) == {
-        "error": "approval_required",
-        "reason": "admin paths need a human approval",
-        "rule": "admin-paths-need-approval",
-        "request_id": "rid-1",
-    }
+    assert answer.decision.awaits_approval
+    assert answer.decision.obligations.upstream_credential == "model"
+    injected = dict(answer.set_headers)
+    assert "x-upstream-key" not in injected  # withheld until an approver releases it
+    assert set(answer.remove_headers) == {"authorization", "x-api-key"}
 
 
 def test_a_route_naming_an_unknown_credential_is_denied_not_forwarded_bare(

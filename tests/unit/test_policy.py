@@ -39,6 +39,7 @@ policy:
     - name: admins-need-approval
       when: {groups_all: [admin, oncall], path: "/admin/*"}
       effect: require_approval
+      approval: {thresholds: {security: 1}}
     - name: target-region-not-allowed
       when: {target_region_allowed_for_groups: false}
       effect: deny
@@ -231,3 +232,31 @@ def test_config_errors_name_the_line_and_key(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         policy_from(text)
     assert expected in caught.value.reason
+
+
+def test_a_require_approval_rule_needs_its_approval_block_and_no_other_rule_has_one() -> None:
+    text = (
+        "policy:\n  rules:\n"
+        "    - {name: a, effect: require_approval}\n"
+        "    - {name: b, effect: allow, approval: {any_of: 1, approver_groups: [x]}}\n"
+        "    - {name: c, effect: require_approval, approval: {any_of: 1}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        policy_from(text)
+    errors = "\n".join(caught.value.errors)
+    assert "policy.rules[0].approval: a require_approval rule needs an approval block" in errors
+    assert "policy.rules[1].approval: only a require_approval rule has an approval block" in errors
+    assert "policy.rules[2].approval: approver_groups must name at least one group" in errors
+
+
+def test_a_require_approval_rule_carries_its_approval_policy() -> None:
+    policy = policy_from(
+        "policy:\n  rules:\n"
+        "    - name: hold-it\n      effect: require_approval\n"
+        "      approval: {thresholds: {security: 1, ml-leads: 1}, hold: 20s, grant_ttl: 10m}\n"
+    )
+    approval = policy.approval_for("hold-it")
+    assert approval is not None
+    assert approval.thresholds == (("ml-leads", 1), ("security", 1))
+    assert (approval.hold_seconds, approval.grant_ttl_seconds) == (20.0, 600.0)
+    assert policy.approval_for("nope") is None

@@ -48,7 +48,16 @@ def test_the_schema_is_draft_2020_12_closed_and_documented() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "extproc config"
     assert schema["description"]
-    sections = {"version", "identity", "geo", "policy", "upstreams", "masking", "audit"}
+    sections = {
+        "version",
+        "identity",
+        "geo",
+        "policy",
+        "upstreams",
+        "masking",
+        "audit",
+        "approvals",
+    }
     assert set(schema["properties"]) == sections
     models = objects(schema)
     assert len(models) >= 15
