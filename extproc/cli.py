@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--model-port", type=int, default=18080)
     up.add_argument("--authz-port", type=int, default=50051)
     up.add_argument("--processor-port", type=int, default=50061)
+    up.add_argument("--approvals-port", type=int, default=50071)
     up.add_argument("--issuer-port", type=int, default=18443)
     up.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4))
     up.set_defaults(run=_up)
@@ -295,6 +296,7 @@ def _up(args: argparse.Namespace) -> int:
         model=args.model_port,
         authz=args.authz_port,
         processor=args.processor_port,
+        approvals=args.approvals_port,
         issuer=args.issuer_port,
     )
     return run_demo(args.state_dir, ports, workers=max(1, args.workers))

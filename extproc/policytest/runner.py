@@ -17,7 +17,7 @@ from extproc.config.document import read_document
 from extproc.config.validation import Validation
 from extproc.decide.answer import Answer
 from extproc.decide.request import RequestView
-from extproc.errors import ConfigError
+from extproc.errors import Code, ConfigError
 from extproc.exchange.machine import Exchange
 from extproc.identity.verifier import identity_from_claims
 from extproc.masking.engine import Masker
@@ -122,6 +122,10 @@ def _processed(
     refusal = step.refusal or exchange.request_body(body[0]).refusal
     got: dict[str, Any] = {"masked": tuple(sorted({f.type for f in exchange.request.findings}))}
     got["blocked"] = exchange.blocked.rule if exchange.blocked else None
+    hold = exchange.pending_hold
+    if refusal is None and hold is not None:  # waits for a human: the caller sees a 403 at best
+        got.update(outcome="held", rule=hold.decision.rule, status=403)
+        got["error"] = str(Code.APPROVAL_REQUIRED)
     if refusal is not None:
         got.update(outcome="denied", rule=refusal.rule, error=str(refusal.error))
         got["status"] = refusal.status

@@ -44,7 +44,8 @@ class Gateway:
         self.workers = workers
         self.config_path = root / "config.yaml"
         self.issuer = DevIssuer(root / "issuer", port=0)
-        self.model = DemoModel(port=0)
+        # The model serves only what carries the gateway's key, like a real one behind it.
+        self.model = DemoModel(port=0, required_key=MODEL_KEY)
         self.authz_port = free_port_range(workers)
         self.processor_port = free_port_range(workers)
         self.listener_port = free_port()
@@ -52,6 +53,8 @@ class Gateway:
         self._config_text = config_text
         self.authz: subprocess.Popen[bytes] | None = None
         self.processor: subprocess.Popen[bytes] | None = None
+        self.approvals: subprocess.Popen[bytes] | None = None
+        self.approvals_port = 0
         self.envoy: EnvoyProcess | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -91,14 +94,23 @@ class Gateway:
     def start_processor(self) -> None:
         self.processor = self._start_service("processor", self.processor_port)
 
-    def _start_service(self, service: str, port: int) -> subprocess.Popen[bytes]:
+    def start_approvals(self) -> int:
+        """The approvals service (one worker) on the gateway's config and store; its port."""
+        self.approvals_port = free_port()
+        self.approvals = self._start_service("approvals", self.approvals_port, workers=1)
+        return self.approvals_port
+
+    def _start_service(
+        self, service: str, port: int, workers: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        workers = self.workers if workers is None else workers
         env = dict(os.environ, **{MODEL_KEY_ENV: MODEL_KEY}, **KEYS)
         log = (self.root / f"{service}.log").open("ab")
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "extproc", "serve", service,
                 "--config", str(self.config_path),
-                "--port", str(port), "--workers", str(self.workers),
+                "--port", str(port), "--workers", str(workers),
                 "--reload-interval", "0.2", "--log-level", "debug",
             ],
             stdout=log,
@@ -106,7 +118,7 @@ class Gateway:
             env=env,
         )  # fmt: skip
         try:
-            for i in range(self.workers):
+            for i in range(workers):
                 wait_for_grpc_health(port + i, process=process)
         except Exception as exc:
             text = (self.root / f"{service}.log").read_text(errors="replace")
@@ -126,6 +138,7 @@ class Gateway:
             self.envoy.stop()
         self.stop_authz()
         self.stop_processor()
+        _stop(self.approvals)
         self.model.stop()
         self.issuer.stop()
 

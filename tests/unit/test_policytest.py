@@ -28,9 +28,9 @@ def test_the_demo_config_ships_with_a_suite_that_passes(demo: Path) -> None:
     result = extproc("test", str(demo / POLICY_TESTS), "--junit", str(demo / "junit.xml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAIL" not in result.stdout
-    assert result.stdout.strip().endswith("9 passed, 0 failed")
+    assert result.stdout.strip().endswith("10 passed, 0 failed")
     suite = ElementTree.parse(demo / "junit.xml").getroot()[0]
-    assert (suite.get("tests"), suite.get("failures")) == ("9", "0")
+    assert (suite.get("tests"), suite.get("failures")) == ("10", "0")
 
 
 def test_a_wrong_expectation_fails_with_a_readable_diff_and_the_policy_trace(demo: Path) -> None:
