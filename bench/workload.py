@@ -88,8 +88,11 @@ ALLOWING_RULE = (
 def policy_rules() -> str:
     rules = [*NON_MATCHING_RULES, ALLOWING_RULE]
     assert len(rules) == 20
+    approval = ", approval: {approver_groups: [security], any_of: 1}"
     return "\n".join(
-        f"    - {{name: {name}, when: {when}, effect: {effect}}}" for name, when, effect in rules
+        f"    - {{name: {name}, when: {when}, effect: {effect}"
+        f"{approval if effect == 'require_approval' else ''}}}"
+        for name, when, effect in rules
     )
 
 
