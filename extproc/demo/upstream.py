@@ -287,7 +287,7 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
 
 
 def _gzip_bomb() -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
     block = bytes(1 << 20)
     out = [compressor.compress(block) for _ in range(BOMB_BYTES // len(block))]
     out.append(compressor.flush())
