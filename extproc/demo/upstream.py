@@ -1,9 +1,15 @@
-"""A demo model server with the OpenAI chat completions wire format.
+"""A demo model server that speaks the wire formats of the common inference APIs.
 
-It answers by echoing the last user message (streamed as SSE when ``"stream": true``, a few
-characters per event so values split across events and chunks) and records what it received, so
-a user can see exactly what a model behind the gateway sees. The model ``demo-leaky`` ignores
-the prompt and answers with sample sensitive data, for response masking.
+It answers by echoing the last user message (or the input, or the prompt) and records what it
+received, so a user can see exactly what a model behind the gateway sees. Streamed replies come
+a few characters per event, so values split across events and chunks. The path picks the
+dialect (``extproc.demo.dialects``): ``/v1/chat/completions`` (OpenAI chat; a model named
+``*tools*`` answers with a tool call, ``*plain*`` with bare ``data:`` lines),
+``/v1/responses``, ``/v1/completions``, ``/v1/messages`` (Anthropic), ``/api/chat`` or
+``/v1/api/chat`` (Ollama NDJSON, streamed unless ``"stream": false``). A model whose name has
+``leaky`` ignores the prompt and answers with sample sensitive data, for response masking.
+``x-demo-*`` headers shape a stream (``extproc.demo.shapes``); ``x-demo-gzip: 1`` gzips a
+whole reply and ``x-demo-gzip-bomb: 1`` answers with a small gzip body that inflates to 1 GiB.
 """
 
 from __future__ import annotations
@@ -12,19 +18,32 @@ import base64
 import gzip
 import hmac
 import json
-import secrets
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from extproc.demo.dialects import frames, tool_arguments
 from extproc.demo.http import start_server, stop_server
+from extproc.demo.replies import prompt_of, usage, whole
+from extproc.demo.shapes import ENDLESS_SECONDS, HOLD_SECONDS, StreamShape
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
-MODELS = ("demo-echo", "demo-leaky")
+MODELS = ("demo-echo", "demo-leaky", "demo-tools", "demo-leaky-tools", "demo-plain",
+          "demo-leaky-plain")  # fmt: skip
+ROUTES = {
+    "/v1/chat/completions": "chat",
+    "/v1/responses": "responses",
+    "/v1/completions": "completions",
+    "/v1/messages": "anthropic",
+    "/api/chat": "ollama",
+    "/v1/api/chat": "ollama",  # under the gateway's /REGION/v1/ routes
+}
+BOMB_BYTES = 1 << 30
 LEAKY_REPLY = (
     "Customer record: card 4111 1111 1111 1111, e-mail jane.doe@example.com, "
     "SSN 123-45-6789, phone +1 415 555 0100."
@@ -62,6 +81,8 @@ class DemoModel:
         self.chunk_chars = chunk_chars
         self._record: deque[RecordedRequest] = deque(maxlen=record_limit)
         self._lock = threading.Lock()
+        self.resume = threading.Event()  # goes on with streams held by x-demo-hold-after-bytes
+        self._bomb: bytes | None = None
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -81,6 +102,12 @@ class DemoModel:
     def stop(self) -> None:
         stop_server(self._server)
         self._server = None
+
+    def gzip_bomb(self) -> bytes:
+        """A gzip body of about 1 MB that inflates to 1 GiB of zeros (made once)."""
+        if self._bomb is None:
+            self._bomb = _gzip_bomb()
+        return self._bomb
 
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
@@ -110,22 +137,6 @@ class DemoModel:
                 }
                 with self.record_path.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(line) + "\n")
-
-
-def _last_user_text(messages: Any) -> str:
-    for message in reversed(messages):
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            return "".join(
-                part.get("text", "")
-                for part in content
-                if isinstance(part, dict) and part.get("type") == "text"
-            )
-    return ""
 
 
 def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
@@ -180,29 +191,33 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
                 self._error(401, "the model's API key is missing or wrong", "invalid_api_key")
                 return
             model.record(RecordedRequest("POST", self.path, headers, body))
-            if self.path.split("?", 1)[0] != "/v1/chat/completions":
+            dialect = ROUTES.get(self.path.split("?", 1)[0])
+            if dialect is None:
                 self._error(404, f"no route for POST {self.path}", "not_found")
                 return
             try:
                 request = json.loads(body)
-                messages = request["messages"]
-                if not isinstance(messages, list):
+                if not isinstance(request, dict):
                     raise TypeError
+                text = prompt_of(dialect, request)
             except (ValueError, KeyError, TypeError):
-                self._error(
-                    400, "the body must be JSON with a 'messages' list", "invalid_request_error"
-                )
+                self._error(400, "the body is not a request of this API", "invalid_request_error")
                 return
             name = str(request.get("model") or "demo-echo")
-            text = LEAKY_REPLY if name == "demo-leaky" else _last_user_text(messages)
-            if request.get("stream"):
-                include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-                self._stream(name, text, include_usage)
+            text = LEAKY_REPLY if "leaky" in name else text
+            if headers.get("x-demo-gzip-bomb") == "1":
+                self._send_bomb()
+                return
+            if request.get("stream", dialect == "ollama"):
+                options = request.get("stream_options") or {}
+                counts = usage(text, text) if options.get("include_usage") else None
+                self._stream(dialect, name, text, StreamShape.from_headers(headers), counts)
                 return
             gzip_it = headers.get("x-demo-gzip") == "1" and "gzip" in headers.get(
                 "accept-encoding", ""
             )
-            self._send_json(200, _completion(name, text, messages), gzip_it=gzip_it)
+            reply = whole(dialect, name, text, request.get("messages"))
+            self._send_json(200, reply, gzip_it=gzip_it)
 
         def _read_chunked(self) -> bytes:
             out = bytearray()
@@ -216,42 +231,53 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
                 if len(out) > MAX_BODY_BYTES:
                     return bytes(out)
 
-        def _stream(self, name: str, text: str, include_usage: bool) -> None:
+        def _stream(
+            self,
+            dialect: str,
+            name: str,
+            text: str,
+            shape: StreamShape,
+            usage: dict[str, int] | None,
+        ) -> None:
+            ndjson = dialect == "ollama"
             self.send_response(200)
-            self.send_header("content-type", "text/event-stream")
+            self.send_header(
+                "content-type", "application/x-ndjson" if ndjson else "text/event-stream"
+            )
             self.send_header("cache-control", "no-cache")
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
-            ident = f"chatcmpl-{secrets.token_hex(12)}"
-            created = int(time.time())
+            if dialect == "chat" and "plain" in name:
+                dialect = "plain"
+            streamed = tool_arguments(text) if dialect == "chat" and "tools" in name else text
+            parts = shape.parts(streamed, model.chunk_chars)
+            sent, held = 0, False
+            deadline = time.monotonic() + ENDLESS_SECONDS
+            try:
+                for frame in frames(
+                    dialect, name, parts, text=streamed, eol=shape.eol, usage=usage
+                ):
+                    data = shape.frame(frame)
+                    self._write_chunk(data)
+                    sent += len(data)
+                    if shape.hold_after_bytes and not held and sent >= shape.hold_after_bytes:
+                        held = model.resume.wait(HOLD_SECONDS) or True
+                    if shape.endless and time.monotonic() > deadline:
+                        break
+                if shape.no_delimiters:
+                    self._write_chunk(shape.eol)  # the one event ends with the stream
+                self._write_chunk(b"")
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client went away: an endless stream ends
 
-            def event(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-                return {
-                    "id": ident,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": name,
-                    "system_fingerprint": "fp_extproc_demo",
-                    "choices": [
-                        {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-                    ],
-                }
-
-            self._chunk(event({"role": "assistant", "content": ""}, None))
-            step = max(1, model.chunk_chars)
-            for start in range(0, len(text), step):
-                self._chunk(event({"content": text[start : start + step]}, None))
-            self._chunk(event({}, "stop"))
-            if include_usage:
-                usage = event({}, None)
-                usage["choices"] = []
-                usage["usage"] = _usage(text, text)
-                self._chunk(usage)
-            self._write_chunk(b"data: [DONE]\n\n")
-            self._write_chunk(b"")
-
-        def _chunk(self, payload: dict[str, Any]) -> None:
-            self._write_chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
+        def _send_bomb(self) -> None:
+            data = model.gzip_bomb()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-encoding", "gzip")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def _write_chunk(self, data: bytes) -> None:
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -260,31 +286,9 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _usage(prompt: str, completion: str) -> dict[str, int]:
-    prompt_tokens = max(1, len(prompt.split()))
-    completion_tokens = max(1, len(completion.split()))
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-
-
-def _completion(name: str, text: str, messages: list[Any]) -> dict[str, Any]:
-    prompt = " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
-    return {
-        "id": f"chatcmpl-{secrets.token_hex(12)}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": name,
-        "system_fingerprint": "fp_extproc_demo",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": _usage(prompt, text),
-    }
+def _gzip_bomb() -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    block = bytes(1 << 20)
+    out = [compressor.compress(block) for _ in range(BOMB_BYTES // len(block))]
+    out.append(compressor.flush())
+    return b"".join(out)

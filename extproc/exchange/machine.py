@@ -43,6 +43,7 @@ from extproc.masking.engine import BlockHit, Finding, Masker, MaskingError, find
 from extproc.masking.forms import media_type
 from extproc.masking.inflate import inflate
 from extproc.masking.profile import MaskingConfig, Profile
+from extproc.masking.restore import ExchangeTokens
 from extproc.masking.stream import StreamMasker, stream_masker
 from extproc.masking.url import mask_target
 
@@ -130,6 +131,7 @@ class Exchange:
         self.response = _Direction()
         self._stream: StreamMasker | None = None
         self.captured: dict[str, str] = {}
+        self.tokens = ExchangeTokens()  # restore: true; the values die with the exchange
 
     # -- the decision -----------------------------------------------------------------------------
     def add_decision(self, decision: Decision) -> None:
@@ -146,6 +148,11 @@ class Exchange:
 
     @property
     def masker(self) -> Masker:
+        """The chosen profile's masker, bound to this exchange's tokens if it restores them."""
+        return self.tokens.bind(self._chosen_masker)
+
+    @property
+    def _chosen_masker(self) -> Masker:
         """The route's ``masking_profile``, else the profile of the caller's first group listed
         in ``group_profiles``, else a profile named like the route's ``data_class``, else the
         default."""
@@ -408,6 +415,8 @@ class Exchange:
         )
 
     def _capture(self, direction: str, body: bytes) -> None:
+        if direction == "response" and len(self.tokens):
+            return  # the reply holds the caller's own values put back: never in the trail
         if self._capture_bytes:
             self.captured[direction] = body[: self._capture_bytes].decode("utf-8", "replace")
 

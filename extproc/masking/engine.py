@@ -14,8 +14,10 @@ still produced.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Any, Literal
 
 from extproc.errors import Code
@@ -23,7 +25,9 @@ from extproc.masking import bodies
 from extproc.masking.detectors import BUILTIN, Span, windows
 from extproc.masking.jsondoc import dumps, loads
 from extproc.masking.normalize import fold, needs_view, view
-from extproc.masking.profile import Action, BlockRule, FieldRule, Profile
+from extproc.masking.operators import ActionSpec, operator, replace_value
+from extproc.masking.profile import BlockRule, FieldRule, Profile
+from extproc.masking.restore import RESTORE_DIRECTION, RESTORED, ExchangeTokens
 from extproc.masking.results import BlockHit, Finding, MaskingError, MaskResult, findings_by_type
 from extproc.masking.walk import MIN_VALUE_CHARS, mask_document
 
@@ -39,10 +43,10 @@ __all__ = [
     "loads",
 ]
 
-TOKEN_CHARS = 16
 CACHED_TEXT_CHARS = 256
 SPAN_CACHE_ENTRIES = 8192
 Hit = tuple[int, int, str, str]  # start, end (original offsets), type, the value as detected
+HitFinder = Callable[..., list[Hit]]
 
 
 class Masker:
@@ -52,6 +56,28 @@ class Masker:
         self.report = profile.mode == "report"
         self._hit_cache: dict[str, list[Hit]] = {}
         self.clean_keys: dict[str, str] = {}  # JSON keys known to hold nothing (bounded)
+        self.tokens: ExchangeTokens | None = None  # set on an exchange's own copy (restore)
+
+    def for_exchange(self, tokens: ExchangeTokens) -> Masker:
+        """A copy for one exchange that issues into and restores from ``tokens``. It shares
+        the detection cache (detector hits do not depend on the exchange) but not the clean
+        keys: a key may hold a token only this exchange can restore."""
+        bound = copy.copy(self)
+        bound.tokens = tokens
+        bound.clean_keys = {}
+        return bound
+
+    def hits_for(self, direction: str) -> HitFinder:
+        """``hits`` as ``direction`` reads it: a response of an exchange that issued tokens
+        also finds them, as ``RESTORED`` hits."""
+        tokens = self.tokens
+        if tokens is None or direction != RESTORE_DIRECTION:
+            return self.hits
+
+        def restoring(text: str, *, cache: bool = True) -> list[Hit]:
+            return tokens.with_tokens(text, self.hits(text, cache=cache))
+
+        return restoring
 
     # -- detection ----------------------------------------------------------------------------
     def hits(self, text: str, *, cache: bool = True) -> list[Hit]:
@@ -117,7 +143,7 @@ class Masker:
     def mask_text(
         self, text: str, direction: str, location: str = "", findings: list[Finding] | None = None
     ) -> str:
-        found = self.hits(text)
+        found = self.hits_for(direction)(text)
         if not found:
             return text
         return self.apply(
@@ -140,12 +166,22 @@ class Masker:
         name (a stream's text arrives in pieces)."""
         pieces: list[str] = []
         last = 0
+        tokens = self.tokens
         for start, end, type_, value in found:
-            action = self.profile.action_for(type_, direction)
             where = f"{location}@{start + offset}" if location else f"offset:{start + offset}"
-            out.append(Finding(type_, direction, where, "report" if self.report else action))
+            if type_ == RESTORED and tokens is not None:
+                # The caller's own value, for the caller: counted, never detected again.
+                out.append(Finding(RESTORED, direction, where, "restore"))
+                replacement = tokens.value_of(value)
+            else:
+                action = self.profile.action_for(type_, direction)
+                out.append(
+                    Finding(type_, direction, where, "report" if self.report else action.name)
+                )
+                replacement = self.replacement(value, type_, action)
+                if tokens is not None and action.name == "tokenize" and direction == "request":
+                    tokens.issue(replacement, text[start:end])
             pieces.append(text[last:start])
-            replacement = self.replacement(value, type_, action)
             pieces.append(replacement)
             if replaced is not None:
                 replaced.append((text[start:end], replacement))
@@ -155,15 +191,9 @@ class Masker:
         pieces.append(text[last:])
         return "".join(pieces)
 
-    def replacement(self, value: str, type_: str, action: Action) -> str:
-        if action == "tokenize":
-            return f"<{type_}:{self._mac(type_, value)[:TOKEN_CHARS]}>"
-        if action == "hash":
-            # Keyed: an unkeyed hash of a 9-digit SSN is reversed by trying all 10^9 values.
-            return f"sha256:{self._mac(type_, value)}"
-        if action == "last4" and len(value) > 4:
-            return "*" * (len(value) - 4) + value[-4:]
-        return f"[REDACTED:{type_}]"
+    def replacement(self, value: str, type_: str, action: ActionSpec) -> str:
+        """What ``action`` (an operator, or an action's name) writes for ``value``."""
+        return replace_value(value, type_, operator(action), self._mac)
 
     def _mac(self, type_: str, value: str) -> str:
         return hmac.new(self._key, f"{type_}\0{value}".encode(), hashlib.sha256).hexdigest()

@@ -10,10 +10,11 @@ from typing import Any, Literal
 
 from extproc.approval.policy import ApprovalPolicy
 from extproc.masking.detectors import DETECTOR_NAMES, Detector, builtin_detectors
+from extproc.masking.operators import ACTIONS, Action, ActionSpec, Operator, operator
 from extproc.masking.paths import Step
 
-Action = Literal["redact", "tokenize", "hash", "last4", "drop"]
-ACTIONS: tuple[Action, ...] = ("redact", "tokenize", "hash", "last4", "drop")
+__all__ = ["ACTIONS", "DIRECTIONS", "Action", "ActionSpec", "BlockRule", "Direction", "FieldRule",
+           "MaskingConfig", "Operator", "Profile", "default_masking_config"]  # fmt: skip
 Direction = Literal["request", "response"]
 DIRECTIONS: tuple[Direction, ...] = ("request", "response")
 
@@ -22,7 +23,7 @@ DIRECTIONS: tuple[Direction, ...] = ("request", "response")
 class FieldRule:
     path: tuple[Step, ...]
     text: str
-    action: Action
+    action: ActionSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +43,18 @@ class Profile:
     mode: Literal["enforce", "report"] = "enforce"
     directions: frozenset[str] = frozenset(DIRECTIONS)
     detectors: tuple[Detector, ...] = builtin_detectors(DETECTOR_NAMES)
-    actions: Mapping[str, Mapping[str, Action]] = field(default_factory=dict)
-    default_action: Action = "redact"
+    actions: Mapping[str, Mapping[str, ActionSpec]] = field(default_factory=dict)
+    default_action: ActionSpec = "redact"
     fields: tuple[FieldRule, ...] = ()
     scan: tuple[tuple[Step, ...], ...] | None = None
     invalid_json: Literal["text", "deny"] = "text"
     block: tuple[BlockRule, ...] = ()
     binary_parts: Literal["refuse", "pass"] = "refuse"
+    # Tokens the exchange issued in its request are put back in its response (tokenize only).
+    restore: bool = False
 
-    def action_for(self, type_: str, direction: str) -> Action:
-        return self.actions.get(direction, {}).get(type_, self.default_action)
+    def action_for(self, type_: str, direction: str) -> Operator:
+        return operator(self.actions.get(direction, {}).get(type_, self.default_action))
 
 
 @dataclass(frozen=True, slots=True)

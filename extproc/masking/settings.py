@@ -12,6 +12,10 @@ masking:
       detectors: [card, us_ssn, email, phone, iban, ipv4, ipv6, secret]
       actions: {default: redact, email: tokenize, card: last4}
       response_actions: {email: redact}          # overrides for one direction
+      # an action with parameters (extproc.masking.action_settings):
+      #   card: {mask: {chars_to_mask: 12, masking_char: "*", from_end: false}}
+      #   phone: {replace: "<phone>"}               ipv4: keep
+      restore: false                # true: tokens of a request are put back in its response
       custom:
         - {name: employee_id, pattern: 'EMP-[0-9]{6}', action: tokenize}
       fields:
@@ -29,11 +33,9 @@ masking:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import re2
 from pydantic import Field
-from stdnum import iban, luhn
 
 from extproc.approval.settings import ApprovalSettings, compile_approval
 from extproc.config.base import (
@@ -46,6 +48,7 @@ from extproc.config.base import (
 from extproc.config.keys import KeySource, read_key
 from extproc.config.messages import closest
 from extproc.config.problems import Problems
+from extproc.masking.action_settings import ActionSetting, compile_action
 from extproc.masking.detectors import (
     DEFAULT_PHONE_REGIONS,
     DETECTOR_NAMES,
@@ -53,9 +56,10 @@ from extproc.masking.detectors import (
     builtin_detectors,
 )
 from extproc.masking.paths import PathError, Step, compile_path
+from extproc.masking.patterns import CustomDetectorSettings, compile_custom, compile_re2
 from extproc.masking.profile import (
     DIRECTIONS,
-    Action,
+    ActionSpec,
     BlockRule,
     Direction,
     FieldRule,
@@ -66,25 +70,14 @@ from extproc.masking.profile import (
 DetectorName = Annotated[
     str, OneOf(DETECTOR_NAMES, "unknown detector {value!r} (built in: {allowed})")
 ]
-Actions = dict[Name, Action]
-
-
-class CustomDetectorSettings(SettingsModel):
-    """A detector of your own: an RE2 pattern (linear time: no rule can hang the data path)."""
-
-    name: Name = Field(description="its type in masked output: <EMPLOYEE_ID:...>")
-    pattern: Name = Field(description="an RE2 regular expression")
-    validator: Literal["luhn", "iban"] | None = Field(
-        None, description="a checksum a match must pass"
-    )
-    action: Action | None = Field(None, description="its action, unless `actions` names one")
+Actions = dict[Name, ActionSetting]
 
 
 class FieldRuleSettings(SettingsModel):
     """A JSON field that is always masked, whatever its value."""
 
     path: Name = Field(description="a JSON path: $.patient.ssn, $.messages[*].content, $..email")
-    action: Action = Field("redact", description="what becomes of the field")
+    action: ActionSetting = Field("redact", description="what becomes of the field")
 
 
 class BlockRuleSettings(SettingsModel):
@@ -143,6 +136,11 @@ class ProfileSettings(SettingsModel):
         description="a JSON body that does not parse is scanned as text, or denied",
     )
     block: tuple[BlockRuleSettings, ...] = Field((), description="content that is refused")
+    restore: bool = Field(
+        runtime_default(Profile, "restore"),
+        description="tokens an exchange's request was given are put back in its response, for"
+        " the caller who sent them (tokenized types only; nothing is kept after the exchange)",
+    )
     binary_parts: Literal["refuse", "pass"] = Field(
         runtime_default(Profile, "binary_parts"),
         description="a multipart part that cannot be read as text is refused, or passed as is",
@@ -209,21 +207,25 @@ def _no_profile(name: str, settings: MaskingSettings) -> str:
 
 
 def _profile(name: str, settings: ProfileSettings, problems: Problems) -> Profile:
-    custom = [_custom(c, problems.at("custom", i)) for i, c in enumerate(settings.custom)]
+    custom = [compile_custom(c, problems.at("custom", i)) for i, c in enumerate(settings.custom)]
     detected = set(settings.detectors) | {c.name for c in settings.custom}
     for table in ("actions", "request_actions", "response_actions"):
         for detector in getattr(settings, table):
             if detector != "default" and detector not in detected:
                 problems.add((table, detector), _not_detected(detector, detected))
-    base = {_label(d): a for d, a in settings.actions.items() if d != "default"}
+    base = {_label(d): compile_action(a) for d, a in settings.actions.items() if d != "default"}
     for detector_settings, detector in zip(settings.custom, custom, strict=True):
         if detector_settings.action is not None and detector is not None:
-            base.setdefault(detector.type, detector_settings.action)
+            base.setdefault(detector.type, compile_action(detector_settings.action))
     overrides = {"request": settings.request_actions, "response": settings.response_actions}
-    actions: dict[str, dict[str, Action]] = {
-        direction: {**base, **{_label(d): a for d, a in overrides[direction].items()}}
+    actions: dict[str, dict[str, ActionSpec]] = {
+        direction: {
+            **base,
+            **{_label(d): compile_action(a) for d, a in overrides[direction].items()},
+        }
         for direction in DIRECTIONS
     }
+    default_action = settings.actions.get("default")
     fields = [_field(f, problems.at("fields", i)) for i, f in enumerate(settings.fields)]
     scan = None
     if settings.scan is not None:
@@ -235,12 +237,15 @@ def _profile(name: str, settings: ProfileSettings, problems: Problems) -> Profil
         directions=frozenset(settings.directions),
         detectors=_builtins(settings, problems) + tuple(d for d in custom if d),
         actions=actions,
-        default_action=settings.actions.get("default", runtime_default(Profile, "default_action")),
+        default_action=runtime_default(Profile, "default_action")
+        if default_action is None
+        else compile_action(default_action),
         fields=tuple(f for f in fields if f),
         scan=None if scan is None else tuple(s for s in scan if s is not None),
         invalid_json=settings.invalid_json,
         block=tuple(b for b in block if b),
         binary_parts=settings.binary_parts,
+        restore=settings.restore,
     )
 
 
@@ -263,29 +268,9 @@ def _label(detector: str) -> str:
     return detector.upper()
 
 
-def _custom(settings: CustomDetectorSettings, problems: Problems) -> Detector | None:
-    pattern = compile_re2(settings.pattern, problems.at("pattern"))
-    if pattern is None:
-        return None
-    validate = None
-    if settings.validator == "luhn":
-        validate = _luhn_valid
-    elif settings.validator == "iban":
-        validate = _iban_valid
-    return Detector(settings.name, _label(settings.name), pattern, validate)
-
-
-def _luhn_valid(match: Any) -> bool:
-    return bool(luhn.is_valid("".join(c for c in match.group(0) if c.isdigit())))
-
-
-def _iban_valid(match: Any) -> bool:
-    return bool(iban.is_valid(match.group(0).replace(" ", "")))
-
-
 def _field(settings: FieldRuleSettings, problems: Problems) -> FieldRule | None:
     path = _path(settings.path, problems.at("path"))
-    return None if path is None else FieldRule(path, settings.path, settings.action)
+    return None if path is None else FieldRule(path, settings.path, compile_action(settings.action))
 
 
 def _path(text: str, problems: Problems) -> tuple[Step, ...] | None:
@@ -318,18 +303,3 @@ def _block(settings: BlockRuleSettings, problems: Problems) -> BlockRule | None:
         directions=frozenset(settings.directions),
         approval=approval,
     )
-
-
-def compile_re2(text: str, problems: Problems) -> Any:
-    """An RE2 pattern, or ``None`` with one clean problem (RE2's own logging to stderr is off:
-    the problem list says it all)."""
-    options = re2.Options()
-    options.log_errors = False
-    try:
-        return re2.compile(text, options=options)
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else exc
-        if isinstance(reason, bytes):
-            reason = reason.decode("utf-8", "replace")
-        problems.add((), f"invalid RE2 pattern: {reason}")
-        return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from extproc.masking.holdback import hold_from
+from extproc.masking.restore import RESTORE_DIRECTION, RESTORED, partial_token_start
 from extproc.masking.results import Finding
 
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ class TextStreamMasker:
     ) -> None:
         self._masker = masker
         self._direction = direction
+        self._hits = masker.hits_for(direction)
+        # Restoring: an unfinished token at the end waits until it completes or cannot be one.
+        self._tokens = masker.tokens is not None and direction == RESTORE_DIRECTION
         self._location = location
         self._pending = ""
         self._context = ""  # the end of what was already sent, as it arrived
@@ -60,15 +64,18 @@ class TextStreamMasker:
         base = len(self._context)
         window = self._context + pending
         cut = len(window) if final else max(base, hold_from(window))
+        if self._tokens and not final:
+            cut = max(base, min(cut, partial_token_start(window)))
         if cut == base:
             # All of it may still grow (a key block, a long token): detection cannot send
             # anything more, and running it on every piece would cost quadratic time.
             self._pending = pending
             return ""
-        found = self._masker.hits(window, cache=False)
+        found = self._hits(window, cache=False)
         if not final:
-            for start, end, *_ in found:
-                if start < cut < end or (end == len(window) and start < cut):
+            for start, end, type_, _ in found:
+                grows = end == len(window) and type_ != RESTORED  # a token ends at its '>'
+                if start < cut < end or (grows and start < cut):
                     cut = max(base, min(cut, start))
         out = window[base:cut]
         # Hits that end in what was already sent were masked then. A hit reaching back into

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from extproc.masking.jsondoc import Members
+from extproc.masking.operators import operator
 from extproc.masking.paths import ANY, Step
 from extproc.masking.results import Finding
 
@@ -106,6 +107,7 @@ class _Walk:
         # how many ':' masking added; counted only then.
         self.replaced: list[tuple[str, str]] = []
         self.names = masker.clean_keys
+        self.hits = masker.hits_for(direction)
 
     def run(self, document: Any) -> Any:
         paths = self.paths
@@ -127,7 +129,7 @@ class _Walk:
     def plain_object(self, node: dict[str, Any], link: Link, stack: list[Any]) -> None:
         """The hot path: an object without field rules or scan paths."""
         self.seen_members += len(node)
-        hits = self.masker.hits
+        hits = self.hits
         names = self.names
         renamed: dict[str, str] | None = None
         for key, item in node.items():
@@ -150,7 +152,7 @@ class _Walk:
 
     def elements(self, node: list[Any], link: Link, state: State | None, stack: list[Any]) -> None:
         paths = self.paths
-        hits = self.masker.hits
+        hits = self.hits
         for index, item in enumerate(node):
             child = paths.step(state, index) if paths is not None and state is not None else None
             kind = type(item)
@@ -190,7 +192,7 @@ class _Walk:
             elif not scanned:
                 continue
             elif kind is str and (len(item) >= MIN_VALUE_CHARS or not item.isascii()):
-                found = self.masker.hits(item)
+                found = self.hits(item)
                 if found:
                     pair[1] = self.apply(item, found, (link, name))
             elif (kind is int or kind is float) and not -MIN_NUMBER < item < MIN_NUMBER:
@@ -210,7 +212,7 @@ class _Walk:
     def name(self, key: str, link: Link, node: Any) -> str:
         """The key itself, or its masked form when it holds a finding. Clean keys are cached on
         the masker: they repeat in every record of a list and every event of a stream."""
-        found = self.masker.hits(key) if len(key) >= MIN_VALUE_CHARS or not key.isascii() else []
+        found = self.hits(key) if len(key) >= MIN_VALUE_CHARS or not key.isascii() else []
         if not found:
             if len(self.names) < NAME_CACHE_ENTRIES:
                 self.names[key] = key
@@ -226,7 +228,7 @@ class _Walk:
             return value
         kind = type(value)
         if kind is str:
-            found = self.masker.hits(value)
+            found = self.hits(value)
             return self.apply(value, found, link) if found else value
         if kind is int and not -MIN_NUMBER < value < MIN_NUMBER:
             text = int.__repr__(value)
@@ -234,7 +236,7 @@ class _Walk:
             text = int.__repr__(int(value))
         else:
             return value
-        found = self.masker.hits(text)
+        found = self.hits(text)
         if not found:
             return value
         masked = self.apply(text, found, link)
@@ -254,11 +256,11 @@ class _Walk:
                 continue
             matched = True
             rule = masker.profile.fields[rule_index]
-            action = "report" if masker.report else rule.action
+            action = "report" if masker.report else operator(rule.action).name
             self.findings.append(Finding("FIELD", self.direction, render((link, key)), action))
             if masker.report:
                 keep.append([key, item])
-            elif rule.action != "drop":
+            elif action != "drop":
                 keep.append([key, Masked(masker.mask_field(item, rule))])
         if not matched:
             return
