@@ -48,6 +48,17 @@ FINDINGS = Counter(
     ["type", "direction"],
 )
 BLOCKED = Counter("extproc_prompts_blocked_total", "Requests refused by a blocking rule.", ["rule"])
+APPROVAL_HOLDS = Counter(
+    "extproc_approval_holds_total",
+    "Requests held for a human approval, by how the hold ended: released (approved or a grant), "
+    "required (no decision in time), denied, refused (the request could not wait).",
+    ["result"],
+)
+APPROVAL_HOLD_SECONDS = Histogram(
+    "extproc_approval_hold_duration_seconds",
+    "How long a held request waited for its approval.",
+    buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0),
+)
 AUDIT_EVENTS = Counter(
     "extproc_audit_events_total",
     "Audit events by result: written (durable), rejected (refused by the queue policy).",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from typing import Any
@@ -57,8 +58,10 @@ class ExternalProcessorService(external_processor_pb2_grpc.ExternalProcessorServ
                     response, done = _step(exchange, request)
                     hold = exchange.pending_hold
                     if hold is not None and response is not None and not done:
+                        held_at = time.monotonic()
                         async for extend in _held(runtime, exchange, hold):
                             yield extend  # Envoy's message timeout, stretched for the hold
+                        _count_hold(exchange, time.monotonic() - held_at)
                         if exchange.refusal is not None:
                             response = mapping.immediate(exchange.refusal, exchange.request_id)
                             done = True
@@ -179,6 +182,20 @@ async def _held(
         exchange.not_released(code, approval.resolve_reason or "an approver denied it", approval.id)
     else:
         exchange.not_released(code, _WAITING, approval.id)
+
+
+def _count_hold(exchange: Exchange, seconds: float) -> None:
+    refusal = exchange.refusal
+    if refusal is None:
+        result = "released"
+    elif refusal.error == Code.APPROVAL_REQUIRED:
+        result = "required"
+    elif refusal.error == Code.APPROVAL_DENIED:
+        result = "denied"
+    else:
+        result = "refused"
+    metrics.APPROVAL_HOLDS.labels(result).inc()
+    metrics.APPROVAL_HOLD_SECONDS.observe(seconds)
 
 
 def _release(exchange: Exchange, approval_id: str) -> None:
