@@ -69,12 +69,20 @@ def wait_for_grpc_health(
 
 
 def start_service(
-    service: str, config: Path, port: int, workers: int, log_path: Path, env: dict[str, str]
+    service: str,
+    config: Path,
+    port: int,
+    workers: int,
+    log_path: Path,
+    env: dict[str, str],
+    metrics_port: int | None = None,
 ) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "extproc", "serve", service,
         "--config", str(config), "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
+    if metrics_port is not None:
+        command += ["--metrics-port", str(metrics_port)]
     log = log_path.open("ab")
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
@@ -96,11 +104,16 @@ def run_demo(state_dir: Path, ports: DemoPorts, *, workers: int) -> int:
     model.start()
     # Configs written by older versions read the model's key from this variable.
     env = dict(os.environ, **{MODEL_KEY_ENV: demo_model_key(state_dir)})
-    authz = start_service("authz", config, ports.authz, workers, logs / "authz.log", env)
-    processor = start_service(
-        "processor", config, ports.processor, workers, logs / "processor.log", env
+    authz = start_service(
+        "authz", config, ports.authz, workers, logs / "authz.log", env, ports.authz + 100
     )
-    approvals = start_service("approvals", config, ports.approvals, 1, logs / "approvals.log", env)
+    processor = start_service(
+        "processor", config, ports.processor, workers, logs / "processor.log", env,
+        ports.processor + 100,
+    )  # fmt: skip
+    approvals = start_service(
+        "approvals", config, ports.approvals, 1, logs / "approvals.log", env, ports.approvals + 100
+    )
     envoy: EnvoyProcess | None = None
     try:
         for i in range(workers):
@@ -212,6 +225,11 @@ approval_id. alice cannot approve her own request; an approver can:
 and alice's retry of the same request then gets 200 (the grant covers that exact request).
 
 The audit trail: extproc audit verify {here}/audit --key-file {here}/keys/audit.key
+  and for an auditor: extproc audit report {here}/audit --key-file {here}/keys/audit.key -o report.html
+
+Metrics (Prometheus) and /healthz: authz http://127.0.0.1:{ports.authz + 100}/metrics,
+  processor http://127.0.0.1:{ports.processor + 100}/metrics,
+  approvals http://127.0.0.1:{ports.approvals + 100}/metrics
 
 Ctrl-C stops everything.
 """,
