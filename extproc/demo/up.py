@@ -225,7 +225,8 @@ approval_id. alice cannot approve her own request; an approver can:
 and alice's retry of the same request then gets 200 (the grant covers that exact request).
 
 The audit trail: extproc audit verify {here}/audit --key-file {here}/keys/audit.key
-  and for an auditor: extproc audit report {here}/audit --key-file {here}/keys/audit.key -o report.html
+  an auditor's report: extproc audit report {here}/audit \\
+    --key-file {here}/keys/audit.key -o report.html
 
 Metrics (Prometheus) and /healthz: authz http://127.0.0.1:{ports.authz + 100}/metrics,
   processor http://127.0.0.1:{ports.processor + 100}/metrics,
