@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from extproc.cli_help import document
 from extproc.demo.commands import register as register_demo
 from extproc.errors import ConfigError, ExtprocError
 
@@ -147,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--audience", default="extproc-demo")
     token.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     token.set_defaults(run=_token)
+    document(parser)
     return parser
 
 

@@ -264,3 +264,24 @@ def test_audit_verify_passes_then_names_the_edited_record(tmp_path: Path) -> Non
     bad = run_cli(*args)
     assert bad.returncode == 1
     assert b"processor-0.000000.jsonl:3: record seq 2" in bad.stdout
+
+
+def test_every_option_of_every_command_explains_itself_and_shows_its_default() -> None:
+    import argparse
+
+    from extproc.cli import _parser
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        missing = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    missing += walk(sub, f"{path} {name}".strip())
+            elif action.dest != "help" and not action.help:
+                missing.append(f"{path}: {action.option_strings or action.dest}")
+        assert parser.formatter_class is argparse.ArgumentDefaultsHelpFormatter, path
+        return missing
+
+    assert walk(_parser(), "") == []
+    serve_help = run_cli("serve", "--help").stdout.decode()
+    assert "(default: 1.0)" in serve_help  # --reload-interval
