@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from extproc.cli_help import document
 from extproc.demo.commands import register as register_demo
@@ -63,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a route context_extension, e.g. target_region=eu",
     )
     explain.add_argument("--body-file", type=Path, default=None)
+    explain.add_argument(
+        "--jwks",
+        type=Path,
+        default=None,
+        help="verify tokens with the keys in this JWKS file instead of fetching the issuers' "
+        "(offline; the demo's is STATE_DIR/issuer/jwks.json)",
+    )
     explain.set_defaults(run=_explain)
 
     test = commands.add_parser(
@@ -242,7 +250,9 @@ def _explain(args: argparse.Namespace) -> int:
         route=_pairs(args.ext, "--ext"),
         body=args.body_file.read_bytes() if args.body_file else None,
     )
-    runtime = build_authz(load_config(args.config))
+    config = load_config(args.config)
+    fetch = _offline_keys(config, args.jwks) if args.jwks is not None else None
+    runtime = build_authz(config, fetch_json=fetch) if fetch else build_authz(config)
     try:
         answer = explain(runtime.authorizer, view, sys.stdout, runtime.keys.refresh)
     finally:
@@ -272,6 +282,24 @@ def _test(args: argparse.Namespace) -> int:
     if args.junit is not None:
         write_junit(everything, args.junit)
     return 0 if all(result.passed for result in flat) else 1
+
+
+def _offline_keys(config: Any, jwks: Path) -> Any:
+    """A fetch that answers every issuer's discovery and JWKS request from one local file."""
+    import orjson
+
+    try:
+        keys = orjson.loads(jwks.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ExtprocError(f"cannot read the JWKS file {jwks}: {exc}") from None
+
+    def fetch(url: str, _timeout: float) -> Any:
+        for issuer in config.identity.issuers:
+            if url == issuer.discovery_url:
+                return {"issuer": issuer.issuer, "jwks_uri": f"file:{jwks}"}
+        return keys
+
+    return fetch
 
 
 def _serve(args: argparse.Namespace) -> int:

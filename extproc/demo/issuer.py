@@ -27,6 +27,7 @@ from extproc.errors import ExtprocError
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 _KEY_FILE = "signing-key.pem"
 _STATE_FILE = "issuer.json"
+JWKS_FILE = "jwks.json"
 DEFAULT_AUDIENCE = "extproc-demo"
 
 
@@ -188,6 +189,9 @@ def prepare_issuer_state(state_dir: Path, issuer_url: str | None) -> rsa.RSAPriv
     key = _load_or_create_key(state_dir)
     if issuer_url is not None:
         (state_dir / _STATE_FILE).write_text(json.dumps({"issuer": issuer_url}), encoding="utf-8")
+    # The public keys, for tools that verify the demo's tokens offline (extproc explain --jwks).
+    jwks = {"keys": [public_jwk(key)]}
+    (state_dir / JWKS_FILE).write_text(json.dumps(jwks), encoding="utf-8")
     return key
 
 

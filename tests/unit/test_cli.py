@@ -285,3 +285,19 @@ def test_every_option_of_every_command_explains_itself_and_shows_its_default() -
     assert walk(_parser(), "") == []
     serve_help = run_cli("serve", "--help").stdout.decode()
     assert "(default: 1.0)" in serve_help  # --reload-interval
+
+
+def test_token_and_explain_work_offline_against_a_demo_state_directory(tmp_path: Path) -> None:
+    init = run_cli("demo", "init", str(tmp_path))
+    assert init.returncode == 0, init.stderr
+    token = run_cli("token", "--state-dir", str(tmp_path / "issuer").replace("/issuer", ""),
+                    "--sub", "alice", "--groups", "ml-eu")  # fmt: skip
+    assert token.returncode == 0, token.stderr
+    explained = run_cli(
+        "explain", "--config", str(tmp_path / "config.yaml"),
+        "--jwks", str(tmp_path / "issuer" / "jwks.json"),
+        "--token", token.stdout.decode().strip(), "--source-ip", "192.0.2.10",
+        "--path", "/eu/v1/chat/completions", "--ext", "target_region=eu",
+    )  # fmt: skip
+    assert explained.returncode == 0, explained.stdout + explained.stderr
+    assert b"decision: ALLOW" in explained.stdout
