@@ -229,8 +229,12 @@ def _supervise(specs: list[WorkerSpec], config: bytes) -> int:
         clock=time.monotonic,
     )
     failed = False
+    stamp = _stamp(first.config_path)
     while not stopping:
         time.sleep(0.2)
+        if (current := _stamp(first.config_path)) != stamp:
+            stamp = current
+            supervisor.config_changed()  # a worker restarted later gets what its siblings serve
         if not stopping and not supervisor.tick():
             log.error("no worker can serve; stopping", extra={"service": first.service})
             failed = True
@@ -244,6 +248,15 @@ def _supervise(specs: list[WorkerSpec], config: bytes) -> int:
         if process.is_alive():
             process.kill()
     return 1 if failed else 0
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """Identity, size and modification time of a file (None if it cannot be read)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _start(context: Any, spec: WorkerSpec) -> BaseProcess:
