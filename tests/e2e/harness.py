@@ -75,9 +75,17 @@ class GatewayModel(DemoModel):
 
 
 class Gateway:
-    def __init__(self, root: Path, *, config_text: str, workers: int = 2) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        config_text: str,
+        workers: int = 2,
+        envoy_template: Path | None = None,
+    ) -> None:
         self.root = root
         self.workers = workers
+        self.envoy_template = envoy_template or shipped_envoy_config("demo.yaml")
         self.config_path = root / "config.yaml"
         self.issuer = DevIssuer(root / "issuer", port=0)
         self.model = GatewayModel(port=0)
@@ -99,7 +107,7 @@ class Gateway:
         self.start_authz()
         self.start_processor()
         envoy_config = render_config(
-            shipped_envoy_config("demo.yaml"),
+            self.envoy_template,
             self.root / "envoy.yaml",
             listener_ports={"inference": self.listener_port},
             admin_port=self.admin_port,
@@ -156,6 +164,53 @@ class Gateway:
     def stop_processor(self) -> None:
         _stop(self.processor)
         self.processor = None
+
+    # -- faults -----------------------------------------------------------------------------------
+    def service_port(self, service: str, index: int = 0) -> int:
+        return (self.authz_port if service == "authz" else self.processor_port) + index
+
+    def worker_pid(self, service: str, index: int = 0) -> int | None:
+        """The pid of the worker process listening on the service's ``index``-th port."""
+        return listening_pid(self.service_port(service, index))
+
+    def kill_worker(self, service: str, index: int = 0) -> int:
+        """kill -9 one worker process of a service (its supervisor stays); returns its pid."""
+        pid = self.worker_pid(service, index)
+        assert pid is not None, f"no {service} worker listens on port {index}"
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def wait_worker_serving(self, service: str, index: int, not_pid: int, timeout: float) -> int:
+        """Wait until a worker other than ``not_pid`` serves the port; returns its pid."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = self.worker_pid(service, index)
+            if pid is not None and pid != not_pid:
+                wait_for_grpc_health(
+                    self.service_port(service, index), timeout=deadline - time.monotonic()
+                )
+                return pid
+            time.sleep(0.1)
+        raise AssertionError(f"the {service} worker {index} did not come back in {timeout:.0f}s")
+
+    def upstream_host(self, service: str, index: int = 0) -> dict[str, str]:
+        """Envoy's view of one worker (``/clusters``): health_flags, rq_total, cx_active..."""
+        assert self.envoy is not None
+        cluster = "extproc_authz" if service == "authz" else "extproc_processor"
+        prefix = f"{cluster}::127.0.0.1:{self.service_port(service, index)}::"
+        return {
+            line[len(prefix) :].split("::", 1)[0]: line.rsplit("::", 1)[1]
+            for line in self.envoy.admin("/clusters").splitlines()
+            if line.startswith(prefix)
+        }
+
+    def restart_envoy(self, down_for: float = 0.0) -> None:
+        """Stop Envoy (SIGTERM), leave it down ``down_for`` seconds, start it again on the same
+        ports and config."""
+        assert self.envoy is not None
+        self.envoy.stop()
+        time.sleep(down_for)
+        self.envoy.start()
 
     def stop(self) -> None:
         if self.envoy is not None:
@@ -225,6 +280,40 @@ class Gateway:
                 return last
             time.sleep(0.2)
         return last
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Replace a file the way deployment tools do: write beside it, then rename over it."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+def listening_pid(port: int) -> int | None:
+    """The pid of the process with a TCP socket listening on 127.0.0.1:``port`` (Linux /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{inode}]")
+    if not inodes:
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(entry.name)
+        except OSError:
+            continue
+    return None
 
 
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
