@@ -70,6 +70,7 @@ class Outcome:
     marker: str
     status: int | None  # None: no HTTP answer at all (connection refused or cut)
     body: bytes
+    ended: float  # time.monotonic() when the client had its answer (or gave up)
 
 
 def _letters(number: int) -> str:
@@ -104,8 +105,8 @@ def paced_load(
         try:
             reply = gateway.request(token=token, source=SWEDEN, body=body)
         except (OSError, http.client.HTTPException):
-            return Outcome(marker, None, b"")
-        return Outcome(marker, reply.status, reply.body)
+            return Outcome(marker, None, b"", time.monotonic())
+        return Outcome(marker, reply.status, reply.body, time.monotonic())
 
     with ThreadPoolExecutor(CLIENTS) as pool:
         return list(pool.map(one, range(count)))
@@ -123,8 +124,20 @@ def _forwarded(gateway: Gateway) -> dict[str, list[RecordedRequest]]:
     return by_marker
 
 
+# A processor worker killed with SIGKILL takes with it the audit events it had not written yet:
+# the event is produced when the exchange ends, after the last answer went back to Envoy, and
+# written in batches (every 10 ms here). So an exchange that ended within moments of the kill
+# may be missing from the trail even though its client got a 200 (see docs/RELIABILITY.md).
+# Only exchanges that ended this close to the kill are excused; none may be recorded twice.
+IN_FLIGHT = 0.25  # seconds either side of the kill
+
+
 def assert_nothing_unmasked_unaudited_or_untrailed(
-    gateway: Gateway, outcomes: list[Outcome], *, failures: set[int | None]
+    gateway: Gateway,
+    outcomes: list[Outcome],
+    *,
+    failures: set[int | None],
+    processor_died_at: float | None = None,
 ) -> None:
     forwarded = _forwarded(gateway)
     answered = [outcome for outcome in outcomes if outcome.status == 200]
@@ -136,7 +149,8 @@ def assert_nothing_unmasked_unaudited_or_untrailed(
         if outcome.status == 503:
             # authz could not decide: the request went nowhere.
             assert outcome.marker not in forwarded
-    request_ids = {}
+    request_ids: dict[str, str] = {}
+    excused: set[str] = set()
     for outcome in answered:
         # What the client got is the masked prompt, echoed: never a raw value.
         for raw in RAW_VALUES:
@@ -145,6 +159,9 @@ def assert_nothing_unmasked_unaudited_or_untrailed(
         assert content.startswith(f"{outcome.marker} card [REDACTED:CARD], mail <EMAIL:")
         (seen,) = forwarded[outcome.marker]  # the model saw it exactly once
         request_ids[outcome.marker] = seen.headers["x-request-id"]
+        if processor_died_at is not None and abs(outcome.ended - processor_died_at) < IN_FLIGHT:
+            excused.add(seen.headers["x-request-id"])
+    required = set(request_ids.values()) - excused
 
     def processor_events() -> Counter[object] | None:
         counts = Counter(
@@ -152,11 +169,13 @@ def assert_nothing_unmasked_unaudited_or_untrailed(
             for event in read_events([gateway.root / "audit"])
             if event.get("service") == "processor"
         )
-        return counts if all(counts[rid] for rid in request_ids.values()) else None
+        return counts if all(counts[rid] for rid in required) else None
 
     counts = gateway.wait_until(processor_events, timeout=10)
     assert counts, "an answered exchange has no audit event"
-    assert {counts[rid] for rid in request_ids.values()} == {1}
+    assert {counts[rid] for rid in required} <= {1}
+    assert {counts[rid] for rid in excused} <= {0, 1}
+    assert len(excused) < len(required)  # the excuse covers a moment, not the run
     time.sleep(0.2)  # the writers flush every 10 ms
     report = verify([gateway.root / "audit"], AUDIT_KEY)
     assert report.ok, [chain.problem for chain in report.chains if chain.problem]
@@ -203,15 +222,22 @@ def test_kill_9_of_a_worker_under_load_fails_at_most_the_requests_in_flight(
 ) -> None:
     gateway.model.clear()
     killed: list[int] = []
-    outcomes = paced_load(
-        gateway, 60, fault_at=10, fault=lambda: killed.append(gateway.kill_worker(service, 0))
-    )
+    died: list[float] = []
+
+    def kill() -> None:
+        killed.append(gateway.kill_worker(service, 0))
+        died.append(time.monotonic())
+
+    outcomes = paced_load(gateway, 60, fault_at=10, fault=kill)
     failed = [outcome.status for outcome in outcomes if outcome.status != 200]
     # Only requests in flight at the kill may fail (Envoy ejects the worker on the first failed
     # connection and retries what the dead worker never answered): at most one per client.
     assert len(failed) <= CLIENTS, failed
     assert_nothing_unmasked_unaudited_or_untrailed(
-        gateway, outcomes, failures={500} if service == "processor" else {503}
+        gateway,
+        outcomes,
+        failures={500} if service == "processor" else {503},
+        processor_died_at=died[0] if service == "processor" else None,
     )
     # The supervisor starts a new worker, and Envoy sends it traffic once it is healthy.
     gateway.wait_worker_serving(service, 0, not_pid=killed[0], timeout=20)
