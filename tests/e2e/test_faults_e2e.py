@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import secrets
+import signal
 import string
 import time
 from collections import Counter
@@ -242,6 +244,26 @@ def test_kill_9_of_a_worker_under_load_fails_at_most_the_requests_in_flight(
     # The supervisor starts a new worker, and Envoy sends it traffic once it is healthy.
     gateway.wait_worker_serving(service, 0, not_pid=killed[0], timeout=20)
     wait_back_in_rotation(gateway, service, 0)
+
+
+def test_a_hung_processor_worker_fails_closed_and_is_taken_out_of_rotation(
+    gateway: Gateway,
+) -> None:
+    """SIGSTOP: the worker keeps its connections but answers nothing (a deadlock, a long
+    pause). Exchanges caught on it end with the gateway's 500 once message_timeout passes;
+    health checks take it out meanwhile; it serves again once it resumes."""
+    gateway.model.clear()
+    pid = gateway.worker_pid("processor", 1)
+    assert pid is not None
+    try:
+        outcomes = paced_load(gateway, 60, fault_at=10, fault=lambda: os.kill(pid, signal.SIGSTOP))
+        assert "failed_active_hc" in gateway.upstream_host("processor", 1)["health_flags"]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    failed = [outcome.status for outcome in outcomes if outcome.status != 200]
+    assert len(failed) <= CLIENTS, failed  # at most the requests it held when it stopped
+    assert_nothing_unmasked_unaudited_or_untrailed(gateway, outcomes, failures={500})
+    wait_back_in_rotation(gateway, "processor", 1)
 
 
 # -- the issuer's keys --------------------------------------------------------------------------
