@@ -109,7 +109,7 @@ def test_the_shipped_configs_enforce_one_limit_before_any_filter_that_waits(name
 
 # -- requests ------------------------------------------------------------------------------------
 def test_concurrent_oversize_uploads_all_get_a_json_413_at_once(gateway: Gateway) -> None:
-    """18 uploads of 50 MB at once, the measurement that used to leave 7 of 18 hanging: with a
+    """18 uploads of 50 MB at once, which used to leave up to 16 of 18 without an answer: with a
     content-length, chunked, and with ``expect: 100-continue`` either way."""
     gateway.model.clear()
     headers = _headers(gateway)
