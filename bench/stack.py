@@ -69,7 +69,12 @@ class Stack:
 
 @contextlib.contextmanager
 def running(
-    root: Path, scenarios: Sequence[Scenario], *, workers: int, envoy_concurrency: int
+    root: Path,
+    scenarios: Sequence[Scenario],
+    *,
+    workers: int,
+    envoy_concurrency: int,
+    durability: str = "before_forward",
 ) -> Iterator[Stack]:
     with contextlib.ExitStack() as cleanup:
         issuer = DevIssuer(root / "issuer", port=0)
@@ -77,7 +82,9 @@ def running(
         cleanup.callback(issuer.stop)
         database = write_demo_database(root / "demo.mmdb")
         config = root / "config.yaml"
-        config.write_text(extproc_config(issuer.issuer_url, str(database), str(root / "audit")))
+        config.write_text(
+            extproc_config(issuer.issuer_url, str(database), str(root / "audit"), durability)
+        )
         env = dict(
             os.environ,
             BENCH_MODEL_KEY="bench-upstream-secret",

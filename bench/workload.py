@@ -49,6 +49,7 @@ masking:
 audit:
   directory: "{audit}"
   key_env: BENCH_AUDIT_KEY
+  durability: {durability}
 """
 
 # (name, when, effect): none of them holds for subject "bench", groups [ml-eu], a POST from DE
@@ -96,8 +97,11 @@ def policy_rules() -> str:
     )
 
 
-def extproc_config(issuer_url: str, database: str, audit: str) -> str:
+def extproc_config(
+    issuer_url: str, database: str, audit: str, durability: str = "before_forward"
+) -> str:
     return CONFIG.format(
+        durability=durability,
         issuer_url=issuer_url,
         audience=AUDIENCE,
         database=database,

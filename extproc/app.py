@@ -45,6 +45,7 @@ def build_authz(
     new_id: Callable[[], str] = new_decision_id,
     fetch_json: Callable[[str, float], Any] = http_get_json,
     load_keys: bool = True,
+    previous_keys: KeyStore | None = None,
 ) -> AuthzRuntime:
     locator = open_locator(config.geo)
     keys = KeyStore(config.identity, fetch_json)
@@ -52,6 +53,9 @@ def build_authz(
         for issuer, error in keys.load_all().items():
             if error:
                 log.warning("issuer keys unavailable", extra={"issuer": issuer, "reason": error})
+        if previous_keys is not None:
+            for issuer in keys.adopt(previous_keys):
+                log.warning("issuer keys kept from the previous config", extra={"issuer": issuer})
     authorizer = Authorizer(
         policy=config.policy,
         regions=config.geo.regions,
@@ -160,13 +164,19 @@ def _asks_for_approvals(config: Config) -> bool:
 
 
 def build(
-    service: str, config_path: Path, worker: int, sinks: AuditSinks, data: bytes | None = None
+    service: str,
+    config_path: Path,
+    worker: int,
+    sinks: AuditSinks,
+    data: bytes | None = None,
+    previous: Any = None,
 ) -> Any:
     """The runtime of ``service`` for the config at ``config_path`` (start-up and reloads), or
     for ``data``, a content of that file that validated earlier."""
     config = load_config(config_path) if data is None else parse_config(data, config_path)
     if service == "authz":
-        return build_authz(config, worker=worker, sinks=sinks)
+        previous_keys = previous.keys if isinstance(previous, AuthzRuntime) else None
+        return build_authz(config, worker=worker, sinks=sinks, previous_keys=previous_keys)
     if service == "approvals":
         return build_approvals(config, worker=worker, sinks=sinks)
     return build_processor(config, worker=worker, sinks=sinks)

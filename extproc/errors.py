@@ -45,6 +45,10 @@ class Code(StrEnum):
     BINARY_PART_REFUSED = "binary_part_refused"
     BODY_TOO_LARGE = "body_too_large"
     MASKING_FAILED = "masking_failed"
+    # answered by Envoy itself (its limits and timeouts, a service it cannot reach)
+    RESPONSE_TOO_LARGE = "response_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
+    AUTHZ_UNAVAILABLE = "authz_unavailable"
     # the gateway cannot decide or record (5xx: fail closed)
     GEO_UNAVAILABLE = "geo_unavailable"
     GEO_LOOKUP_FAILED = "geo_lookup_failed"
@@ -113,6 +117,9 @@ CODES: dict[Code, CodeInfo] = {
     Code.BINARY_PART_REFUSED: CodeInfo(415, "a multipart body holds a part that cannot be read"),
     Code.BODY_TOO_LARGE: CodeInfo(413, "the body is larger than the gateway inspects"),
     Code.MASKING_FAILED: CodeInfo(502, "the body could not be masked"),
+    Code.RESPONSE_TOO_LARGE: CodeInfo(502, "the model's answer is larger than the gateway reads"),
+    Code.REQUEST_TIMEOUT: CodeInfo(408, "the request was not received in time"),
+    Code.AUTHZ_UNAVAILABLE: CodeInfo(503, "the authorization service could not answer"),
     Code.GEO_UNAVAILABLE: CodeInfo(500, "the GeoIP database is unusable"),
     Code.GEO_LOOKUP_FAILED: CodeInfo(500, "the GeoIP lookup failed"),
     Code.POLICY_ERROR: CodeInfo(500, "evaluating the policy failed"),

@@ -105,18 +105,15 @@ async def run_worker(spec: WorkerSpec) -> None:
     sinks = AuditSinks()
 
     def build() -> Any:
-        return app.build(spec.service, spec.config_path, spec.index, sinks)
+        # A reload keeps the keys of issuers that are down right now (see KeyStore.adopt).
+        return app.build(spec.service, spec.config_path, spec.index, sinks, previous=holder.current)
 
     # The first runtime comes from the content the supervisor validated, which may differ from
     # a bad file now on disk; reloads read the file once it changes.
     runtime = await asyncio.to_thread(
         app.build, spec.service, spec.config_path, spec.index, sinks, spec.config_data
     )
-    holder: RuntimeHolder[Any] = RuntimeHolder(
-        runtime,
-        build,
-        lambda old, new: metrics.serving_revision(old.config.revision, new.config.revision),
-    )
+    holder: RuntimeHolder[Any] = RuntimeHolder(runtime, build, _revision_changed)
     metrics.serving_revision(None, runtime.config.revision)
     server = grpc.aio.server(options=GRPC_OPTIONS)
     service_name = REGISTRARS[spec.service](server, holder)
@@ -289,8 +286,12 @@ def _supervise(specs: list[WorkerSpec], config: bytes, metrics_port: int | None)
         )
         log.info("metrics", extra={"url": f"http://{first.host}:{metrics_port}/metrics"})
     failed = False
+    stamp = _stamp(first.config_path)
     while not stopping:
         time.sleep(0.2)
+        if (current := _stamp(first.config_path)) != stamp:
+            stamp = current
+            supervisor.config_changed()  # a worker restarted later gets what its siblings serve
         if not stopping and not supervisor.tick():
             log.error("no worker can serve; stopping", extra={"service": first.service})
             failed = True
@@ -329,6 +330,15 @@ def _forget_samples(worker: Worker) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """Identity, size and modification time of a file (None if it cannot be read)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _start(context: Any, spec: WorkerSpec) -> BaseProcess:

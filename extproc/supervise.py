@@ -7,6 +7,9 @@ Rules (each has a test):
 - A restarted worker gets the last config that validated, never a bad file on disk: before
   each restart the file is validated again; if it fails, the last good content is used (and the
   log says why). The worker then reloads from disk only once the file changes and validates.
+- The last good config is the newest one the running workers may have reloaded: the supervisor
+  validates the file whenever it changes (``config_changed``), not only at restarts, so a worker
+  restarted while a bad file is on disk never serves an older policy than its siblings.
 - A sibling's failures never stop a healthy worker. The service runs as long as one worker can.
 - The supervisor gives up (exit 1) only when every worker is down and each has failed
   ``GIVE_UP_AFTER`` times in a row without ever running ``STABLE_AFTER`` seconds: nothing can
@@ -97,6 +100,12 @@ class Supervisor:
             if slot.restart_at is not None and now >= slot.restart_at:
                 self._restart(slot, now)
         return not self._hopeless()
+
+    def config_changed(self) -> None:
+        """The config file changed on disk: keep its content if it validates."""
+        fresh = self._validate()
+        if fresh is not None:
+            self.last_good = fresh
 
     def _schedule(self, slot: _Slot, now: float) -> None:
         if self._on_exit is not None:

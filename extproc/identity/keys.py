@@ -81,6 +81,21 @@ class KeyStore:
             ):
                 self.refresh(name)
 
+    def adopt(self, previous: KeyStore) -> list[str]:
+        """Keep the keys ``previous`` held for issuers this store could not load and whose
+        configuration did not change (a reload during an issuer's outage must not drop keys
+        that still verify). Returns the issuers adopted."""
+        adopted = []
+        for name, state in self._state.items():
+            old = previous._state.get(name)
+            if state.keys or old is None or not old.keys:
+                continue
+            if previous._issuers.get(name) != self._issuers[name]:
+                continue
+            state.keys, state.loaded_at = old.keys, old.loaded_at
+            adopted.append(name)
+        return adopted
+
     def key(self, issuer_name: str, kid: str | None) -> jwt.PyJWK | None:
         keys = self._state[issuer_name].keys
         found = keys.get(kid)

@@ -232,3 +232,31 @@ def test_identity_config_errors_name_the_problem(snippet: str, message: str) -> 
         identity_config(text, Path("."))
     assert message in caught.value.reason
     assert caught.value.reason.startswith("c.yaml:")
+
+
+def test_a_reload_while_the_issuer_is_down_keeps_the_keys_that_still_verify() -> None:
+    key = tokens.rsa_key()
+    _verifier, old_store, _endpoint, clock = make([key])
+
+    def down(url: str, timeout: float) -> Any:
+        from extproc.identity.jwks import KeySourceError
+
+        raise KeySourceError("GET https://idp.example/jwks failed: connection refused")
+
+    config = IdentityConfig(issuers=old_store._config.issuers)
+    reloaded = KeyStore(config, fetch_json=down, clock=clock)
+    assert reloaded.load_all()["corp"] is not None  # the issuer is down
+    assert reloaded.adopt(old_store) == ["corp"]
+    verifier = TokenVerifier(config, reloaded, clock=clock)
+    assert verifier.verify(token(key, clock)).subject == "alice"
+
+
+def test_keys_are_not_carried_to_an_issuer_whose_configuration_changed() -> None:
+    _verifier, old_store, _endpoint, _clock = make([tokens.rsa_key()])
+    from dataclasses import replace as changed
+
+    moved = changed(old_store._config.issuers[0], jwks_uri="https://other.example/jwks")
+    fresh = KeyStore(IdentityConfig(issuers=(moved,)), fetch_json=lambda u, t: {"keys": []})
+    fresh.load_all()
+    assert fresh.adopt(old_store) == []
+    assert not fresh.has_keys("corp")

@@ -77,6 +77,20 @@ def test_a_restart_uses_the_last_good_config_when_the_file_on_disk_is_bad() -> N
     assert world.started[-1].config == b"good-2"
 
 
+def test_a_restart_never_brings_back_a_config_older_than_what_the_siblings_reloaded() -> None:
+    world = World()
+    supervisor = world.supervisor()
+    world.disk = b"good-2"  # a stricter policy: the running workers reload it
+    supervisor.config_changed()
+    world.disk = None  # then garbage is written over it
+    supervisor.config_changed()
+    supervisor.workers[0].die()  # type: ignore[attr-defined]
+    supervisor.tick()
+    world.now += BACKOFF_FIRST
+    supervisor.tick()
+    assert world.started[-1].config == b"good-2"
+
+
 def test_the_backoff_doubles_up_to_a_cap_and_resets_after_a_stable_run() -> None:
     world = World()
     supervisor = world.supervisor(workers=1)
