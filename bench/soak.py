@@ -59,16 +59,26 @@ def rss_mb(pid: int) -> float:
 
 
 def soak(
-    minutes: float, share: float, workers: int, root: Path, segment: float = SEGMENT_SECONDS
+    minutes: float,
+    share: float,
+    workers: int,
+    root: Path,
+    segment: float = SEGMENT_SECONDS,
+    rate: float | None = None,
 ) -> Soak:
+    """``rate`` fixes the offered rate instead of measuring capacity (the short test variant)."""
     scenario = next(s for s in SCENARIOS if s.id == "E2")
     with running(root, [scenario], workers=workers, envoy_concurrency=1) as stack:
         body_file = root / "body.json"
         body_file.write_bytes(chat_request())
         url = stack.url(scenario)
         script = post_script(root / "post.lua", body_file)
-        capacity = wrk(url, 16, 10, stack.headers, script).rps
-        result = Soak(capacity_rps=capacity, rate=round(capacity * share, 1))
+        if rate is None:
+            capacity = wrk(url, 16, 10, stack.headers, script).rps
+            rate = round(capacity * share, 1)
+        else:
+            capacity = rate / share
+        result = Soak(capacity_rps=capacity, rate=rate)
         time.sleep(1.0)
         before = _audit_records(root / "audit")  # the capacity run's exchanges
         workers_by_name = _workers(stack)
