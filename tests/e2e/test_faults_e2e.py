@@ -127,10 +127,11 @@ def _forwarded(gateway: Gateway) -> dict[str, list[RecordedRequest]]:
 
 
 # A processor worker killed with SIGKILL takes with it the audit events it had not written yet:
-# the event is produced when the exchange ends, after the last answer went back to Envoy, and
-# written in batches (every 10 ms here). So an exchange that ended within moments of the kill
-# may be missing from the trail even though its client got a 200 (see docs/RELIABILITY.md).
-# Only exchanges that ended this close to the kill are excused; none may be recorded twice.
+# the closing record is produced when the exchange ends, after the last answer went back to
+# Envoy, and written in batches (every 10 ms here). So an exchange that ended within moments of
+# the kill may lack its closing record even though its client got a 200; its opening record,
+# made durable before the request could reach the model (write-ahead audit), is never missing.
+# Only exchanges that ended this close to the kill are excused a close; none recorded twice.
 IN_FLIGHT = 0.25  # seconds either side of the kill
 
 
@@ -178,6 +179,16 @@ def assert_nothing_unmasked_unaudited_or_untrailed(
     assert {counts[rid] for rid in required} <= {1}
     assert {counts[rid] for rid in excused} <= {0, 1}
     assert len(excused) < len(required)  # the excuse covers a moment, not the run
+    # Write-ahead: whatever reached the model, answered or cut off by the kill, was opened.
+    opened = {
+        event.get("request_id")
+        for event in read_events([gateway.root / "audit"], opens=True)
+        if event.get("service") == "processor"
+    }
+    reached = {
+        seen.headers["x-request-id"] for seen_list in forwarded.values() for seen in seen_list
+    }
+    assert reached <= opened, sorted(reached - opened)
     time.sleep(0.2)  # the writers flush every 10 ms
     report = verify([gateway.root / "audit"], AUDIT_KEY)
     assert report.ok, [chain.problem for chain in report.chains if chain.problem]
