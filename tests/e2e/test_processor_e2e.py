@@ -261,6 +261,11 @@ def test_envoy_fails_closed_when_the_processor_is_down(gateway: Gateway) -> None
         assert gateway.model.requests() == []
     finally:
         gateway.start_processor()
+        # Envoy never routes to a worker it has seen down until a health check passes again.
+        assert gateway.wait_until(
+            lambda: gateway.request(token=gateway.token(), source=SWEDEN).status == 200,
+            timeout=15,
+        )
 
 
 def test_sensitive_values_in_the_url_never_reach_the_model_or_the_trail(gateway: Gateway) -> None:
