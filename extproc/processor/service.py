@@ -239,6 +239,6 @@ def _count(exchange: Exchange, event: dict[str, Any]) -> None:
     metrics.EXCHANGES.labels(event.get("outcome", "denied"), event.get("error", "")).inc()
     metrics.EXCHANGE_SECONDS.observe(event.get("duration_ms", 0.0) / 1000)
     metrics.record_findings(event.get("findings", {}))
-    refusal = exchange.refusal
-    if exchange.blocked is not None and refusal is not None and refusal.error == Code.PROMPT_BLOCKED:
-        metrics.BLOCKED.labels(exchange.blocked.rule).inc()  # a content hold is not a block
+    refused = exchange.refusal is not None and exchange.refusal.error == Code.PROMPT_BLOCKED
+    if exchange.blocked is not None and refused:  # a content hold is not a block
+        metrics.BLOCKED.labels(exchange.blocked.rule).inc()
