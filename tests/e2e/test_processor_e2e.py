@@ -261,10 +261,15 @@ def test_envoy_fails_closed_when_the_processor_is_down(gateway: Gateway) -> None
         assert gateway.model.requests() == []
     finally:
         gateway.start_processor()
-        # Envoy never routes to a worker it has seen down until a health check passes again.
+        # Envoy never routes to a worker it has seen down until a health check passes again,
+        # and ejects each new worker once on its first (stale) connection: wait until every
+        # worker serves, several requests in a row.
         assert gateway.wait_until(
-            lambda: gateway.request(token=gateway.token(), source=SWEDEN).status == 200,
-            timeout=15,
+            lambda: all(
+                gateway.request(token=gateway.token(), source=SWEDEN).status == 200
+                for _ in range(6)
+            ),
+            timeout=30,
         )
 
 
