@@ -144,3 +144,14 @@ def test_the_metadata_says_what_happened_as_well_as_what_the_policy_said() -> No
     assert (metadata["effect"], metadata["outcome"]) == ("deny", "dry_run")
     held = Decision("d", "r", "require_approval", "x", "y", 403, Code.APPROVAL_REQUIRED)
     assert check_response(Answer(held)).dynamic_metadata["outcome"] == "held"
+
+
+def test_the_metadata_struct_is_exactly_what_struct_update_would_build() -> None:
+    from google.protobuf import struct_pb2
+
+    from extproc.decision import to_metadata
+
+    values = to_metadata(FULL_DECISION)
+    expected = struct_pb2.Struct()
+    expected.update(values)
+    assert check_response(Answer(FULL_DECISION)).dynamic_metadata == expected
