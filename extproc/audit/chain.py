@@ -132,6 +132,10 @@ class Sealer:
             and type(number) is int
         ):
             raise RecordError("the head is malformed")
+        if data != self.seal_head(chain, ChainTip(seq, digest), number):
+            # Byte-exact, like every record: an edit that leaves the JSON's meaning (a space, a
+            # tab for the newline) must still show.
+            raise RecordError("the head is not exactly as it was sealed")
         return Head(chain, ChainTip(seq, digest), number)
 
     def seal_note(self, note: Mapping[str, Any]) -> bytes:

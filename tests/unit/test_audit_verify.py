@@ -262,3 +262,18 @@ def test_any_single_byte_edit_anywhere_is_detected(
             Path(scratch, other).write_bytes(bytes(content) if other == name else original)
         report = verify([Path(scratch)], KEY)
     assert not report.ok
+
+
+def test_a_head_edited_without_changing_its_meaning_is_found(tmp_path: Path) -> None:
+    """A tab for the head's final newline parses as the same JSON; it is still an edit."""
+    from extproc.audit.chain import RecordError, Sealer
+
+    sealer = Sealer(b"k" * 32)
+    from extproc.audit.chain import ChainTip
+
+    sealed = sealer.seal_head("processor-0", ChainTip(3, "ab" * 32), 0)
+    assert sealer.open_head(sealed).tip.seq == 3
+    with pytest.raises(RecordError):
+        sealer.open_head(sealed[:-1] + b"\t")
+    with pytest.raises(RecordError):
+        sealer.open_head(b" " + sealed)
