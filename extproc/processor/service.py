@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
@@ -22,6 +22,7 @@ from google.protobuf import duration_pb2
 from extproc import metrics
 from extproc.approval.gate import admit
 from extproc.approval.rules import held_outcome
+from extproc.audit.writer import AuditWriter
 from extproc.errors import ApprovalError, Code, DecisionError
 from extproc.exchange.machine import Exchange, Hold
 from extproc.processor import mapping
@@ -33,6 +34,7 @@ log = logging.getLogger("extproc.processor")
 HOLD_MARGIN_SECONDS = 5
 _WAITING = "this request needs a human approval; ask an approver to review it, then retry"
 
+T = TypeVar("T")
 Reply = tuple[ep.ProcessingResponse | None, bool]  # the response, and whether the stream ends
 
 
@@ -209,11 +211,7 @@ async def _open(runtime: ProcessorRuntime, exchange: Exchange) -> bool:
     """Write-ahead: the exchange's opening record, durable (fsynced, shared with every record
     that arrives meanwhile) before the request may reach the model."""
     writer = runtime.audit
-    event = exchange.open_event()
-    if writer.queue_depth < writer.settings.queue_max_events:
-        future = writer.open_exchange(event)
-    else:
-        future = await asyncio.to_thread(writer.open_exchange, event)
+    future = await _submit(writer, writer.open_exchange, exchange.open_event())
     durable: Future[Any] = future  # typed Future[bool]; wrap_future wants Future[object]
     return bool(await asyncio.wrap_future(durable))
 
@@ -226,13 +224,20 @@ async def _record(runtime: ProcessorRuntime, exchange: Exchange) -> None:
         return
     _count(exchange, event)
     writer = runtime.audit
-    if writer.queue_depth < writer.settings.queue_max_events:
-        accepted = writer.close_exchange(event)
-    else:
-        accepted = await asyncio.to_thread(writer.close_exchange, event)
+    accepted = await _submit(writer, writer.close_exchange, event)
     if not accepted:
         # Under ``deny`` new exchanges are refused (``accepting``) until the queue drains.
         log.error("audit queue full; event not accepted", extra={"request_id": exchange.request_id})
+
+
+async def _submit(
+    writer: AuditWriter, call: Callable[[dict[str, Any]], T], event: dict[str, Any]
+) -> T:
+    """``call(event)`` at once while the writer has room; with a full queue, ``block`` may wait
+    for room, so off the event loop: other exchanges keep moving meanwhile."""
+    if writer.queue_depth < writer.settings.queue_max_events:
+        return call(event)
+    return await asyncio.to_thread(call, event)
 
 
 def _count(exchange: Exchange, event: dict[str, Any]) -> None:
