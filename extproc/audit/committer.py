@@ -34,6 +34,7 @@ from extproc.audit.writer_settings import WriterSettings
 log = logging.getLogger("extproc.audit")
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 1.0
+_HEAD_DUE: tuple[list[Entry], list[gaps.Tally]] = ([], [])  # compared by identity
 
 
 @dataclass(eq=False, slots=True)
@@ -83,6 +84,10 @@ class Committer:
         backoff = _FIRST_BACKOFF
         try:
             while (work := self._next_batch()) is not None:
+                if work is _HEAD_DUE:
+                    assert self._head is not None
+                    self._head.update_head(now=True)
+                    continue
                 if self._write(*work):
                     backoff = _FIRST_BACKOFF
                     continue
@@ -100,13 +105,22 @@ class Committer:
                 state.room.notify_all()
 
     def _next_batch(self) -> tuple[list[Entry], list[gaps.Tally]] | None:
+        """The next batch to write; ``_HEAD_DUE`` when the writer fell idle with a lagging head
+        (written once the head interval is up, so a quiet chain's head names its last record);
+        None once closing with nothing left."""
         state, settings = self._state, self._settings
         with state.lock:
             backlog = state.backlog
             while not backlog and not state.ledger:
                 if state.closing:
                     return None
-                state.work.wait()
+                head_due_in = self._head.head_due_in() if self._head is not None else None
+                if head_due_in is None:
+                    state.work.wait()
+                    continue
+                timed_out = head_due_in <= 0 or not state.work.wait(head_due_in)
+                if timed_out and not backlog and not state.ledger and not state.closing:
+                    return _HEAD_DUE
             while backlog and len(backlog) < settings.batch_max_events and not state.closing:
                 deadline = backlog.deadline(settings.flush_interval, settings.commit_window)
                 remaining = deadline - time.monotonic()

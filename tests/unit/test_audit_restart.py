@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,30 @@ def test_a_directory_that_cannot_be_used_is_refused_with_audit_unavailable(tmp_p
     with pytest.raises(AuditError, match="cannot be opened") as caught:
         AuditWriter(blocker / "audit", CHAIN, KEY)
     assert caught.value.code == "audit_unavailable"
+
+
+def test_the_head_catches_up_with_the_last_record_once_writes_pause(tmp_path: Path) -> None:
+    """Under load the head is rewritten at most every HEAD_INTERVAL; a writer that falls idle
+    still brings it to its last record, without being closed."""
+    from extproc.audit.chain import Sealer
+
+    writer = AuditWriter(tmp_path, CHAIN, KEY, WriterSettings(batch_max_events=1, flush_interval=0))
+    try:
+        for i in range(20):
+            assert writer.submit({"request_id": f"r{i}", "outcome": "allowed"})
+        sealer = Sealer(KEY)
+
+        def head_names_the_last_record() -> bool:
+            lines = (tmp_path / FIRST).read_bytes().split(b"\n")[:-1]  # complete lines only
+            head_file = tmp_path / f"{CHAIN}.head"
+            if len(lines) < 21 or not head_file.exists():
+                return False
+            return sealer.open_head(head_file.read_bytes()).tip.seq == json.loads(lines[-1])["seq"]
+
+        deadline = time.monotonic() + 10
+        while not head_names_the_last_record():
+            assert time.monotonic() < deadline, "the head never caught up with an idle writer"
+            time.sleep(0.01)
+    finally:
+        assert writer.close() == 0
+    assert verify([tmp_path], KEY).ok
