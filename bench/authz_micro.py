@@ -20,6 +20,7 @@ from envoy.service.auth.v3 import external_auth_pb2  # noqa: E402
 
 from extproc.app import build_authz  # noqa: E402
 from extproc.authz.mapping import check_response, request_view  # noqa: E402
+from extproc.authz.wire import check_response_bytes  # noqa: E402
 from extproc.demo.issuer import DevIssuer  # noqa: E402
 from extproc.geo.writer import write_demo_database  # noqa: E402
 from extproc.settings import load_config  # noqa: E402
@@ -41,12 +42,15 @@ def main() -> None:
 
     def full() -> bytes:
         parsed = external_auth_pb2.CheckRequest.FromString(wire)
-        return check_response(runtime.decide(request_view(parsed))).SerializeToString()
+        return check_response_bytes(runtime.decide(request_view(parsed)))
 
     cases = {
         "parse CheckRequest": lambda: external_auth_pb2.CheckRequest.FromString(wire),
         "decide (cached JWT, GeoIP, policy)": lambda: runtime.decide(request_view(request)),
-        "build + serialize CheckResponse": lambda: check_response(answer).SerializeToString(),
+        "build + serialize CheckResponse (protobuf objects)": lambda: check_response(
+            answer
+        ).SerializeToString(),
+        "write CheckResponse bytes (what Check sends)": lambda: check_response_bytes(answer),
         "whole Check without gRPC": full,
     }
     for name, case in cases.items():

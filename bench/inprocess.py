@@ -26,7 +26,8 @@ from workload import (
 )
 
 from extproc.app import build_authz
-from extproc.authz.mapping import check_response, request_view
+from extproc.authz.mapping import request_view
+from extproc.authz.wire import check_response_bytes
 from extproc.masking.engine import Masker
 from extproc.masking.stream import SseMasker
 from extproc.settings import load_config
@@ -97,7 +98,7 @@ def authz_timings(config: Path, token: str, calls: int) -> list[Timing]:
 
     def check() -> bytes:
         parsed = external_auth_pb2.CheckRequest.FromString(wire)
-        return check_response(authorizer.decide(request_view(parsed))).SerializeToString()
+        return check_response_bytes(authorizer.decide(request_view(parsed)))
 
     return [
         timed("Check without gRPC (parse, decide, map, serialize)", check, calls),

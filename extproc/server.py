@@ -66,12 +66,10 @@ class WorkerSpec:
 
 
 def _register_authz(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:
-    from envoy.service.auth.v3 import external_auth_pb2_grpc
+    from extproc.authz.service import SERVICE_NAME, AuthorizationService, add_to_server
 
-    from extproc.authz.service import AuthorizationService
-
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(AuthorizationService(holder), server)
-    return "envoy.service.auth.v3.Authorization"
+    add_to_server(AuthorizationService(holder), server)
+    return SERVICE_NAME
 
 
 def _register_processor(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:

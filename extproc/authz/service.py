@@ -1,5 +1,8 @@
 """The Envoy Authorization servicer (grpc.aio): CheckRequest → pipeline → CheckResponse.
 
+The answer leaves as bytes already in protobuf's wire format (``wire.check_response_bytes``),
+so the method is registered with a pass-through serializer (``add_to_server``).
+
 Every path ends in a CheckResponse: an unexpected error becomes a deny with ``internal_error``,
 never an RPC failure that a misconfigured Envoy might treat as an allow. Denials are audited
 here, with the one event builder both services share.
@@ -17,7 +20,8 @@ from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 from extproc import metrics
 from extproc.audit.event import build_event
-from extproc.authz.mapping import check_response, request_view
+from extproc.authz.mapping import request_view
+from extproc.authz.wire import check_response_bytes
 from extproc.decide.answer import Answer
 from extproc.decide.pipeline import internal_error
 from extproc.decide.request import RequestView
@@ -29,13 +33,28 @@ from extproc.runtime import AuthzRuntime
 log = logging.getLogger("extproc.authz")
 
 
+SERVICE_NAME = "envoy.service.auth.v3.Authorization"
+
+
+def add_to_server(service: AuthorizationService, server: grpc.aio.Server) -> None:
+    """Register Check as the generated code would, but taking the answer's bytes as they are."""
+    check = grpc.unary_unary_rpc_method_handler(
+        service.Check,
+        request_deserializer=external_auth_pb2.CheckRequest.FromString,
+        response_serializer=None,  # Check returns the serialized CheckResponse
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Check": check}),)
+    )
+
+
 class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc]
     def __init__(self, holder: RuntimeHolder[AuthzRuntime]) -> None:
         self._holder = holder
 
     async def Check(
         self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> external_auth_pb2.CheckResponse:
+    ) -> bytes:
         runtime = self._holder.current
         started = time.perf_counter()
         view = None
@@ -53,9 +72,14 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
                 extra={"request_id": request_id, "error_type": type(exc).__name__},
             )
             answer = internal_error(request_id, runtime.new_id())
+        try:
+            response = check_response_bytes(answer)
+        except UnicodeEncodeError:  # a lone surrogate (a token's claim) has no UTF-8 form
+            log.error("answer not encodable; denying", extra={"request_id": answer.request_id})
+            answer = internal_error(answer.request_id, runtime.new_id())
+            response = check_response_bytes(answer)
         if not answer.allowed:
             _record_denial(runtime, answer, view)
-        response = check_response(answer)
         decision = answer.decision
         metrics.DECISIONS.labels(
             decision.effect, decision.outcome, decision.rule, decision.error or ""

@@ -15,7 +15,7 @@ from google.rpc import code_pb2
 
 from extproc.app import build_authz
 from extproc.authz.mapping import request_view
-from extproc.authz.service import AuthorizationService
+from extproc.authz.service import AuthorizationService, add_to_server
 from extproc.decide.answer import Answer
 from extproc.decision import DryRunHit
 from extproc.demo.issuer import DevIssuer
@@ -92,35 +92,43 @@ def check(
     )
 
 
+async def _served_check(
+    runtime: AuthzRuntime, request: external_auth_pb2.CheckRequest
+) -> external_auth_pb2.CheckResponse:
+    server = grpc.aio.server()
+    add_to_server(AuthorizationService(RuntimeHolder(runtime, lambda: runtime)), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = external_auth_pb2_grpc.AuthorizationStub(channel)
+            response: external_auth_pb2.CheckResponse = await stub.Check(request)
+            return response
+    finally:
+        await server.stop(None)
+
+
 def test_an_allowed_check_injects_the_upstream_credential_and_strips_caller_keys(
     runtime: tuple[AuthzRuntime, DevIssuer],
 ) -> None:
-    async def scenario() -> external_auth_pb2.CheckResponse:
-        server = grpc.aio.server()
-        holder = RuntimeHolder(runtime[0], lambda: runtime[0])
-        external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-            AuthorizationService(holder), server
-        )
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = external_auth_pb2_grpc.AuthorizationStub(channel)
-                token = runtime[1].mint("alice", audience="api")
-                response: external_auth_pb2.CheckResponse = await stub.Check(
-                    check(token, "192.0.2.10")
-                )
-                return response
-        finally:
-            await server.stop(None)
-
-    response = asyncio.run(scenario())
+    token = runtime[1].mint("alice", audience="api")
+    response = asyncio.run(_served_check(runtime[0], check(token, "192.0.2.10")))
     assert response.status.code == code_pb2.OK
     headers = {h.header.key: h.header.value for h in response.ok_response.headers}
     assert headers["x-upstream-key"] == "s3cret-upstream"
     assert set(response.ok_response.headers_to_remove) == {"authorization", "x-api-key"}
     assert response.dynamic_metadata["rule"] == "allow-known-regions"
     assert response.dynamic_metadata["source_country"] == "DE"
+
+
+def test_a_claim_that_cannot_travel_as_utf8_is_a_clear_internal_error_not_an_rpc_failure(
+    runtime: tuple[AuthzRuntime, DevIssuer],
+) -> None:
+    token = runtime[1].mint("\ud800alice", audience="api")  # JSON allows a lone surrogate
+    response = asyncio.run(_served_check(runtime[0], check(token, "192.0.2.10")))
+    assert response.status.code == code_pb2.PERMISSION_DENIED
+    assert response.denied_response.status.code == 500
+    assert json.loads(response.denied_response.body)["error"] == "internal_error"
 
 
 def decide(runtime: AuthzRuntime, request: external_auth_pb2.CheckRequest) -> Answer:
