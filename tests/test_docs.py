@@ -425,3 +425,45 @@ def test_auditors_names_every_audit_event_field() -> None:
     assert not _missing(
         ["chain", "seq", "prev", "hash", "mac", "genesis", "kind", "recovery"], text
     )
+
+
+# -- the harness itself ---
+def test_a_block_without_a_marker_is_caught(tmp_path: Path) -> None:
+    doc = tmp_path / "x.md"
+    doc.write_text(
+        "Text.\n\n```yaml\na: 1\n```\n\n"
+        '<!-- test: none reason="output only" -->\n\n```text\nb\n```\n'
+        "<!-- test: cli exit=3 -->\nA sentence between.\n```console\n$ extproc check\n```\n"
+    )
+    found = blocks(doc)
+    assert [(b.kind, b.options) for b in found] == [
+        (None, {}),
+        ("none", {"reason": "output only"}),
+        (None, {}),  # a marker applies only to the block right after it
+    ]
+    assert found[0].text == "a: 1\n"
+    with pytest.raises(AssertionError, match="without a test marker"):
+        test_every_example_is_exercised(found[0], tmp_path)
+    with pytest.raises(AssertionError, match="needs reason"):
+        _check_none(Block(doc, 1, "", "", "none"), tmp_path)
+
+
+def test_commands_and_their_output() -> None:
+    steps = commands(
+        "$ T=$(extproc token --sub a)\n$ echo 'x y' | extproc mask --report\nx\n  y\n\n"
+    )
+    assert steps[0].assign == "T"
+    assert steps[0].argv == ["extproc", "token", "--sub", "a"]
+    assert steps[1].stdin == b"x y\n"
+    assert steps[1].output == ["x", "  y"]
+    assert output_matches(["a ... c"], ["a b b c  "])
+    assert not output_matches(["a ... c"], ["a b b d"])
+    assert not output_matches(["a"], ["a", "b"])
+
+
+def test_an_excerpt_must_be_in_the_file_in_order() -> None:
+    text = "a: 1   # one\n# a comment\nb:  2\nc: 3\nd: 4\n"
+    assert excerpt_found("a: 1\nb: 2\n", text)
+    assert excerpt_found("a: 1\n...\nd: 4\n", text)
+    assert not excerpt_found("a: 1\nc: 3\n", text)
+    assert not excerpt_found("d: 4\n...\na: 1\n", text)
