@@ -14,6 +14,10 @@ from extproc.demo.commands import register as register_demo
 from extproc.errors import ConfigError, ExtprocError
 
 DEFAULT_STATE_DIR = Path(".extproc")
+_DESCRIPTION = (
+    "A policy enforcement point beside Envoy: the authz and processor services, their config, "
+    "policy tests, the audit trail and approvals. `extproc COMMAND --help` explains a command."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="extproc", description=__doc__)
+    parser = argparse.ArgumentParser(prog="extproc", description=_DESCRIPTION)
     commands = parser.add_subparsers(metavar="COMMAND")
 
     check = commands.add_parser(
