@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the audit trail")
     audit_commands = audit.add_subparsers(metavar="ACTION")
     audit_verify = audit_commands.add_parser(
-        "verify", help="check every chain; name the first bad record"
+        "verify", help="check every chain; name every bad record and every recorded gap"
     )
     _audit_trail_arguments(audit_verify)
     audit_verify.set_defaults(run=_audit_verify)
