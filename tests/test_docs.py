@@ -37,7 +37,15 @@ from extproc.masking.operators import ACTIONS
 from extproc.policy.when import WhenSettings
 from extproc.policytest.runner import run_suite
 from extproc.settings import load_config
-from tests.support.docs import KINDS, Block, blocks, commands, excerpt_found, output_matches
+from tests.support.docs import (
+    KINDS,
+    REQUIRED,
+    Block,
+    blocks,
+    commands,
+    excerpt_found,
+    output_matches,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = sorted((REPO / "docs").glob("*.md"))
@@ -239,6 +247,23 @@ def test_the_docs_have_examples() -> None:
     names = {doc.name for doc in DOCS}
     assert {"sre.md", "security.md", "auditors.md"} <= names
     assert len(BLOCKS) > 20
+
+
+def test_markers_name_what_their_kind_needs_and_names_are_unique() -> None:
+    names: dict[str, str] = {"demo": "the demo config"}
+    for block in BLOCKS:
+        missing = [key for key in REQUIRED.get(block.kind or "", ()) if key not in block.options]
+        assert not missing, f"{block.id}: a {block.kind} marker needs {', '.join(missing)}="
+        if block.kind in ("config", "fragment") or (
+            block.kind == "suite" and "name" in block.options
+        ):
+            name = block.options["name"]
+            assert name not in names, f"{block.id}: {name!r} is already {names[name]}"
+            names[name] = block.id
+        if block.kind in ("fragment", "suite"):
+            assert block.options["of"] in names, (
+                f"{block.id}: no config {block.options['of']!r} above"
+            )
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])

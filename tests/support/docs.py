@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 KINDS = ("config", "fragment", "suite", "cli", "argv", "envoy", "excerpt", "event", "none")
+REQUIRED = {"config": ("name",), "fragment": ("of", "name"), "suite": ("of",), "excerpt": ("of",)}
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
 _MARKER = re.compile(r"^\s*<!--\s*test:\s*(.*?)\s*-->\s*$")
 
