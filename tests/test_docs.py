@@ -45,6 +45,7 @@ from tests.support.docs import (
     commands,
     excerpt_found,
     output_matches,
+    parse_marker,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -467,6 +468,8 @@ def test_a_block_without_a_marker_is_caught(tmp_path: Path) -> None:
         (None, {}),  # a marker applies only to the block right after it
     ]
     assert found[0].text == "a: 1\n"
+    assert parse_marker("none, a diagram") == ("none", {"reason": "a diagram"})
+    assert parse_marker("suite of=x name=y") == ("suite", {"of": "x", "name": "y"})
     with pytest.raises(AssertionError, match="without a test marker"):
         test_every_example_is_exercised(found[0], tmp_path)
     with pytest.raises(AssertionError, match="needs reason"):

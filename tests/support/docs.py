@@ -20,7 +20,8 @@ Kinds (the harness in ``tests/test_docs.py`` runs each):
 - ``excerpt of=PATH``: lines of a file in the repository, in order (``...`` skips lines;
   comment-only lines are ignored on both sides);
 - ``event``: an audit record; every field is one the audit event or the chain defines;
-- ``none reason="..."``: not tested, with the reason.
+- ``none reason="..."`` (or ``none, REASON``): not tested, with the reason; for diagrams and
+  output shown on its own, sparingly.
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ class Block:
 
 
 def parse_marker(text: str) -> tuple[str, dict[str, str]]:
-    words = shlex.split(text.replace(",", " ", 1) if text.startswith("none,") else text)
+    if re.match(r"none\b", text):  # none reason="why", or none, why
+        reason = text[4:].lstrip(" ,")
+        if reason.startswith("reason="):
+            reason = " ".join(shlex.split(reason[len("reason=") :]))
+        return "none", {"reason": reason} if reason else {}
+    words = shlex.split(text)
     if not words:
         raise ValueError("an empty test marker")
     kind, options = words[0], {}
