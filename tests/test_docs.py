@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from extproc import metrics
+from extproc import decision, metrics
 from extproc.app import build_authz
 from extproc.audit.event import EVENT_FIELDS, RECORD_FIELDS
 from extproc.audit.files import chain_files
@@ -495,3 +495,12 @@ def test_an_excerpt_must_be_in_the_file_in_order() -> None:
     assert excerpt_found("a: 1\n...\nd: 4\n", text)
     assert not excerpt_found("a: 1\nc: 3\n", text)
     assert not excerpt_found("d: 4\n...\na: 1\n", text)
+
+
+def test_sre_names_every_metadata_key() -> None:
+    source = (REPO / "extproc" / "decision.py").read_text(encoding="utf-8")
+    keys = set(decision._TEXT_FIELDS)
+    keys |= set(re.findall(r'values\["(\w+)"\] =', source))
+    keys |= set(re.findall(r'^\s+"(\w+)": decision\.', source, re.M))
+    assert len(keys) >= 22
+    assert not _missing(sorted(keys), _text("sre.md"))
