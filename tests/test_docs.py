@@ -301,6 +301,9 @@ def _check_suite(block: Block, workspace: Path) -> None:
         workspace / "demo" / ("config" if block.options["of"] == "demo" else block.options["of"])
     )
     results = run_suite(suite, config.with_suffix(".yaml"))
+    if block.options.get("expect") == "fail":
+        assert any(not r.passed for r in results), f"{block.id}: meant to fail, yet passes"
+        return
     failed = [
         f"{r.name}: {'; '.join(r.mismatches)} {' / '.join(r.why)}" for r in results if not r.passed
     ]

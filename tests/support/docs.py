@@ -10,8 +10,9 @@ Kinds (the harness in ``tests/test_docs.py`` runs each):
   docs' demo state and loaded as ``extproc check`` does (invalid: it must be refused);
 - ``fragment of=BASE name=N [expect=invalid]``: YAML merged into the config ``BASE`` (``demo`` is
   the demo config; mappings merge key by key, anything else replaces), then as ``config``;
-- ``suite of=N [name=S]``: a policy-test suite run against the config ``N``; every case passes
-  (``name`` saves it as ``demo/S.yaml`` for ``extproc test`` commands);
+- ``suite of=N [name=S] [expect=fail]``: a policy-test suite run against the config ``N``;
+  every case passes (with ``expect=fail``, one fails: an example of a failure); ``name`` saves
+  it as ``demo/S.yaml`` for ``extproc test`` commands;
 - ``cli [exit=N]``: ``$ extproc ...`` commands run in the docs' workspace (the demo state is
   ``demo/``); lines after a command are its output (``...`` matches any text); each command
   exits 0 (the last one: N);
