@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import re
@@ -18,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from ruamel.yaml import YAML
 
@@ -338,6 +340,10 @@ def _check_event(block: Block, _workspace: Path) -> None:
     record = json.loads(block.text)
     unknown = set(record) - EVENT_FIELDS - RECORD_FIELDS
     assert not unknown, f"{block.id}: fields no audit record has: {sorted(unknown)}"
+    if "hash" in record:  # a record as the writer sealed it, not edited for the docs
+        content = {k: v for k, v in record.items() if k not in ("hash", "mac")}
+        sealed = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        assert record["hash"] == sealed, f"{block.id}: the record's hash does not match it"
 
 
 def _check_argv(block: Block, _workspace: Path) -> None:
