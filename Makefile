@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install extproc with its test and dev tools
 
-up: $(STAMP) ## run Envoy + authz + the demo model and OIDC issuer on embedded defaults
+up: $(STAMP) ## run Envoy, authz, the processor, approvals, the demo model and OIDC issuer on embedded defaults
 	$(BIN)/extproc up
 
 test: $(STAMP) ## run the test suite (unit, in-process gRPC, and e2e through the real Envoy)

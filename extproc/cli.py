@@ -14,6 +14,10 @@ from extproc.demo.commands import register as register_demo
 from extproc.errors import ConfigError, ExtprocError
 
 DEFAULT_STATE_DIR = Path(".extproc")
+_DESCRIPTION = (
+    "A policy enforcement point beside Envoy: the authz and processor services, their config, "
+    "policy tests, the audit trail and approvals. `extproc COMMAND --help` explains a command."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="extproc", description=__doc__)
+    parser = argparse.ArgumentParser(prog="extproc", description=_DESCRIPTION)
     commands = parser.add_subparsers(metavar="COMMAND")
 
     check = commands.add_parser(
@@ -130,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the audit trail")
     audit_commands = audit.add_subparsers(metavar="ACTION")
     audit_verify = audit_commands.add_parser(
-        "verify", help="check every chain; name the first bad record"
+        "verify", help="check every chain; name every bad record and every recorded gap"
     )
     _audit_trail_arguments(audit_verify)
     audit_verify.set_defaults(run=_audit_verify)

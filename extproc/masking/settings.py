@@ -21,7 +21,7 @@ masking:
       fields:
         - {path: $.patient.ssn, action: redact}  # always masked, whatever the value
         - {path: $..email, action: tokenize}
-      scan: [$.messages[*].content]              # only these strings are scanned (default: all)
+      scan: ['$.messages[*].content']            # only these strings are scanned (default: all)
       invalid_json: text                         # or deny
       block:
         - {name: reveal-instructions, pattern: '(?i)ignore (all )?previous instructions',
