@@ -68,6 +68,7 @@ class HeaderStep:
     remove: tuple[str, ...] = ()
     set: tuple[tuple[str, str], ...] = ()  # e.g. the masked :path
     stream_body: bool = False  # switch the response body to STREAMED (SSE)
+    skip_bodies: tuple[str, ...] = ()  # directions whose body Envoy need not send at all
     refusal: Refusal | None = None
 
 
@@ -130,6 +131,7 @@ class Exchange:
         self.request = _Direction()
         self.response = _Direction()
         self._stream: StreamMasker | None = None
+        self._skipped: tuple[str, ...] = ()  # bodies Envoy was told not to send
         self.captured: dict[str, str] = {}
         self.tokens = ExchangeTokens()  # restore: true; the values die with the exchange
 
@@ -210,7 +212,7 @@ class Exchange:
             return self._refuse(
                 Code.COMPRESSED_BODY_REFUSED, "compressed request bodies are refused"
             )
-        remove: tuple[str, ...] = ("content-length",)
+        remove: tuple[str, ...] = ()
         if JUSTIFICATION_HEADER in headers:  # for the approver, not for the model
             self.justification = headers[JUSTIFICATION_HEADER]
             remove += (JUSTIFICATION_HEADER,)
@@ -224,11 +226,28 @@ class Exchange:
                 )
             if end_of_stream:
                 self.pending_hold = Hold(self._hold_policy, self.decision, None)
+        self._skipped = self._unneeded_bodies()
+        if "request" in self._skipped:
+            self.request.bytes_in = self.request.bytes_out = _length(headers)
+        else:
+            remove += ("content-length",)  # the masked body may differ in length
         masked_target = self._mask_target(target)
         if masked_target is None:
-            return HeaderStep(remove=remove)
+            return HeaderStep(remove=remove, skip_bodies=self._skipped)
         self.path = masked_target.split("?", 1)[0]
-        return HeaderStep(remove=remove, set=((":path", masked_target),))
+        return HeaderStep(remove=remove, set=((":path", masked_target),), skip_bodies=self._skipped)
+
+    def _unneeded_bodies(self) -> tuple[str, ...]:
+        """The bodies this exchange would pass untouched: those of a direction the profile does
+        not inspect (a request held for approval keeps its body: a grant may bind to it).
+        Envoy is told not to send them, which spares it and us a message and a copy each."""
+        directions = self.profile.directions
+        skipped: tuple[str, ...] = ()
+        if "request" not in directions and self._hold_policy is None:
+            skipped += ("request",)
+        if "response" not in directions:
+            skipped += ("response",)
+        return skipped
 
     def request_body(self, body: bytes) -> BodyStep:
         step = self._request_body(body)
@@ -278,6 +297,8 @@ class Exchange:
             self.answered_by_authz = True  # authz's JSON denial: nothing of the model's in it
             return HeaderStep()
         if "response" not in self.profile.directions:
+            if "response" in self._skipped:
+                self.response.bytes_in = self.response.bytes_out = _length(headers)
             return HeaderStep()
         if self.response.encoding not in _ENCODINGS or (
             _compressed(self.response.encoding) and self._masking.compressed == "deny"
@@ -462,6 +483,13 @@ class Exchange:
         if self.approval_status == "granted":
             event.update(outcome="allowed", approval_id=self.approval_id, approval_status="used")
         return event
+
+
+def _length(headers: Mapping[str, str]) -> int:
+    """A body's size from its ``content-length`` (0 when absent: a body Envoy was told not to
+    send is counted from its header, never read)."""
+    length = headers.get("content-length", "")
+    return int(length) if length.isdigit() else 0
 
 
 def _compressed(encoding: str) -> bool:
