@@ -61,6 +61,12 @@ def run_mask(
     chosen = config.profiles[profile or config.default_profile]
     masker = Masker(chosen, config.key)
     data = stdin.read()
+    if direction not in chosen.directions:
+        # As through the gateway: the processor never inspects (nor even receives) that body.
+        stdout.write(data)
+        stdout.flush()
+        stderr.write(f"profile {chosen.name!r} does not inspect {direction} bodies: unchanged\n")
+        return 0
     kind = content_type or _sniff(data)
     try:
         hit = masker.blocked(data, direction, kind)

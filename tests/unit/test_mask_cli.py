@@ -84,3 +84,13 @@ def test_a_body_that_cannot_be_masked_is_refused() -> None:
     assert status == 1
     assert out == b""
     assert "unsupported_charset" in err
+
+
+def test_a_direction_the_profile_does_not_inspect_passes_unchanged_as_through_the_gateway() -> None:
+    body = json.dumps({"q": f"card {CARD}"}).encode()
+    status, out, err = run(body, profile=Profile("p", directions=frozenset({"response"})))
+    assert status == 0
+    assert out == body
+    assert "does not inspect request bodies" in err
+    status, out, _ = run(body, profile=Profile("p", directions=frozenset({"request"})))
+    assert CARD not in out.decode()
