@@ -14,6 +14,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from ruamel.yaml import YAML
 
 from extproc.demo.up import shipped_envoy_config
+from extproc.envoy_runner import validate_config
 from tests.e2e.conftest import e2e_config, geoip_database
 from tests.e2e.harness import Gateway
 from tests.support.otlp import Collector, ExportedSpan
@@ -26,63 +27,53 @@ SWEDEN = "89.160.20.112"
 UNITED_STATES = "216.160.83.56"
 CARD = "4111 1111 1111 1111"
 EMAIL = "jane.doe@example.com"
-PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "tracing.md"
+
+
+def documented_envoy_tracing() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The connection manager's ``tracing`` block and the collector's cluster, exactly as
+    docs/tracing.md shows them to SREs."""
+    doc = DOC.read_text(encoding="utf-8")
+    start = doc.index("```\n          tracing:") + len("```\n")
+    block = doc[start : doc.index("```", start)]
+    tracing_part, cluster_part = block.split("\n  clusters:\n")
+    yaml = YAML(typ="safe")
+    return yaml.load(tracing_part)["tracing"], yaml.load(cluster_part)[0]
 
 
 def traced_envoy_template(root: Path, collector: Collector) -> Path:
-    """The demo Envoy config with tracing on: the OpenTelemetry tracer, exporting to the
-    collector (what docs/tracing.md tells an SRE to add)."""
+    """The demo Envoy config plus the documented tracing, every request sampled and the
+    collector on its test address."""
+    tracing, cluster = documented_envoy_tracing()
+    tracing["random_sampling"] = {"value": 100}
+    address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+    address["socket_address"] = {"address": "127.0.0.1", "port_value": collector.port}
     yaml = YAML(typ="safe")
     config: Any = yaml.load(shipped_envoy_config("demo.yaml").read_text(encoding="utf-8"))
     resources = config["static_resources"]
     (listener,) = [item for item in resources["listeners"] if item["name"] == "inference"]
-    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    manager["tracing"] = {
-        "provider": {
-            "name": "envoy.tracers.opentelemetry",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
-                "grpc_service": {"envoy_grpc": {"cluster_name": "otel_collector"}, "timeout": "1s"},
-                "service_name": "envoy",
-            },
-        }
-    }
-    resources["clusters"].append(
-        {
-            "name": "otel_collector",
-            "type": "STATIC",
-            "connect_timeout": "1s",
-            "typed_extension_protocol_options": {
-                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                    "@type": PROTOCOL_OPTIONS,
-                    "explicit_http_config": {"http2_protocol_options": {}},
-                }
-            },
-            "load_assignment": {
-                "cluster_name": "otel_collector",
-                "endpoints": [
-                    {
-                        "lb_endpoints": [
-                            {
-                                "endpoint": {
-                                    "address": {
-                                        "socket_address": {
-                                            "address": "127.0.0.1",
-                                            "port_value": collector.port,
-                                        }
-                                    }
-                                }
-                            }
-                        ]
-                    }
-                ],
-            },
-        }
-    )
+    listener["filter_chains"][0]["filters"][0]["typed_config"]["tracing"] = tracing
+    resources["clusters"].append(cluster)
     path = root / "envoy-traced-template.yaml"
     with path.open("w", encoding="utf-8") as out:
         yaml.dump(config, out)
     return path
+
+
+def test_the_documented_envoy_tracing_is_valid_in_the_production_config(tmp_path: Path) -> None:
+    tracing, cluster = documented_envoy_tracing()
+    yaml = YAML(typ="safe")
+    config: Any = yaml.load(shipped_envoy_config("envoy.yaml").read_text(encoding="utf-8"))
+    resources = config["static_resources"]
+    for listener in resources["listeners"]:
+        for network_filter in listener["filter_chains"][0]["filters"]:
+            if network_filter["name"] == "envoy.filters.network.http_connection_manager":
+                network_filter["typed_config"]["tracing"] = tracing
+    resources["clusters"].append(cluster)
+    path = tmp_path / "envoy.yaml"
+    with path.open("w", encoding="utf-8") as out:
+        yaml.dump(config, out)
+    validate_config(path)  # envoy --mode validate
 
 
 @pytest.fixture(scope="module")
