@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +275,56 @@ def test_an_escaped_exception_is_an_error_span_without_its_message(collector: Co
     assert span.span.status.code == trace_pb2.Status.STATUS_CODE_ERROR
     assert span.span.status.message == "RuntimeError"
     assert b"4111" not in collector.exported_bytes()
+
+
+def test_a_server_stream_and_an_aborted_call_end_their_spans_with_their_status(
+    collector: Collector,
+) -> None:
+    """The shapes of the approvals API: a server stream (Watch) and a refusal by abort, which
+    is the caller's error (no error.type, status unset)."""
+    tracing = tracing_to(collector, "approvals")
+
+    async def count(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        for n in range(3):
+            yield bytes([n])
+
+    async def refuse(request: bytes, context: Any) -> bytes:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not an approver: alice")
+        raise AssertionError("abort returned")
+
+    async def scenario() -> tuple[list[bytes], grpc.StatusCode | None]:
+        server = grpc.aio.server(interceptors=(tracing.interceptor,))
+        handlers = {
+            "Count": grpc.unary_stream_rpc_method_handler(count),
+            "Refuse": grpc.unary_unary_rpc_method_handler(refuse),
+        }
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("test.Shapes", handlers),)
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                streamed = [item async for item in channel.unary_stream("/test.Shapes/Count")(b"")]
+                try:
+                    await channel.unary_unary("/test.Shapes/Refuse")(b"")
+                except grpc.aio.AioRpcError as exc:
+                    return streamed, exc.code()
+                return streamed, None
+        finally:
+            await server.stop(None)
+
+    streamed, refused = asyncio.run(scenario())
+    assert streamed == [b"\x00", b"\x01", b"\x02"]
+    assert refused == grpc.StatusCode.PERMISSION_DENIED
+    tracing.shutdown()
+    spans = {span.name: span for span in collector.spans()}
+    assert spans["test.Shapes/Count"].attributes["rpc.status_code"] == "OK"
+    denied = spans["test.Shapes/Refuse"]
+    assert denied.attributes["rpc.status_code"] == "PERMISSION_DENIED"
+    assert "error.type" not in denied.attributes
+    assert denied.span.status.code == trace_pb2.Status.STATUS_CODE_UNSET
+    assert b"alice" not in collector.exported_bytes()
 
 
 # -- config ---------------------------------------------------------------------------------------
