@@ -24,6 +24,7 @@ import asyncio
 import inspect
 import logging
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -100,9 +101,19 @@ def start_tracing(
     provider.add_span_processor(BatchSpanProcessor(exporter))
     log.info(
         "tracing",
-        extra={"endpoint": config.endpoint, "sample_ratio": config.sample_ratio, "worker": worker},
+        extra={
+            "collector": _without_userinfo(config.endpoint),
+            "sample_ratio": config.sample_ratio,
+            "worker": worker,
+        },
     )
     return Tracing(provider)
+
+
+def _without_userinfo(endpoint: str) -> str:
+    """The collector's address for a log line: never a user or password written into the URL."""
+    parts = urllib.parse.urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 class ServerSpans(_Interceptor):
