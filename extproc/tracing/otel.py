@@ -81,9 +81,7 @@ class Tracing:
         self._provider.shutdown()
 
 
-def start_tracing(
-    config: TracingConfig, service: str, worker: int, *, exporter: Any = None
-) -> Tracing:
+def start_tracing(config: TracingConfig, service: str, worker: int) -> Tracing:
     """A provider for this process. Each worker calls it after it starts: an exporter's channel
     and the batch processor's thread never cross a process boundary."""
     resource = Resource.create(
@@ -93,11 +91,10 @@ def start_tracing(
     provider = TracerProvider(
         resource=resource, sampler=ParentBased(TraceIdRatioBased(config.sample_ratio))
     )
-    if exporter is None:
-        # Headers (a collector's key) come from OTEL_EXPORTER_OTLP_(TRACES_)HEADERS only.
-        exporter = OTLPSpanExporter(
-            endpoint=config.endpoint, insecure=config.insecure, timeout=config.export_timeout
-        )
+    # Headers (a collector's key) come from OTEL_EXPORTER_OTLP_(TRACES_)HEADERS only.
+    exporter = OTLPSpanExporter(
+        endpoint=config.endpoint, insecure=config.insecure, timeout=config.export_timeout
+    )
     provider.add_span_processor(BatchSpanProcessor(exporter))
     log.info(
         "tracing",
@@ -122,6 +119,7 @@ class ServerSpans(_Interceptor):
     def __init__(self, tracer: trace.Tracer) -> None:
         self._tracer = tracer
         self._propagator = propagate.get_global_textmap()  # OTEL_PROPAGATORS; W3C by default
+        self._fields = frozenset(self._propagator.fields)  # the header names it reads
 
     async def intercept_service(
         self,
@@ -213,7 +211,7 @@ class ServerSpans(_Interceptor):
     def _parent(self, metadata: Iterable[tuple[str, Any]], request: Any) -> Context | None:
         """The call's own trace context first (Envoy's client span of this call), then the HTTP
         request's (the client's), else a new trace."""
-        fields = self._propagator.fields
+        fields = self._fields
         carrier = {key.lower(): value for key, value in metadata if key.lower() in fields}
         if carrier:
             context = self._propagator.extract(carrier)
@@ -243,7 +241,7 @@ async def _peek(requests: AsyncIterator[Any]) -> tuple[AsyncIterator[Any], Any]:
     return replay(), first
 
 
-def _http_headers(request: Any, fields: set[str]) -> dict[str, str]:
+def _http_headers(request: Any, fields: frozenset[str]) -> dict[str, str]:
     """The trace headers among the HTTP request headers a CheckRequest or the first
     ProcessingRequest carries (only those: no other header value is read)."""
     if isinstance(request, external_auth_pb2.CheckRequest):
@@ -258,7 +256,7 @@ def _http_headers(request: Any, fields: set[str]) -> dict[str, str]:
     return {}
 
 
-def _from_list(headers: Iterable[Any], fields: set[str]) -> dict[str, str]:
+def _from_list(headers: Iterable[Any], fields: frozenset[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for header in headers:
         key = header.key.lower()
