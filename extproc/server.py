@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -36,6 +36,10 @@ from extproc.logs import configure_logging
 from extproc.metrics_http import serve_metrics
 from extproc.reload import RuntimeHolder
 from extproc.supervise import Supervisor, Worker
+from extproc.tracing.settings import INSTALL_HINT, TracingConfig
+
+if TYPE_CHECKING:
+    from extproc.tracing.otel import Tracing
 
 log = logging.getLogger("extproc.server")
 
@@ -113,7 +117,10 @@ async def run_worker(spec: WorkerSpec) -> None:
     )
     holder: RuntimeHolder[Any] = RuntimeHolder(runtime, build, _revision_changed)
     metrics.serving_revision(None, runtime.config.revision)
-    server = grpc.aio.server(options=GRPC_OPTIONS)
+    tracing = _start_tracing(runtime.config.tracing, spec)
+    # Tracing off: no interceptor at all, so an RPC costs exactly what it did without tracing.
+    interceptors = None if tracing is None else (tracing.interceptor,)
+    server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=interceptors)
     service_name = REGISTRARS[spec.service](server, holder)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -149,10 +156,30 @@ async def run_worker(spec: WorkerSpec) -> None:
     await server.stop(grace=5)
     holder.current.close()
     sinks.close_all()  # flush every queued audit event before the process ends
+    if tracing is not None:
+        await asyncio.to_thread(tracing.shutdown)  # export the spans still queued
+
+
+def _start_tracing(config: TracingConfig, spec: WorkerSpec) -> Tracing | None:
+    """This worker's tracer provider, when the config enables tracing. Imported here, not at
+    the top: with tracing off no OpenTelemetry module is ever loaded."""
+    if not config.enabled:
+        return None
+    try:
+        from extproc.tracing.otel import start_tracing
+    except ImportError as exc:  # the config check found them; a broken install still says how
+        raise ExtprocError(
+            f"tracing is enabled but OpenTelemetry cannot be imported ({exc.name}): {INSTALL_HINT}",
+            code=Code.CONFIG_INVALID,
+        ) from None
+    return start_tracing(config, spec.service, spec.index)
 
 
 def _revision_changed(old: Any, new: Any) -> None:
     metrics.serving_revision(old.config.revision, new.config.revision)
+    if old.config.tracing != new.config.tracing:
+        # The interceptor and exporter are fixed when a worker starts.
+        log.warning("tracing settings changed; they apply once the service restarts")
 
 
 async def _report_audit_stats(sinks: AuditSinks) -> None:

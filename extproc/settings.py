@@ -38,6 +38,7 @@ from extproc.masking.profile import MaskingConfig
 from extproc.masking.settings import MaskingSettings, compile_masking
 from extproc.policy.engine import Policy
 from extproc.policy.settings import PolicySettings, compile_policy
+from extproc.tracing.settings import TRACING_OFF, TracingConfig, TracingSettings, compile_tracing
 from extproc.upstream_settings import UpstreamsSettings, compile_upstreams
 
 R = TypeVar("R")
@@ -45,7 +46,8 @@ SCHEMA_TITLE = "extproc config"
 SCHEMA_DESCRIPTION = (
     "The one YAML file of the extproc policy enforcement point: who may call (identity), from "
     "where (geo), what is allowed (policy), the secrets injected upstream (upstreams), how "
-    "bodies are masked (masking) and where the audit trail goes (audit)."
+    "bodies are masked (masking), where the audit trail goes (audit) and where traces go "
+    "(tracing)."
 )
 
 
@@ -68,6 +70,9 @@ class ExtprocSettings(SettingsModel):
     approvals: ApprovalsSection = Field(
         ApprovalsSection(), description="where approvals are kept, who is told about them"
     )
+    tracing: TracingSettings = Field(
+        TracingSettings(), description="OpenTelemetry traces over OTLP (off by default)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,7 @@ class Config:
     masking: MaskingConfig | None = None
     audit: AuditConfig | None = None
     approvals: ApprovalsSettings | None = None
+    tracing: TracingConfig = TRACING_OFF
 
 
 def load_config(path: Path) -> Config:
@@ -119,6 +125,7 @@ def parse_config(data: bytes, path: Path) -> Config:
     approvals = build("approvals", lambda s: compile_approvals(s, base_dir))
     if approvals is None and not validation.failed("approvals"):
         approvals = compile_approvals(ApprovalsSection(), base_dir)
+    tracing = build("tracing", compile_tracing)
     validation.raise_if_any()
     if identity is None or geo is None or policy is None or upstreams is None:
         raise AssertionError("no problem was recorded, yet a required section did not compile")
@@ -132,6 +139,7 @@ def parse_config(data: bytes, path: Path) -> Config:
         masking=masking,
         audit=audit,
         approvals=approvals,
+        tracing=tracing or TRACING_OFF,
     )
 
 

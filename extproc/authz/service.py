@@ -29,6 +29,7 @@ from extproc.errors import KeyRefreshNeeded
 from extproc.masking.url import mask_target
 from extproc.reload import RuntimeHolder
 from extproc.runtime import AuthzRuntime
+from extproc.tracing.notes import note_decision
 
 log = logging.getLogger("extproc.authz")
 
@@ -81,6 +82,7 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):  # typ
         if not answer.allowed:
             _record_denial(runtime, answer, view)
         decision = answer.decision
+        note_decision(decision)  # the span's attributes, when tracing is on
         metrics.DECISIONS.labels(
             decision.effect, decision.outcome, decision.rule, decision.error or ""
         ).inc()

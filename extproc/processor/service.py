@@ -28,6 +28,7 @@ from extproc.exchange.machine import Exchange, Hold
 from extproc.processor import mapping
 from extproc.reload import RuntimeHolder
 from extproc.runtime import ProcessorRuntime
+from extproc.tracing.notes import note_exchange
 
 log = logging.getLogger("extproc.processor")
 
@@ -223,6 +224,7 @@ async def _record(runtime: ProcessorRuntime, exchange: Exchange) -> None:
     if event is None:
         return
     _count(exchange, event)
+    note_exchange(event)  # the span's attributes, when tracing is on
     writer = runtime.audit
     accepted = await _submit(writer, writer.close_exchange, event)
     if not accepted:

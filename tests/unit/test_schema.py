@@ -57,6 +57,7 @@ def test_the_schema_is_draft_2020_12_closed_and_documented() -> None:
         "masking",
         "audit",
         "approvals",
+        "tracing",
     }
     assert set(schema["properties"]) == sections
     models = objects(schema)
