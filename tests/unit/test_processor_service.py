@@ -109,6 +109,9 @@ def exchange_messages(decision: dict[str, Any] | None) -> list[ep.ProcessingRequ
 def process(
     runtime: ProcessorRuntime, messages: list[ep.ProcessingRequest]
 ) -> list[ep.ProcessingResponse]:
+    """Drive the servicer as Envoy does: each message waits for the answer to the one before,
+    and nothing more is sent after an immediate response (the stream is over)."""
+
     async def scenario() -> list[ep.ProcessingResponse]:
         server = grpc.aio.server()
         holder = RuntimeHolder(runtime, lambda: runtime)
@@ -120,8 +123,20 @@ def process(
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
-                call = stub.Process(iter(messages))
-                return [response async for response in call]
+                call = stub.Process()
+                responses: list[ep.ProcessingResponse] = []
+                for message in messages:
+                    await call.write(message)
+                    response = await call.read()
+                    if response is grpc.aio.EOF:
+                        break
+                    responses.append(response)
+                    if response.HasField("immediate_response"):
+                        break
+                await call.done_writing()
+                while (rest := await call.read()) is not grpc.aio.EOF:
+                    responses.append(rest)
+                return responses
         finally:
             await server.stop(1)
 
