@@ -224,6 +224,11 @@ async def _record(runtime: ProcessorRuntime, exchange: Exchange) -> None:
         return
     _count(exchange, event)
     writer = runtime.audit
+    document = exchange.recording() if runtime.recordings is not None else None
+    if document is not None and runtime.recordings is not None:
+        saved: Future[Any] = runtime.recordings.save(document, writer.chain)
+        event["recording"] = await asyncio.wrap_future(saved)  # written before its event
+        metrics.RECORDINGS.labels("failed" if "error" in event["recording"] else "written").inc()
     accepted = await _submit(writer, writer.close_exchange, event)
     if not accepted:
         # Under ``deny`` new exchanges are refused (``accepting``) until the queue drains.
