@@ -55,7 +55,7 @@ def duration_seconds(value: int | float | str) -> float | None:
     """Seconds of a duration, or None when it is not one."""
     if isinstance(value, int | float):
         return float(value) if value >= 0 else None
-    match = _DURATION.fullmatch(value.strip())
+    match = _DURATION.fullmatch(value.strip() + ("s" if value.strip().isdigit() else ""))
     return None if match is None else float(match[1]) * _UNIT_SECONDS[match[2]]
 
 
