@@ -394,7 +394,8 @@ def _audit_report(args: argparse.Namespace) -> int:
     from extproc.audit.report import as_json, build_report, render_html
 
     paths, key = _audit_trail(args)
-    report = build_report(paths, key, since=args.since, until=args.until)
+    links_from = None if args.output is None else args.output.resolve().parent
+    report = build_report(paths, key, since=args.since, until=args.until, links_from=links_from)
     if args.format == "json":
         data = orjson.dumps(as_json(report), option=orjson.OPT_INDENT_2) + b"\n"
     else:

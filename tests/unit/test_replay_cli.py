@@ -107,3 +107,35 @@ def test_prune_by_age_from_the_command_line(
     code, _out, err = run(capsys, *argv, "--max-age", "a while")
     assert code == 1
     assert "not a duration" in err
+
+
+def test_the_report_lists_each_recorded_exchange_with_a_working_link_and_its_replay(
+    trail: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import html
+    import json
+    import re
+
+    directory, key_file = trail
+    argv = ["audit", "report", str(directory), "--key-file", str(key_file)]
+    code, out, _err = run(capsys, *argv, "--format", "json")
+    assert code == 0
+    recordings = json.loads(out)["recordings"]
+    assert recordings["total"] == 2
+    assert [r["replay"] for r in recordings["listed"]] == [
+        "extproc audit replay r0",
+        "extproc audit replay r1",
+    ]
+    page_dir = tmp_path / "reports"
+    page_dir.mkdir()
+    page = page_dir / "report.html"
+    code, _out, _err = run(capsys, *argv, "--output", str(page))
+    assert code == 0
+    text = page.read_text()
+    assert "<h2>Recorded exchanges</h2>" in text
+    assert "extproc audit replay r1" in text
+    assert "[REDACTED" not in text  # the page links to recordings, never copies them
+    links = [html.unescape(href) for href in re.findall(r"<a href='([^']+)'>", text)]
+    assert len(links) == 2
+    for link in links:
+        assert (page_dir / link).resolve().is_file()
