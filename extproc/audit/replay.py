@@ -96,7 +96,8 @@ def print_exchange(event: Mapping[str, Any], document: Mapping[str, Any], out: T
 
 def _side(side: Mapping[str, Any], mark: str, out: TextIO) -> None:
     for name, value in (side.get("headers") or {}).items():
-        out.write(f"{mark} {name}: {value}\n")
+        if name != ":status":  # shown on the response's first line
+            out.write(f"{mark} {name}: {value}\n")
     if side.get("headers_withheld"):
         out.write(f"{mark} ({side['headers_withheld']} more headers withheld)\n")
     out.write(f"{mark}\n")
@@ -105,8 +106,9 @@ def _side(side: Mapping[str, Any], mark: str, out: TextIO) -> None:
         out.write(f"(body not recorded: {side['omitted']}{size})\n")
     elif "chunks" in side:
         for chunk in side["chunks"]:
-            out.write(f"[+{chunk['at_ms']:>10.3f} ms] {chunk['data']}")
-            out.write("" if str(chunk["data"]).endswith("\n") else "\n")
+            data = str(chunk["data"]) or "(end of stream)"
+            out.write(f"[+{chunk['at_ms']:>10.3f} ms] {data}")
+            out.write("" if data.endswith("\n") else "\n")
     elif "body" in side:
         body = str(side["body"])
         out.write(body if body.endswith("\n") else body + "\n")
