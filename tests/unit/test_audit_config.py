@@ -143,3 +143,15 @@ def test_bad_recording_settings_are_refused_naming_their_lines(
     text = "audit:\n  key_env: TEST_AUDIT_KEY\n  recording:\n    max_age: 3 weeks\n"
     with pytest.raises(ConfigError, match=r"extproc\.yaml:4: audit\.recording\.max_age: not a"):
         parse(text, tmp_path)
+
+
+def test_the_recording_example_in_the_replay_doc_is_a_valid_audit_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "replay.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("EXTPROC_AUDIT_KEY", "k" * 32)
+    recording = parse(example, tmp_path).recording
+    assert recording.enabled
+    assert recording.max_age_seconds == 30 * 86400
+    assert recording.max_total_bytes == 10 * 1024**3

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +213,23 @@ def test_two_processes_never_prune_at_once(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert len(files(tmp_path)) == 1
+
+
+def test_the_store_applies_retention_on_its_own_and_verify_still_passes(tmp_path: Path) -> None:
+    record(tmp_path, ["2026-11-01T10:00:00.000001Z", "2026-11-02T10:00:00.000001Z"])
+    config = RecordingConfig(
+        enabled=True, max_age_seconds=0, max_total_bytes=1, retention_interval_seconds=0.05
+    )
+    store = RecordingStore(tmp_path, KEY, config)
+    store.start_retention()
+    try:
+        for _ in range(200):  # polls until the thread ran; no assertion on how long it took
+            if not files(tmp_path):
+                break
+            threading.Event().wait(0.05)
+    finally:
+        store.close()
+    assert files(tmp_path) == []
+    report = verify([tmp_path], KEY)
+    assert report.ok
+    assert report.chains[0].recordings_expired == 2
