@@ -9,6 +9,7 @@ chunk of a streamed response at its original offset (scaled by ``speed``), a who
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -26,6 +27,9 @@ _SUMMARY = (
     "source_region", "target_region", "model", "upstream_status", "masking_profile",
     "findings", "duration_ms", "approval_id",
 )  # fmt: skip
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class ReplayRefused(Exception):
@@ -78,7 +82,7 @@ def print_exchange(event: Mapping[str, Any], document: Mapping[str, Any], out: T
         if event.get(name) not in (None, "", [], {}):
             value = event[name]
             shown = value if isinstance(value, str) else orjson.dumps(value).decode()
-            out.write(f"  {name}: {shown}\n")
+            out.write(f"  {name}: {_printable(shown)}\n")
     cut = (
         f", truncated at {document.get('max_bytes')} bytes ({document.get('dropped_bytes')} "
         "bytes not recorded)"
@@ -87,17 +91,23 @@ def print_exchange(event: Mapping[str, Any], document: Mapping[str, Any], out: T
     )
     out.write(f"  recording: {recording['file']} (SHA-256 verified{cut})\n\n")
     request, response = document.get("request") or {}, document.get("response") or {}
-    out.write(f"> {document.get('method')} {document.get('path')}\n")
+    out.write(_printable(f"> {document.get('method')} {document.get('path')}") + "\n")
     _side(request, ">", out)
     if response:
         out.write(f"\n< {response.get('status', '')}\n")
         _side(response, "<", out)
 
 
+def _printable(text: str) -> str:
+    """Control characters shown escaped: a recorded reply must not drive the auditor's terminal
+    (``--stream`` writes the bytes as they were, for a program to read)."""
+    return _CONTROL.sub(lambda match: repr(match[0])[1:-1], text)
+
+
 def _side(side: Mapping[str, Any], mark: str, out: TextIO) -> None:
     for name, value in (side.get("headers") or {}).items():
         if name != ":status":  # shown on the response's first line
-            out.write(f"{mark} {name}: {value}\n")
+            out.write(f"{mark} {name}: {_printable(str(value))}\n")
     if side.get("headers_withheld"):
         out.write(f"{mark} ({side['headers_withheld']} more headers withheld)\n")
     out.write(f"{mark}\n")
@@ -106,11 +116,11 @@ def _side(side: Mapping[str, Any], mark: str, out: TextIO) -> None:
         out.write(f"(body not recorded: {side['omitted']}{size})\n")
     elif "chunks" in side:
         for chunk in side["chunks"]:
-            data = str(chunk["data"]) or "(end of stream)"
+            data = _printable(str(chunk["data"])) or "(end of stream)"
             out.write(f"[+{chunk['at_ms']:>10.3f} ms] {data}")
             out.write("" if data.endswith("\n") else "\n")
     elif "body" in side:
-        body = str(side["body"])
+        body = _printable(str(side["body"]))
         out.write(body if body.endswith("\n") else body + "\n")
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from extproc.audit.chain_report import VerifyReport
 from extproc.audit.read import read_events
+from extproc.audit.recording import is_recording_name
 from extproc.audit.verify import verify
 
 
@@ -70,7 +71,9 @@ def build_report(
             continue
         _count(report, event, moment)
         recording = event.get("recording")
-        if isinstance(recording, Mapping) and isinstance(recording.get("file"), str):
+        # Only names the processor writes become links (a relative path under recordings/):
+        # the report links to files, never to anything a forged event could name.
+        if isinstance(recording, Mapping) and is_recording_name(str(recording.get("file"))):
             directory = directories.get(str(event.get("chain")))
             _list_recording(report, event, recording, directory, base)
     return report

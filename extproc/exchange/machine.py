@@ -486,7 +486,8 @@ class Exchange:
             "decision_id": self.decision.decision_id if self.decision else "",
             "time": self.started_at,
             "method": self.method,
-            "path": self.path,
+            # The path was masked only if the request was: otherwise it is not recorded either.
+            "path": self.path if self._masks("request") else "",
             "masking_profile": self.profile.name,
         }
         return recorder.document(summary)

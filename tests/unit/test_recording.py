@@ -229,3 +229,12 @@ def test_obligations_pick_the_profile_that_decides_recording() -> None:
     ex.add_decision(DECISION._replace(obligations=Obligations(masking_profile="phi")))
     ex.request_headers(request_headers())
     assert ex.recorder is not None
+
+
+def test_a_report_mode_profile_records_neither_the_path_nor_header_values() -> None:
+    ex = exchange(Profile("watch", mode="report"))
+    ex.request_headers(request_headers(**{":path": f"/v1/users/{EMAIL}", "user-agent": EMAIL}))
+    document = ex.recording()
+    assert document is not None
+    assert EMAIL not in json.dumps(document)
+    assert document["path"] == ""

@@ -15,7 +15,7 @@ import pytest
 from extproc.audit.chain import Sealer
 from extproc.audit.recording import EXPIRY_LOG, RecordingConfig
 from extproc.audit.recording_files import RecordingStore, prune
-from extproc.audit.replay import ReplayRefused, load_recording, stream_response
+from extproc.audit.replay import ReplayRefused, load_recording, print_exchange, stream_response
 from extproc.audit.verify import verify
 from extproc.audit.writer import AuditWriter, WriterSettings
 
@@ -233,3 +233,15 @@ def test_the_store_applies_retention_on_its_own_and_verify_still_passes(tmp_path
     report = verify([tmp_path], KEY)
     assert report.ok
     assert report.chains[0].recordings_expired == 2
+
+
+def test_printing_a_recording_escapes_what_could_drive_a_terminal() -> None:
+    recorded = document("r", "2026-11-01T10:00:00Z", body="hi \x1b[2J\x1b]0;owned\x07 there\n")
+    out = io.StringIO()
+    event = {"request_id": "r", "subject": "eve\x1b[31m", "recording": {"file": "x"}}
+    print_exchange(event, recorded, out)
+    printed = out.getvalue()
+    assert "\x1b" not in printed
+    assert "\x07" not in printed
+    assert "hi \\x1b[2J\\x1b]0;owned\\x07 there\n" in printed
+    assert "subject: eve\\x1b[31m" in printed

@@ -139,3 +139,18 @@ def test_the_report_lists_each_recorded_exchange_with_a_working_link_and_its_rep
     assert len(links) == 2
     for link in links:
         assert (page_dir / link).resolve().is_file()
+
+
+def test_the_report_links_only_to_names_the_processor_writes(tmp_path: Path) -> None:
+    from extproc.audit.report import build_report, render_html
+    from extproc.audit.writer import AuditWriter
+
+    writer = AuditWriter(tmp_path, "processor-0", KEY)
+    bad = {"file": "javascript:alert(1)", "sha256": "0" * 64, "bytes": 1, "truncated": False}
+    assert writer.close_exchange({"request_id": "r9", "time": TIMES[0], "recording": bad})
+    writer.close()
+    report = build_report([tmp_path], KEY)
+    page = render_html(report)
+    assert "href='javascript" not in page
+    assert "<h2>Recorded exchanges</h2>\n<p>None.</p>" in page
+    assert not report.verification.ok  # verify names the event that names no recording file
