@@ -82,12 +82,17 @@ class RecordingStore:
         """Write ``document`` off the caller's thread; the future holds the event's
         ``recording`` field (never raises)."""
         with self._lock:
-            if self._waiting >= MAX_WAITING:
-                done: Future[dict[str, Any]] = Future()
-                done.set_result(self._failed("backlog_full"))
-                return done
-            self._waiting += 1
-        return self._pool.submit(self._save, document, chain)
+            full = self._waiting >= MAX_WAITING
+            if not full:
+                self._waiting += 1
+        if full:
+            return _done(self._failed("backlog_full"))
+        try:
+            return self._pool.submit(self._save, document, chain)
+        except RuntimeError:  # the process is stopping: its pool takes no more work
+            with self._lock:
+                self._waiting -= 1
+            return _done(self._failed("closed"))
 
     def _save(self, document: Mapping[str, Any], chain: str) -> dict[str, Any]:
         try:
@@ -163,6 +168,12 @@ class RecordingStore:
     def close(self) -> None:
         self._stop.set()
         self._pool.shutdown(wait=True)
+
+
+def _done(result: dict[str, Any]) -> Future[dict[str, Any]]:
+    done: Future[dict[str, Any]] = Future()
+    done.set_result(result)
+    return done
 
 
 def prune(

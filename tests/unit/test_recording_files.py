@@ -245,3 +245,12 @@ def test_printing_a_recording_escapes_what_could_drive_a_terminal() -> None:
     assert "\x07" not in printed
     assert "hi \\x1b[2J\\x1b]0;owned\\x07 there\n" in printed
     assert "subject: eve\\x1b[31m" in printed
+
+
+def test_a_recording_submitted_while_the_store_closes_is_an_error_not_an_exception(
+    tmp_path: Path,
+) -> None:
+    store = RecordingStore(tmp_path, KEY, RecordingConfig(enabled=True))
+    store.close()
+    saved = store.save(document("r", "2026-11-01T10:00:00Z"), CHAIN).result(timeout=10)
+    assert saved == {"error": "closed"}
