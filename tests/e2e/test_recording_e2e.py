@@ -210,6 +210,29 @@ def test_verify_finds_an_edited_and_a_deleted_recording_and_replay_refuses_them(
     assert extproc("audit", "verify", *trail_args(gateway)).returncode == 0
 
 
+def test_a_recording_that_cannot_be_written_is_said_and_the_exchange_still_audited(
+    gateway: Gateway,
+) -> None:
+    recordings = audit_dir(gateway) / "recordings"
+    aside = audit_dir(gateway) / "recordings-aside"
+    recordings.rename(aside)
+    recordings.write_text("a file where the directory should be: every write fails")
+    try:
+        gateway.model.clear()
+        reply = gateway.request(token=gateway.token(), source=SWEDEN, body=chat("hello"))
+        assert reply.status == 200, reply.body  # the caller is not affected
+        request_id = last_request_id(gateway)
+        event = recorded_event(gateway, request_id)
+        assert event["recording"]["error"].startswith("write_failed")
+        assert event["outcome"] == "allowed"
+    finally:
+        recordings.unlink()
+        aside.rename(recordings)
+    result = extproc("audit", "verify", *trail_args(gateway))
+    assert result.returncode == 0, result.stdout  # a warning: the event itself is whole
+    assert f"the recording of exchange {request_id} was not written (write_failed" in result.stdout
+
+
 def test_retention_removes_the_oldest_and_verify_reports_them_as_expired(
     gateway: Gateway,
 ) -> None:
