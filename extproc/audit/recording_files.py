@@ -235,6 +235,13 @@ def _expire(directory: Path, sealer: Sealer, expire: list[tuple[str, str, int]],
             day.rmdir()
 
 
+def recording_files(directory: Path) -> list[str]:
+    """The names (relative to the audit directory) of the recordings on disk."""
+    if not (directory / RECORDINGS_DIRECTORY).is_dir():
+        return []
+    return [name for _at, name, _size in _recordings(directory)]
+
+
 def _recordings(directory: Path) -> Iterator[tuple[str, str, int]]:
     root = directory / RECORDINGS_DIRECTORY
     for day in root.iterdir():

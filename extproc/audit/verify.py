@@ -36,7 +36,12 @@ from extproc.audit.chain_report import (
 )
 from extproc.audit.check import ChainCheck
 from extproc.audit.files import parse_file_name
-from extproc.audit.recording_files import ExpiryLog, check_recording, read_expiry_log
+from extproc.audit.recording_files import (
+    ExpiryLog,
+    check_recording,
+    read_expiry_log,
+    recording_files,
+)
 
 __all__ = ["ChainProblem", "ChainReport", "VerifyReport", "collect", "run_verify_cli", "verify"]
 
@@ -55,7 +60,24 @@ def verify(paths: Iterable[Path], key: bytes) -> VerifyReport:
                 report.errors.extend(expiry_logs[directory].problems)
             check_recordings(checked, expiry_logs[directory])
         report.chains.append(checked)
+    for directory in expiry_logs:
+        _note_unnamed_recordings(directory, [c for c in report.chains if c.directory == directory])
     return report
+
+
+def _note_unnamed_recordings(directory: Path, chains: list[ChainReport]) -> None:
+    """Recording files no event names: a closing event that was refused or is still on its way,
+    or a file put there by hand. Replay never shows them (it starts from a sealed event); verify
+    says they are there."""
+    named = {str(r[4].get("file")) for chain in chains for r in chain.recorded}
+    unnamed = sorted(set(recording_files(directory)) - named)
+    if unnamed and chains:
+        chains[0].warnings += 1
+        chains[0].notes.append(
+            f"{WARNING}{len(unnamed)} recording files are named by no audit event here (a "
+            f"closing event refused or not yet written, or a file added): {', '.join(unnamed[:5])}"
+            + (" ..." if len(unnamed) > 5 else "")
+        )
 
 
 def check_recordings(report: ChainReport, expiry: ExpiryLog) -> None:

@@ -254,3 +254,15 @@ def test_a_recording_submitted_while_the_store_closes_is_an_error_not_an_excepti
     store.close()
     saved = store.save(document("r", "2026-11-01T10:00:00Z"), CHAIN).result(timeout=10)
     assert saved == {"error": "closed"}
+
+
+def test_a_recording_file_no_event_names_is_a_verify_warning(tmp_path: Path) -> None:
+    record(tmp_path, ["2026-11-01T10:00:00.000001Z"])
+    planted = tmp_path / "recordings" / "2026-11-01" / "090000.000000_processor-0_fake.json"
+    planted.write_text('{"request": {"body": "made up"}}')
+    report = verify([tmp_path], KEY)
+    assert report.ok
+    assert any(
+        "1 recording files are named by no audit event" in note and planted.name in note
+        for note in report.chains[0].notes
+    )
