@@ -94,7 +94,8 @@ def print_exchange(event: Mapping[str, Any], document: Mapping[str, Any], out: T
     out.write(_printable(f"> {document.get('method')} {document.get('path')}") + "\n")
     _side(request, ">", out)
     if response:
-        out.write(f"\n< {response.get('status', '')}\n")
+        first_byte = f"  (after {response['at_ms']:.3f} ms)" if "at_ms" in response else ""
+        out.write(f"\n< {response.get('status', '')}{first_byte}\n")
         _side(response, "<", out)
 
 

@@ -459,7 +459,10 @@ class Exchange:
             return
         masker = self._chosen_masker  # unbound: a header value must not issue restore tokens
         self.recorder.headers(
-            direction, headers, lambda value: masker.mask_text(value, direction, findings=[])
+            direction,
+            headers,
+            lambda value: masker.mask_text(value, direction, findings=[]),
+            self._clock.monotonic(),
         )
 
     def _record_body(self, direction: str, body: bytes) -> None:

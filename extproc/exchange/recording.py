@@ -59,8 +59,13 @@ class Recorder:
         return self.dropped_bytes > 0
 
     def headers(
-        self, direction: str, headers: Mapping[str, str], mask: Callable[[str], str]
+        self,
+        direction: str,
+        headers: Mapping[str, str],
+        mask: Callable[[str], str],
+        now: float | None = None,
     ) -> None:
+        """The side's headers (``now``: when they arrived, monotonic, kept as an offset)."""
         safe, kept, withheld = _SAFE[direction], {}, 0
         for name, value in headers.items():
             if name in safe:
@@ -68,6 +73,8 @@ class Recorder:
             elif name != ":path":  # the path is recorded on its own, masked, without its query
                 withheld += 1
         side = self._side(direction)
+        if now is not None:
+            side["at_ms"] = round((now - self._started) * 1000, 3)
         side["headers"] = kept
         if withheld:
             side["headers_withheld"] = withheld

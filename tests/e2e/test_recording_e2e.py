@@ -155,7 +155,7 @@ def test_a_streamed_response_is_recorded_as_its_chunks_with_their_offsets(
     assert printed.returncode == 0, printed.stderr
     assert f"exchange {request_id}\n" in printed.stdout
     assert "(SHA-256 verified)" in printed.stdout
-    assert "\n< 200\n" in printed.stdout
+    assert "\n< 200  (after " in printed.stdout
     assert "\n< content-type: text/event-stream\n" in printed.stdout
     assert "[REDACTED:CARD]" in printed.stdout
 

@@ -130,10 +130,10 @@ def test_a_streamed_response_is_recorded_as_its_chunks_with_increasing_offsets()
     assert document is not None
     chunks = document["response"]["chunks"]
     assert len(chunks) == 3
-    offsets = [chunk["at_ms"] for chunk in chunks]
+    offsets = [document["response"]["at_ms"], *(chunk["at_ms"] for chunk in chunks)]
     assert offsets == sorted(offsets)
     assert offsets[0] > 0
-    assert len(set(offsets)) == 3
+    assert len(set(offsets)) == 4
     joined = "".join(chunk["data"] for chunk in chunks)
     assert CARD not in joined
     assert "[REDACTED:CARD]" in joined
