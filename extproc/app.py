@@ -99,6 +99,7 @@ def build_processor(
         audit=sinks.writer_for(audit, f"processor-{worker}"),
         clock=clock,
         capture_bytes=audit.capture_max_bytes if audit.capture_payloads else 0,
+        recordings=sinks.recordings_for(audit),
         write_ahead=audit.durability == "before_forward",
         approvals=store,
         waiter=None if store is None else ApprovalWaiter(store, poll_interval=poll),

@@ -149,6 +149,30 @@ def _parser() -> argparse.ArgumentParser:
         "--output", "-o", type=Path, default=None, help="write here (default: standard output)"
     )
     audit_report.set_defaults(run=_audit_report)
+    audit_replay = audit_commands.add_parser(
+        "replay", help="print (or re-stream) one recorded exchange, after checking its digest"
+    )
+    audit_replay.add_argument("id", help="the exchange's request id (or decision id)")
+    _audit_trail_arguments(audit_replay)
+    audit_replay.add_argument(
+        "--stream", action="store_true", help="write the response as the client got it, in time"
+    )
+    audit_replay.add_argument(
+        "--speed", type=float, default=1.0, help="with --stream: 2 is twice as fast, 0 no waits"
+    )
+    audit_replay.add_argument("--json", action="store_true", help="print the recording as JSON")
+    audit_replay.set_defaults(run=_audit_replay)
+    audit_prune = audit_commands.add_parser(
+        "prune", help="apply the recordings' retention now (oldest first), signing each removal"
+    )
+    _audit_trail_arguments(audit_prune)
+    audit_prune.add_argument(
+        "--max-age", default=None, help="e.g. 30d, 12h (default: the config's recording.max_age)"
+    )
+    audit_prune.add_argument(
+        "--max-total-bytes", type=int, default=None, help="default: the config's"
+    )
+    audit_prune.set_defaults(run=_audit_prune)
 
     _approvals_parser(commands)
 
@@ -374,7 +398,8 @@ def _audit_report(args: argparse.Namespace) -> int:
     from extproc.audit.report import as_json, build_report, render_html
 
     paths, key = _audit_trail(args)
-    report = build_report(paths, key, since=args.since, until=args.until)
+    links_from = None if args.output is None else args.output.resolve().parent
+    report = build_report(paths, key, since=args.since, until=args.until, links_from=links_from)
     if args.format == "json":
         data = orjson.dumps(as_json(report), option=orjson.OPT_INDENT_2) + b"\n"
     else:
@@ -386,6 +411,67 @@ def _audit_report(args: argparse.Namespace) -> int:
         args.output.write_bytes(data)
         print(f"{args.output}: {report.events} events, verified: {report.verification.ok}")
     return 0 if report.verification.ok else 1
+
+
+def _audit_replay(args: argparse.Namespace) -> int:
+    import orjson
+
+    from extproc.audit.replay import ReplayRefused, load_recording, print_exchange, stream_response
+
+    if args.speed < 0:
+        raise ExtprocError("--speed must be 0 (no waits) or more")
+    paths, key = _audit_trail(args)
+    try:
+        event, document = load_recording(paths, args.id, key)
+        if args.stream:
+            stream_response(document, sys.stdout.buffer, args.speed)
+        elif args.json:
+            data = {"event": event, "recording": document}
+            sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        else:
+            print_exchange(event, document, sys.stdout)
+    except ReplayRefused as exc:
+        print(f"extproc: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _audit_prune(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from extproc.audit.chain import Sealer
+    from extproc.audit.recording import RecordingConfig
+    from extproc.audit.recording_files import prune
+    from extproc.audit.settings import duration_seconds
+
+    paths, key = _audit_trail(args)
+    config = RecordingConfig(max_age_seconds=0)
+    if args.config is not None:
+        from extproc.settings import load_config
+
+        audit = load_config(args.config).audit
+        assert audit is not None  # _audit_trail refused a config without one
+        config = audit.recording
+    if args.max_age is not None:
+        seconds = duration_seconds(args.max_age)
+        if seconds is None:
+            raise ExtprocError(f"--max-age: not a duration: {args.max_age!r} (e.g. 30d, 12h)")
+        config = replace(config, max_age_seconds=seconds)
+    if args.max_total_bytes is not None:
+        config = replace(config, max_total_bytes=args.max_total_bytes)
+    if config.max_age_seconds <= 0 and config.max_total_bytes <= 0:
+        raise ExtprocError("no retention limit: pass --config, --max-age or --max-total-bytes")
+    for directory in paths:
+        pruned = prune(directory, Sealer(key), config)
+        if pruned.busy:
+            print(f"{directory}: another process is applying retention; try again")
+            return 1
+        print(
+            f"{directory}: removed {pruned.by_age + pruned.by_size} recordings "
+            f"({pruned.by_age} by age, {pruned.by_size} by total size, {pruned.bytes} bytes); "
+            f"kept {pruned.kept} ({pruned.kept_bytes} bytes)"
+        )
+    return 0
 
 
 def _audit_trail(args: argparse.Namespace) -> tuple[list[Path], bytes]:

@@ -73,6 +73,11 @@ AUDIT_QUEUE_DEPTH = Gauge(
     ["chain"],
     multiprocess_mode="livesum",
 )
+RECORDINGS = Counter(
+    "extproc_recordings_total",
+    "Session recordings by result: written, failed (the closing event names the error).",
+    ["result"],
+)
 CONFIG_RELOADS = Counter(
     "extproc_config_reloads_total", "Config reloads by result (ok, failed).", ["result"]
 )

@@ -15,6 +15,8 @@ from typing import Protocol
 
 from extproc.approval.model import Approval
 from extproc.approval.store import ApprovalStore
+from extproc.audit.recording import RecordingConfig
+from extproc.audit.recording_files import RecordingStore
 from extproc.audit.writer import AuditWriter
 from extproc.clock import SYSTEM_CLOCK, Clock
 from extproc.decide.pipeline import Authorizer
@@ -68,6 +70,7 @@ class ProcessorRuntime:
     audit: AuditWriter
     clock: Clock = SYSTEM_CLOCK
     capture_bytes: int = 0
+    recordings: RecordingStore | None = None  # None: recording is off
     write_ahead: bool = True  # audit durability before_forward
     approvals: ApprovalStore | None = None  # where held requests open and find approvals
     waiter: ApprovalWaiting | None = None  # wakes a held request when its approval resolves
@@ -78,10 +81,15 @@ class ProcessorRuntime:
             self.maskers,
             clock=self.clock,
             capture_bytes=self.capture_bytes,
+            recording=self.recording,
             audit_available=self.audit.accepting(),
             approval_for=self.config.policy.approval_for,
             credential_for=self.credential_for,
         )
+
+    @property
+    def recording(self) -> RecordingConfig | None:
+        return None if self.recordings is None else self.recordings.config
 
     def credential_for(self, name: str) -> tuple[str, str] | None:
         """The (header, value) of an upstream credential, for a request an approver released."""

@@ -121,7 +121,9 @@ def parse_config(data: bytes, path: Path) -> Config:
         policy = build("policy", lambda s: compile_policy(s, regions=regions))
     upstreams = build("upstreams", lambda s: compile_upstreams(s, base_dir))
     masking = build("masking", lambda s: compile_masking(s, base_dir))
-    audit = build("audit", lambda s: compile_audit(s, base_dir))
+    masking_section = sections.get("masking")
+    profile_names = None if masking_section is None else tuple(masking_section.profiles)
+    audit = build("audit", lambda s: compile_audit(s, base_dir, profile_names))
     approvals = build("approvals", lambda s: compile_approvals(s, base_dir))
     if approvals is None and not validation.failed("approvals"):
         approvals = compile_approvals(ApprovalsSection(), base_dir)

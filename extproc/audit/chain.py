@@ -33,6 +33,7 @@ MIN_KEY_BYTES = 32
 _SORTED = orjson.OPT_SORT_KEYS
 _HEAD_CONTEXT = b"extproc audit head\n"  # a head's MAC can never pass for a record's
 _NOTE_CONTEXT = b"extproc audit note\n"  # nor a note's for a head's or a record's
+_EXPIRY_CONTEXT = b"extproc recording expiry\n"  # retention's word that it removed a recording
 
 
 class RecordError(Exception):
@@ -144,6 +145,17 @@ class Sealer:
 
     def open_note(self, data: bytes) -> dict[str, Any]:
         return self._open_signed(_NOTE_CONTEXT, data, "the note")
+
+    def seal_expiry(self, entry: Mapping[str, Any]) -> bytes:
+        """A line of the recordings' expiry log: retention removed this recording (file,
+        SHA-256), signed so a deletion cannot pass for one."""
+        return self._seal_signed(_EXPIRY_CONTEXT, entry)
+
+    def open_expiry(self, line: bytes) -> dict[str, Any]:
+        entry = self._open_signed(_EXPIRY_CONTEXT, line, "the expiry entry")
+        if self.seal_expiry(entry) != line + b"\n":
+            raise RecordError("the expiry entry is not exactly as it was sealed")
+        return entry
 
     def _seal_signed(self, context: bytes, fields: Mapping[str, Any]) -> bytes:
         body = orjson.dumps(fields, option=_SORTED)

@@ -47,6 +47,12 @@ class ChainReport:
     lost: int = 0  # events accepted and never written, as the chain records them
     write_failures: int = 0
     warnings: int = 0  # notes that are warnings
+    # (file, line, seq, request id, the event's ``recording`` field) of each recorded exchange
+    recorded: list[tuple[str, int | None, int | None, str, dict[str, object]]] = field(
+        default_factory=list
+    )
+    recordings: int = 0  # recordings present and matching their events
+    recordings_expired: int = 0  # removed by retention (a signed expiry entry)
     notes: list[str] = field(default_factory=list)
     problems: list[ChainProblem] = field(default_factory=list)
 
@@ -94,6 +100,10 @@ def _counts(chain: ChainReport) -> str:
         parts.append(f"{chain.refused} refused")
     if chain.lost:
         parts.append(f"{chain.lost} lost")
+    if chain.recordings or chain.recordings_expired:
+        parts.append(f"{chain.recordings} recordings verified")
+    if chain.recordings_expired:
+        parts.append(f"{chain.recordings_expired} expired by retention")
     if chain.write_failures:
         plural = "s" if chain.write_failures > 1 else ""
         parts.append(f"{chain.write_failures} failed write{plural}")

@@ -161,6 +161,9 @@ class ChainCheck:
         elif kind == CLOSE and isinstance(request_id, str):
             report.closed += counted
             self.exchanges.close(request_id)
+        recording = record.get("recording")
+        if isinstance(recording, dict):
+            report.recorded.append((where[0], where[1], where[2], str(request_id), recording))
 
     def _recovery(self, where: Where, recovery: dict[str, Any]) -> None:
         judgement = judge(recovery)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from extproc.audit.recording import RecordingConfig
 from extproc.audit.writer import WriterSettings
 
 
@@ -22,3 +23,4 @@ class AuditConfig:
     # model, its closing record follows at the end (a kill -9 loses no served exchange);
     # after_exchange: one record at the end.
     durability: Literal["before_forward", "after_exchange"] = "before_forward"
+    recording: RecordingConfig = field(default_factory=RecordingConfig)

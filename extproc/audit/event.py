@@ -11,6 +11,7 @@ and ``EVENT_FIELDS`` is what the writer accepts. An event with any other field i
 Invariant: no field holds body content. Callers pass ids, names, addresses, sizes and counts
 only (findings are counted per ``"<direction>.<type>"``, never quoted). The one exception is
 ``capture``: already-masked text, off by default, and cut to ``capture_max_bytes`` by the writer.
+Session recordings live in their own files; the event holds only their digest (``recording``).
 The writer also records ``path`` without its query string, where tokens and personal values
 tend to travel.
 """
@@ -87,6 +88,10 @@ class AuditEvent(TypedDict, total=False):
     dry_run: list[DryRunHit]
     policy_revision: str
     capture: dict[str, str]  # direction -> already-masked text, only when capture is on
+    # The exchange's session recording (``extproc.audit.recording``): its file relative to the
+    # audit directory, SHA-256, size and whether it was cut at max_bytes; or ``error`` when it
+    # could not be written. Never its content.
+    recording: dict[str, Any]
 
 
 EVENT_FIELDS: frozenset[str] = AuditEvent.__optional_keys__ | AuditEvent.__required_keys__

@@ -6,11 +6,14 @@ source region → target region, model, denials by rule, findings by type and di
 approvals the trail records. ``render_html`` makes one self-contained page (inline CSS and SVG,
 no script, nothing fetched) that an auditor can archive beside the trail; ``as_json`` gives the
 same numbers to a machine. Counts only: the trail holds no raw value, and neither does this.
+Recorded exchanges (session recordings) are listed with a relative link to their file and the
+``extproc audit replay`` command that checks and shows them; their content is never copied in.
 """
 
 from __future__ import annotations
 
 import html
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from typing import Any
 
 from extproc.audit.chain_report import VerifyReport
 from extproc.audit.read import read_events
+from extproc.audit.recording import is_recording_name
 from extproc.audit.verify import verify
 
 
@@ -39,21 +43,69 @@ class Report:
     findings: Counter[str] = field(default_factory=Counter)  # "request.EMAIL"
     approvals: Counter[str] = field(default_factory=Counter)  # approval status or event
     services: Counter[str] = field(default_factory=Counter)
+    recorded: list[dict[str, Any]] = field(default_factory=list)  # newest last
+    recorded_total: int = 0
+
+
+MAX_LISTED_RECORDINGS = 500  # the newest; the total is always shown
 
 
 def build_report(
-    paths: Iterable[Path], key: bytes, since: str | None = None, until: str | None = None
+    paths: Iterable[Path],
+    key: bytes,
+    since: str | None = None,
+    until: str | None = None,
+    links_from: Path | None = None,
 ) -> Report:
     """``since`` and ``until`` are RFC 3339 UTC prefixes (``2026-11-29`` or
-    ``2026-11-29T10:00``) compared as text, which the trail's timestamps sort as."""
+    ``2026-11-29T10:00``) compared as text, which the trail's timestamps sort as.
+    ``links_from``: the directory the report is saved in (links to recordings are relative to
+    it; default: the current directory)."""
     paths = list(paths)
     report = Report(since, until, verify(paths, key))
+    directories = {chain.chain: chain.directory for chain in report.verification.chains}
+    base = Path.cwd() if links_from is None else links_from
     for event in read_events(paths):
         moment = str(event.get("time", ""))
         if (since and moment < since) or (until and moment[: len(until)] > until):
             continue
         _count(report, event, moment)
+        recording = event.get("recording")
+        # Only names the processor writes become links (a relative path under recordings/):
+        # the report links to files, never to anything a forged event could name.
+        if isinstance(recording, Mapping) and is_recording_name(str(recording.get("file"))):
+            directory = directories.get(str(event.get("chain")))
+            _list_recording(report, event, recording, directory, base)
     return report
+
+
+def _list_recording(
+    report: Report,
+    event: Mapping[str, Any],
+    recording: Mapping[str, Any],
+    directory: Path | None,
+    base: Path,
+) -> None:
+    report.recorded_total += 1
+    file = str(recording["file"])
+    target = file if directory is None else os.path.relpath(directory / file, base)
+    report.recorded.append(
+        {
+            "request_id": str(event.get("request_id", "")),
+            "time": str(event.get("time", "")),
+            "subject": str(event.get("subject", "")),
+            "outcome": str(event.get("outcome", "")),
+            "method": str(event.get("method", "")),
+            "path": str(event.get("path", "")),
+            "file": file,
+            "link": Path(target).as_posix(),
+            "bytes": recording.get("bytes"),
+            "truncated": bool(recording.get("truncated")),
+            "replay": f"extproc audit replay {event.get('request_id', '')}",
+        }
+    )
+    if len(report.recorded) > MAX_LISTED_RECORDINGS:
+        del report.recorded[0]
 
 
 def _count(report: Report, event: Mapping[str, Any], moment: str) -> None:
@@ -115,6 +167,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "denials": dict(report.denials),
         "findings": dict(report.findings),
         "approvals": dict(report.approvals),
+        "recordings": {"total": report.recorded_total, "listed": list(report.recorded)},
     }
 
 
@@ -166,6 +219,8 @@ def render_html(report: Report) -> str:
         _table(report.models, "model"),
         "<h2>Approvals</h2>",
         _table(report.approvals, "status") if report.approvals else "<p>None recorded.</p>",
+        "<h2>Recorded exchanges</h2>",
+        _recordings(report),
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -198,6 +253,31 @@ def _chains_table(verification: VerifyReport) -> str:
     return (
         "<table><tr><th>chain</th><th>records</th><th>events</th><th>first</th><th>last</th>"
         f"<th>status</th></tr>{rows}</table>"
+    )
+
+
+def _recordings(report: Report) -> str:
+    """The recorded exchanges, newest first: a link to each file (relative, nothing fetched)
+    and the command that verifies its digest and shows it."""
+    if not report.recorded:
+        return "<p>None.</p>"
+    shown = len(report.recorded)
+    more = report.recorded_total - shown
+    rows = "".join(
+        f"<tr><td>{_e(r['time'])}</td><td>{_e(r['request_id'])}</td><td>{_e(r['subject'])}</td>"
+        f"<td>{_e(r['outcome'])}</td><td>{_e(r['method'])} {_e(r['path'])}</td>"
+        f"<td class=n>{_e(str(r['bytes']))}{' (truncated)' if r['truncated'] else ''}</td>"
+        f"<td><a href='{_e(r['link'])}'>{_e(r['file'])}</a><br><code>{_e(r['replay'])}</code>"
+        "</td></tr>"
+        for r in reversed(report.recorded)
+    )
+    note = f"<p class=meta>{more} older recorded exchanges are not listed.</p>" if more else ""
+    return (
+        f"<p class=meta>{report.recorded_total} exchanges recorded in this window. A recording "
+        "holds only what the gateway let through after masking; replay checks its digest "
+        "against its sealed audit event first.</p>"
+        "<table><tr><th>time</th><th>request id</th><th>subject</th><th>outcome</th>"
+        f"<th>request</th><th>bytes</th><th>recording</th></tr>{rows}</table>{note}"
     )
 
 

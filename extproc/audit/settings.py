@@ -10,29 +10,83 @@ audit:
   queue_max_events: 10000
   when_full: block                 # or deny
   block_timeout_ms: 100
-  capture_payloads: false          # masked payloads only, for replay
+  capture_payloads: false          # masked payloads inside the event (see recording instead)
   capture_max_bytes: 4096
+  recording:                       # session recordings beside the trail (docs/replay.md)
+    enabled: true
+    profiles: [standard]           # and/or paths: ["/eu/v1/*"]; neither: every exchange
+    max_bytes: 1048576
+    max_age: 30d
+    max_total_bytes: 10737418240
 ```
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from extproc.audit.config import AuditConfig
+from extproc.audit.recording import RecordingConfig
 from extproc.audit.writer import WriterSettings
-from extproc.config.base import FilePath, resolve_path, runtime_default
+from extproc.config.base import FilePath, Name, SettingsModel, resolve_path, runtime_default
 from extproc.config.keys import KeySource, read_key
 from extproc.config.problems import Problems
 
 _MIN_ROTATE_BYTES = 4096
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+Duration = Annotated[
+    int | float | str,
+    Field(description='seconds, or a duration such as "90s", "15m", "12h", "30d"'),
+]
+
+
 def _milliseconds(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+def duration_seconds(value: int | float | str) -> float | None:
+    """Seconds of a duration, or None when it is not one."""
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    match = _DURATION.fullmatch(value.strip() + ("s" if value.strip().isdigit() else ""))
+    return None if match is None else float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+class RecordingSettings(SettingsModel):
+    """Session recordings: the masked request and response of chosen exchanges, one file each
+    beside the trail, bound to the exchange's closing event by its SHA-256."""
+
+    enabled: bool = Field(False, description="record exchanges (off by default)")
+    profiles: tuple[Name, ...] = Field(
+        (), description="record exchanges masked with these profiles (with paths: either)"
+    )
+    paths: tuple[Name, ...] = Field(
+        (), description='record exchanges whose masked path matches one of these globs ("/eu/*")'
+    )
+    max_bytes: int = Field(
+        runtime_default(RecordingConfig, "max_bytes"),
+        ge=1024,
+        description="the most bytes one recording holds (bodies, chunks, headers); past it the "
+        "recording is cut and marked truncated",
+    )
+    max_age: Duration = Field(
+        "30d", description="recordings older than this are removed (0: kept until max_total)"
+    )
+    max_total_bytes: int = Field(
+        runtime_default(RecordingConfig, "max_total_bytes"),
+        ge=0,
+        description="past this total size the oldest recordings are removed (0: no limit)",
+    )
+    retention_interval: Duration = Field(
+        "60s", description="how often the processor applies max_age and max_total_bytes"
+    )
 
 
 class AuditSettings(KeySource):
@@ -89,11 +143,19 @@ class AuditSettings(KeySource):
     capture_max_bytes: int = Field(
         runtime_default(AuditConfig, "capture_max_bytes"),
         ge=1,
-        description="the most bytes of each captured payload",
+        description="the most bytes of each captured payload (the event's capture field)",
+    )
+    recording: RecordingSettings = Field(
+        default_factory=RecordingSettings,
+        description="session recordings for replay (extproc audit replay)",
     )
 
 
-def compile_audit(settings: AuditSettings, base_dir: Path) -> AuditConfig:
+def compile_audit(
+    settings: AuditSettings, base_dir: Path, profiles: tuple[str, ...] | None = None
+) -> AuditConfig:
+    """``profiles``: the masking profiles the config defines (None: not known here), which
+    ``recording.profiles`` must name."""
     problems = Problems()
     if settings.batch_max_events > settings.queue_max_events:
         problems.add(
@@ -101,6 +163,14 @@ def compile_audit(settings: AuditSettings, base_dir: Path) -> AuditConfig:
             f"must not exceed queue_max_events ({settings.queue_max_events})",
         )
     key = read_key(settings, base_dir, "audit", problems)
+    recording = _compile_recording(settings.recording, problems)
+    for index, name in enumerate(settings.recording.profiles):
+        if profiles is not None and name not in profiles:
+            known = ", ".join(profiles) or "none"
+            problems.add(
+                ("recording", "profiles", index),
+                f"no masking profile named {name!r} (defined: {known})",
+            )
     problems.check()
     writer = WriterSettings(
         rotate_bytes=settings.rotate_bytes,
@@ -119,4 +189,29 @@ def compile_audit(settings: AuditSettings, base_dir: Path) -> AuditConfig:
         capture_payloads=settings.capture_payloads,
         capture_max_bytes=settings.capture_max_bytes,
         durability=settings.durability,
+        recording=recording,
+    )
+
+
+def _compile_recording(settings: RecordingSettings, problems: Problems) -> RecordingConfig:
+    seconds = {}
+    for name in ("max_age", "retention_interval"):
+        value = duration_seconds(getattr(settings, name))
+        if value is None:
+            problems.add(
+                ("recording", name),
+                f"not a duration: {getattr(settings, name)!r} (use e.g. 3600, 90s, 15m, 12h, 30d)",
+            )
+        seconds[name] = value or 0.0
+    interval = duration_seconds(settings.retention_interval)
+    if interval is not None and interval <= 0:
+        problems.add(("recording", "retention_interval"), "must be more than 0")
+    return RecordingConfig(
+        enabled=settings.enabled,
+        profiles=settings.profiles,
+        paths=settings.paths,
+        max_bytes=settings.max_bytes,
+        max_age_seconds=seconds["max_age"],
+        max_total_bytes=settings.max_total_bytes,
+        retention_interval_seconds=seconds["retention_interval"] or 60.0,
     )

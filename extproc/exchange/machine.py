@@ -35,9 +35,11 @@ from typing import Any
 
 from extproc.approval.policy import ApprovalPolicy
 from extproc.audit.event import Refusal, Traffic, build_event
+from extproc.audit.recording import RecordingConfig
 from extproc.clock import SYSTEM_CLOCK, Clock
 from extproc.decision import Decision
 from extproc.errors import Code, status_of
+from extproc.exchange.recording import Recorder
 from extproc.masking.bodies import LINE_TYPES
 from extproc.masking.engine import BlockHit, Finding, Masker, MaskingError, findings_by_type
 from extproc.masking.forms import media_type
@@ -47,8 +49,9 @@ from extproc.masking.restore import ExchangeTokens
 from extproc.masking.stream import StreamMasker, stream_masker
 from extproc.masking.url import mask_target
 
-_MAX_CAPTURE = 4096
 JUSTIFICATION_HEADER = "x-approval-justification"
+_NOT_MASKED = "not masked by the profile (report mode or direction not masked)"
+_RESTORED = "carries values restored for the caller"
 _ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 _STREAMED_TYPES = ("text/event-stream", *LINE_TYPES)
 
@@ -99,6 +102,7 @@ class Exchange:
         *,
         clock: Clock = SYSTEM_CLOCK,
         capture_bytes: int = 0,
+        recording: RecordingConfig | None = None,
         audit_available: bool = True,
         approval_for: Callable[[str], ApprovalPolicy | None] = lambda _rule: None,
         credential_for: Callable[[str], tuple[str, str] | None] = lambda _name: None,
@@ -115,7 +119,10 @@ class Exchange:
         self._masking = masking
         self._maskers = maskers
         self._clock = clock
-        self._capture_bytes = min(capture_bytes, _MAX_CAPTURE)
+        self._capture_bytes = capture_bytes  # the configured size; the writer cuts to it
+        self._recording = recording  # None when recording is off: one check per step
+        self.recorder: Recorder | None = None  # this exchange is being recorded
+        self._response_seen = False
         self.decision: Decision | None = None
         self._decision_problem: str | None = None
         self.started = clock.monotonic()
@@ -232,9 +239,13 @@ class Exchange:
         else:
             remove += ("content-length",)  # the masked body may differ in length
         masked_target = self._mask_target(target)
+        if masked_target is not None:
+            self.path = masked_target.split("?", 1)[0]
+        if self._recording is not None and self._recording.selects(self.profile.name, self.path):
+            self.recorder = Recorder(self._recording.max_bytes, self.started)
+            self._record_headers("request", headers)
         if masked_target is None:
             return HeaderStep(remove=remove, skip_bodies=self._skipped)
-        self.path = masked_target.split("?", 1)[0]
         return HeaderStep(remove=remove, set=((":path", masked_target),), skip_bodies=self._skipped)
 
     def _unneeded_bodies(self) -> tuple[str, ...]:
@@ -279,6 +290,8 @@ class Exchange:
         except MaskingError as exc:
             return BodyStep(refusal=self._refusal(exc.code, exc.reason))
         self._capture("request", masked if masked is not None else plain)
+        if self.recorder is not None:
+            self._record_body("request", masked if masked is not None else plain)
         if masked is None:
             self.request.bytes_out = len(body)
             return BodyStep()
@@ -292,6 +305,10 @@ class Exchange:
         self.status = int(status) if status.isdigit() else 0
         self.response.content_type = headers.get("content-type", "")
         self.response.encoding = headers.get("content-encoding", "").lower().strip()
+        self._response_seen = True
+        if self.recorder is not None:
+            self.recorder.response["status"] = self.status
+            self._record_headers("response", headers)
         decision = self.decision
         if not self._request_seen and decision is not None and not decision.lets_request_through:
             self.answered_by_authz = True  # authz's JSON denial: nothing of the model's in it
@@ -327,6 +344,11 @@ class Exchange:
         if end_of_stream:
             out += self._stream.finish()
         self.response.bytes_out += len(out)
+        if self.recorder is not None and (out or end_of_stream):
+            if len(self.tokens):
+                self.recorder.omit("response", _RESTORED)
+            elif self._masks("response"):
+                self.recorder.chunk(out, self._clock.monotonic())
         return BodyStep(body=out)
 
     @property
@@ -345,6 +367,8 @@ class Exchange:
             # The model's answer could not be made safe: the caller gets a gateway error.
             return BodyStep(refusal=self._refusal(exc.code, exc.reason, status=502))
         self._capture("response", masked if masked is not None else plain)
+        if self.recorder is not None:
+            self._record_body("response", masked if masked is not None else plain)
         if masked is None:
             self.response.bytes_out = len(body)
             return BodyStep()
@@ -440,6 +464,57 @@ class Exchange:
             return  # the reply holds the caller's own values put back: never in the trail
         if self._capture_bytes:
             self.captured[direction] = body[: self._capture_bytes].decode("utf-8", "replace")
+
+    # -- the recording --------------------------------------------------------------------------
+    def _masks(self, direction: str) -> bool:
+        """Whether what passes in ``direction`` was masked (a report-mode profile, or one that
+        leaves a direction alone, lets raw values through: those are never recorded)."""
+        profile = self.profile
+        return profile.mode == "enforce" and direction in profile.directions
+
+    def _record_headers(self, direction: str, headers: Mapping[str, str]) -> None:
+        assert self.recorder is not None
+        if not self._masks(direction):
+            self.recorder.headers(direction, {}, str)
+            self.recorder.omit(direction, _NOT_MASKED)
+            return
+        masker = self._chosen_masker  # unbound: a header value must not issue restore tokens
+        self.recorder.headers(
+            direction,
+            headers,
+            lambda value: masker.mask_text(value, direction, findings=[]),
+            self._clock.monotonic(),
+        )
+
+    def _record_body(self, direction: str, body: bytes) -> None:
+        assert self.recorder is not None
+        if not self._masks(direction):
+            self.recorder.omit(direction, _NOT_MASKED, len(body))
+        elif direction == "response" and len(self.tokens):
+            self.recorder.omit(direction, _RESTORED, len(body))
+        else:
+            self.recorder.body(direction, body)
+
+    def recording(self) -> dict[str, Any] | None:
+        """The exchange's recording document, when it is recorded (call once it has ended)."""
+        recorder = self.recorder
+        if recorder is None or self.answered_by_authz:
+            return None
+        refusal = self.refusal
+        unsent = self.request.bytes_in and "omitted" not in recorder.request
+        if refusal is not None and not self._response_seen and unsent:
+            # Refused before the model saw it (blocked, not released, not recorded durably).
+            recorder.omit("request", f"not forwarded: {refusal.error}")
+        summary = {
+            "request_id": self.request_id,
+            "decision_id": self.decision.decision_id if self.decision else "",
+            "time": self.started_at,
+            "method": self.method,
+            # The path was masked only if the request was: otherwise it is not recorded either.
+            "path": self.path if self._masks("request") else "",
+            "masking_profile": self.profile.name,
+        }
+        return recorder.document(summary)
 
     def _refusal(
         self, error: Code, reason: str, rule: str = "masking", status: int | None = None

@@ -226,10 +226,31 @@ async def _record(runtime: ProcessorRuntime, exchange: Exchange) -> None:
     _count(exchange, event)
     note_exchange(event)  # the span's attributes, when tracing is on
     writer = runtime.audit
+    if runtime.recordings is not None and exchange.recorder is not None:
+        event["recording"] = await _save_recording(runtime, exchange, writer.chain)
     accepted = await _submit(writer, writer.close_exchange, event)
     if not accepted:
         # Under ``deny`` new exchanges are refused (``accepting``) until the queue drains.
         log.error("audit queue full; event not accepted", extra={"request_id": exchange.request_id})
+
+
+async def _save_recording(
+    runtime: ProcessorRuntime, exchange: Exchange, chain: str
+) -> dict[str, Any]:
+    """The exchange's recording, written before its closing event, and that event's
+    ``recording`` field: its digest, or the error (a recording never costs the event)."""
+    assert runtime.recordings is not None
+    try:
+        document = exchange.recording()
+        if document is None:
+            return {"error": "not_recorded"}
+        saved: Future[Any] = runtime.recordings.save(document, chain)
+        result: dict[str, Any] = await asyncio.wrap_future(saved)
+    except Exception as exc:
+        log.error("session recording failed", extra={"error_type": type(exc).__name__})
+        result = {"error": f"failed: {type(exc).__name__}"}
+    metrics.RECORDINGS.labels("failed" if "error" in result else "written").inc()
+    return result
 
 
 async def _submit(

@@ -104,3 +104,54 @@ def test_a_tiny_rotation_size_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("TEST_AUDIT_KEY", "k" * 32)
     with pytest.raises(ConfigError, match=r"audit\.rotate_bytes: must be at least 4096"):
         parse("audit:\n  key_env: TEST_AUDIT_KEY\n  rotate_bytes: 100\n", tmp_path)
+
+
+def test_the_recording_settings_are_read_with_their_durations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_AUDIT_KEY", "k" * 32)
+    text = (
+        "audit:\n  key_env: TEST_AUDIT_KEY\n  recording:\n    enabled: true\n"
+        "    paths: ['/eu/*']\n    max_bytes: 65536\n    max_age: 12h\n"
+        "    max_total_bytes: 1000000\n    retention_interval: 5m\n"
+    )
+    recording = parse(text, tmp_path).recording
+    assert recording.enabled
+    assert recording.paths == ("/eu/*",)
+    assert (recording.max_bytes, recording.max_age_seconds) == (65536, 12 * 3600)
+    assert (recording.max_total_bytes, recording.retention_interval_seconds) == (1000000, 300)
+
+
+def test_recording_is_off_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_AUDIT_KEY", "k" * 32)
+    assert not parse("audit: {key_env: TEST_AUDIT_KEY}", tmp_path).recording.enabled
+
+
+def test_bad_recording_settings_are_refused_naming_their_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_AUDIT_KEY", "k" * 32)
+    text = (
+        "audit:\n  key_env: TEST_AUDIT_KEY\n  recording:\n    enabled: true\n"
+        "    max_age: 3 weeks\n    max_bytes: 10\n    maxbytes: 10\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse(text, tmp_path)
+    errors = "\n".join(str(error) for error in caught.value.errors)
+    assert "extproc.yaml:6: audit.recording.max_bytes: " in errors
+    assert "extproc.yaml:7: audit.recording: unknown key 'maxbytes'" in errors
+    text = "audit:\n  key_env: TEST_AUDIT_KEY\n  recording:\n    max_age: 3 weeks\n"
+    with pytest.raises(ConfigError, match=r"extproc\.yaml:4: audit\.recording\.max_age: not a"):
+        parse(text, tmp_path)
+
+
+def test_the_recording_example_in_the_replay_doc_is_a_valid_audit_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "replay.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("EXTPROC_AUDIT_KEY", "k" * 32)
+    recording = parse(example, tmp_path).recording
+    assert recording.enabled
+    assert recording.max_age_seconds == 30 * 86400
+    assert recording.max_total_bytes == 10 * 1024**3

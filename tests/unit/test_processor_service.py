@@ -4,6 +4,7 @@ with the authz decision in the metadata the way Envoy forwards it."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from extproc.app import build_processor
 from extproc.audit.read import read_events
 from extproc.audit.sink import AuditSinks
 from extproc.decision import Decision, to_metadata
-from extproc.errors import Code
+from extproc.errors import Code, ConfigError
 from extproc.geo.writer import write_demo_database
 from extproc.processor.mapping import AUTHZ_NAMESPACE
 from extproc.processor.service import ExternalProcessorService
@@ -270,3 +271,54 @@ def test_the_opening_record_is_durable_before_the_request_may_go_on(
 
     on_disk = asyncio.run(scenario())
     assert [(e.get("kind"), e["request_id"]) for e in on_disk] == [("open", "req-1")]
+
+
+def test_a_recorded_exchange_binds_its_masked_recording_to_its_closing_event(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "config.yaml").write_text(CONFIG + "  recording: {enabled: true}\n")
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    (tmp_path / "masking.key").write_bytes(b"m" * 32)
+    (tmp_path / "audit.key").write_bytes(b"a" * 32)
+    write_demo_database(tmp_path / "demo.mmdb")
+    sinks = AuditSinks()
+    processor = build_processor(load_config(tmp_path / "config.yaml"), sinks=sinks)
+    process(processor, exchange_messages(to_metadata(ALLOWED)))
+    (event,) = events(processor, sinks)
+    recording = event["recording"]
+    assert recording["file"].startswith("recordings/")
+    data = (tmp_path / "audit" / recording["file"]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == recording["sha256"]
+    assert b"4111" not in data
+    assert b"jane@example.com" not in data
+    assert b"[REDACTED:CARD]" in data
+
+
+def test_a_recording_that_cannot_be_written_leaves_its_audit_event_whole(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "config.yaml").write_text(CONFIG + "  recording: {enabled: true}\n")
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    (tmp_path / "masking.key").write_bytes(b"m" * 32)
+    (tmp_path / "audit.key").write_bytes(b"a" * 32)
+    write_demo_database(tmp_path / "demo.mmdb")
+    (tmp_path / "audit").mkdir()
+    (tmp_path / "audit" / "recordings").write_text("not a directory: every write fails")
+    sinks = AuditSinks()
+    processor = build_processor(load_config(tmp_path / "config.yaml"), sinks=sinks)
+    responses = process(processor, exchange_messages(to_metadata(ALLOWED)))
+    assert len(responses) == 4  # the exchange itself is unaffected
+    (event,) = events(processor, sinks)
+    assert event["outcome"] == "allowed"
+    assert event["recording"]["error"].startswith("write_failed")
+
+
+def test_recording_a_profile_the_config_does_not_define_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        CONFIG + "  recording: {enabled: true, profiles: [phi]}\n"
+    )
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    (tmp_path / "masking.key").write_bytes(b"m" * 32)
+    (tmp_path / "audit.key").write_bytes(b"a" * 32)
+    with pytest.raises(ConfigError, match=r"audit\.recording\.profiles\[0\]: no masking profile"):
+        load_config(tmp_path / "config.yaml")
