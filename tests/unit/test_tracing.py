@@ -24,7 +24,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from extproc.app import build_authz, build_processor
 from extproc.audit.sink import AuditSinks
-from extproc.authz.service import AuthorizationService
+from extproc.authz.service import AuthorizationService, add_to_server
 from extproc.decision import to_metadata
 from extproc.demo.issuer import DevIssuer
 from extproc.envoy_runner import free_port
@@ -86,9 +86,7 @@ def run_checks(
     async def scenario() -> list[external_auth_pb2.CheckResponse]:
         server = grpc.aio.server(interceptors=(tracing.interceptor,))
         holder = RuntimeHolder(runtime, lambda: runtime)
-        external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-            AuthorizationService(holder), server
-        )
+        add_to_server(AuthorizationService(holder), server)
         health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
@@ -481,8 +479,9 @@ def test_with_tracing_off_no_opentelemetry_module_is_loaded_and_no_interceptor_r
         assert extproc.server._start_tracing(config.tracing, spec) is None
         runtime = build_authz(config, load_keys=False)
         service = AuthorizationService(RuntimeHolder(runtime, lambda: runtime))
-        response = asyncio.run(service.Check(check(None, "192.0.2.10"), None))
-        assert response.denied_response.status.code
+        answer = asyncio.run(service.Check(check(None, "192.0.2.10"), None))
+        from envoy.service.auth.v3 import external_auth_pb2
+        assert external_auth_pb2.CheckResponse.FromString(answer).denied_response.status.code
         print(sorted(name for name in sys.modules if name.startswith("opentelemetry")))
         """,
         TEST_MODEL_KEY="k",
