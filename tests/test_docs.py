@@ -4,7 +4,9 @@ fails, so no example goes untested."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import io
@@ -15,22 +17,29 @@ import sys
 import threading
 import time
 import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+from google.protobuf import struct_pb2
 from ruamel.yaml import YAML
 
 from extproc import decision, metrics
-from extproc.app import build_authz
+from extproc.app import build_authz, build_processor
 from extproc.audit.event import EVENT_FIELDS, RECORD_FIELDS
 from extproc.audit.files import chain_files
+from extproc.audit.recording import RecordingConfig
+from extproc.audit.sink import AuditSinks
 from extproc.audit.store import ChainFiles
 from extproc.audit.writer import AuditWriter, WriterSettings
 from extproc.cli import _parser, main
-from extproc.decision import Effect
+from extproc.clock import Clock
+from extproc.decision import Decision, Effect, to_metadata
 from extproc.demo.state import init_demo_state
 from extproc.envoy_runner import validate_config
 from extproc.errors import Code, ConfigError
@@ -38,6 +47,9 @@ from extproc.masking.detectors import DETECTOR_NAMES
 from extproc.masking.operators import ACTIONS
 from extproc.policy.when import WhenSettings
 from extproc.policytest.runner import run_suite
+from extproc.processor.mapping import AUTHZ_NAMESPACE
+from extproc.processor.service import ExternalProcessorService
+from extproc.reload import RuntimeHolder
 from extproc.settings import load_config
 from tests.support.docs import (
     KINDS,
@@ -224,8 +236,182 @@ def _tamper(directory: Path) -> None:
     path.write_bytes(b"".join(lines))
 
 
+# -- recorded exchanges: the processor servicer, fed as Envoy feeds it, with recording on ---
+CARD, EMAIL = "4111 1111 1111 1111", "jane.doe@example.com"
+RECORDED_JSON = "3f6c2a9e-5b1d-4c8e-9a27-0d4e8b1f6a01"  # a chat completion, one body each way
+RECORDED_SSE = "62d39cc5-d05f-46a9-9876-e72425aaea4c"  # a streamed (SSE) chat completion
+
+
+class _Ticks:
+    """The processor's clock, set by hand: fixed timestamps and offsets, so the recordings and
+    the replay printouts the docs show are the same on every run."""
+
+    def __init__(self) -> None:
+        self.wall_at = 0.0
+        self.now = 0.0
+
+    def wall(self) -> float:
+        return self.wall_at
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def _headers(values: Mapping[str, str]) -> ep.HttpHeaders:
+    return ep.HttpHeaders(
+        headers=base_pb2.HeaderMap(
+            headers=[base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in values.items()]
+        )
+    )
+
+
+def _decision(decision_id: str, request_id: str, model: str) -> Decision:
+    return Decision(
+        decision_id, request_id, "allow", "eu-team-to-eu", "ml-eu may reach eu models from the EU",
+        subject="alice", issuer="demo", groups=("ml-eu",), source_address="192.0.2.10",
+        source_country="DE", source_region="eu", target_region="eu", model=model,
+    )  # fmt: skip
+
+
+def _chat_request(request_id: str, body: bytes, **extra: str) -> ep.ProcessingRequest:
+    headers = {
+        ":method": "POST",
+        ":path": "/eu/v1/chat/completions",
+        ":authority": "gateway.example",
+        "authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.the-caller.token",
+        "content-type": "application/json",
+        "content-length": str(len(body)),
+        "user-agent": "python-httpx/0.27",
+        "x-request-id": request_id,
+        **extra,
+    }
+    return ep.ProcessingRequest(request_headers=_headers(headers))
+
+
+def _body(data: bytes, *, request: bool = False, last: bool = True) -> ep.ProcessingRequest:
+    body = ep.HttpBody(body=data, end_of_stream=last)
+    return (
+        ep.ProcessingRequest(request_body=body)
+        if request
+        else ep.ProcessingRequest(response_body=body)
+    )
+
+
+def _response(headers: Mapping[str, str]) -> ep.ProcessingRequest:
+    return ep.ProcessingRequest(response_headers=_headers({":status": "200", **headers}))
+
+
+def _chat(content: str, **extra: Any) -> bytes:
+    return orjson.dumps({"messages": [{"role": "user", "content": content}], **extra})
+
+
+def _sse(content: str) -> bytes:
+    return b"data: " + orjson.dumps({"choices": [{"delta": {"content": content}}]}) + b"\n\n"
+
+
+def _exchanges() -> list[tuple[str, Decision, list[tuple[float, ep.ProcessingRequest]]]]:
+    """(start, decision, [(ms after the start, message)]) of each recorded exchange. They
+    began more than 30 days before these docs were written, so that retention's ``max_age: 30d``
+    removes them whenever the examples run."""
+    json_body = _chat(f"card {CARD}, mail {EMAIL}", model="demo-echo")
+    sse_body = _chat(f"look up the customer with card {CARD}", model="demo-leaky", stream=True)
+    reply = {"choices": [{"message": {"role": "assistant", "content": f"You sent card {CARD}"}}]}
+    json_reply_headers = {
+        "content-type": "application/json",
+        "date": "Thu, 01 Oct 2026 09:14:05 GMT",
+        "server": "demo-model",
+        "set-cookie": "upstream-session=abc123",
+    }
+    return [
+        (
+            "2026-10-01T09:14:05.250000+00:00",
+            _decision("5d0e3c7a91b24f6e8c1a2b3c4d5e6f70", RECORDED_JSON, "demo-echo"),
+            [
+                (0.0, _chat_request(RECORDED_JSON, json_body)),
+                (0.4, _body(json_body, request=True)),
+                (12.5, _response(json_reply_headers)),
+                (12.9, _body(orjson.dumps(reply))),
+            ],
+        ),
+        (
+            "2026-10-01T09:15:41.500000+00:00",
+            _decision("8a41f2e6c3d94b7a9e0f1a2b3c4d5e6f", RECORDED_SSE, "demo-leaky"),
+            [
+                (0.0, _chat_request(RECORDED_SSE, sse_body, accept="text/event-stream")),
+                (0.3, _body(sse_body, request=True)),
+                (
+                    7.912,
+                    _response({"content-type": "text/event-stream", "cache-control": "no-cache"}),
+                ),
+                (8.084, _body(_sse(f"Customer record: card {CARD} (Visa). "), last=False)),
+                (31.5, _body(_sse(f"Contact {EMAIL} for details."), last=False)),
+                (33.2, _body(b"data: [DONE]\n\n")),
+            ],
+        ),
+    ]
+
+
+def _write_recorded_trail(state: Path, directory: Path) -> None:
+    """The demo config with recording on, its processor writing to ``directory``: each exchange
+    goes through the real servicer (write-ahead opening record, masking, the recording written
+    and bound to the closing event). No retention limits here: its thread must not race this."""
+    config = load_config(state / "config.yaml")
+    assert config.audit is not None
+    audit = dataclasses.replace(
+        config.audit, directory=directory, recording=RecordingConfig(enabled=True)
+    )
+    config = dataclasses.replace(config, audit=audit)
+    ticks = _Ticks()
+    sinks = AuditSinks()
+    runtime = build_processor(config, sinks=sinks, clock=Clock(ticks.wall, ticks.monotonic))
+    service = ExternalProcessorService(RuntimeHolder(runtime, lambda: runtime))
+
+    async def exchange(decided: Decision, steps: list[tuple[float, ep.ProcessingRequest]]) -> None:
+        struct = struct_pb2.Struct()
+        struct.update(to_metadata(decided))
+        context = base_pb2.Metadata(filter_metadata={AUTHZ_NAMESPACE: struct})
+        queue: asyncio.Queue[ep.ProcessingRequest | None] = asyncio.Queue()
+
+        async def messages() -> AsyncIterator[ep.ProcessingRequest]:
+            while (message := await queue.get()) is not None:
+                yield message
+
+        replies = service.Process(messages(), typing.cast(Any, None))
+        for at_ms, message in steps:  # one message after each answer, as Envoy sends them
+            ticks.now = 1000.0 + at_ms / 1000
+            message.metadata_context.CopyFrom(context)
+            await queue.put(message)
+            reply = await anext(replies)
+            assert not reply.HasField("immediate_response"), reply
+        await queue.put(None)
+        async for _rest in replies:  # the stream ends: the exchange is recorded and closed
+            pass
+
+    try:
+        for start, decided, steps in _exchanges():
+            ticks.wall_at, ticks.now = datetime.fromisoformat(start).timestamp(), 1000.0
+            asyncio.run(exchange(decided, steps))
+    finally:
+        sinks.close_all()
+
+
+def _recording_of(directory: Path, request_id: str) -> Path:
+    (path,) = (directory / "recordings").glob(f"*/*_{request_id}.json")
+    return path
+
+
+def _tamper_recordings(directory: Path) -> None:
+    """A copy of the recorded trail: one recording edited to show a card number the gateway
+    had masked, the other deleted."""
+    edited = _recording_of(directory, RECORDED_JSON)
+    text = edited.read_bytes()
+    assert text.count(b"[REDACTED:CARD]") == 2
+    edited.write_bytes(text.replace(b"[REDACTED:CARD]", CARD.encode(), 1))
+    _recording_of(directory, RECORDED_SSE).unlink()
+
+
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("docs")
     state = root / "demo"
     (state / "keys").mkdir(parents=True, mode=0o700)
@@ -242,7 +428,13 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(state / "audit", root / "tampered")
     _tamper(root / "tampered")
     _write_full_disk_trail(root / "full-disk")
-    return root
+    _write_recorded_trail(state, root / "audit")
+    shutil.copytree(root / "audit", root / "edited")
+    _tamper_recordings(root / "edited")
+    shutil.copytree(root / "audit", root / "archive")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("EXTPROC_AUDIT_KEY", AUDIT_KEY)  # --key-env EXTPROC_AUDIT_KEY, as auditors run
+        yield root
 
 
 # -- the examples ---
@@ -367,6 +559,8 @@ def _check_cli(block: Block, workspace: Path) -> None:
                 variables[command.assign] = out.strip()
             assert code == wanted, f"{block.id}: {' '.join(argv)} exited {code}\n{out}{err}"
             actual = out.splitlines() + err.splitlines()
+            while actual and not actual[-1].strip():  # a block cannot show trailing blank lines
+                actual.pop()
             if command.output:
                 assert output_matches(command.output, actual), (
                     f"{block.id}: {' '.join(argv)} printed:\n" + "\n".join(actual)

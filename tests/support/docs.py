@@ -14,8 +14,12 @@ Kinds (the harness in ``tests/test_docs.py`` runs each):
   every case passes (with ``expect=fail``, one fails: an example of a failure); ``name`` saves
   it as ``demo/S.yaml`` for ``extproc test`` commands;
 - ``cli [exit=N]``: ``$ extproc ...`` commands run in the docs' workspace (the demo state is
-  ``demo/``); lines after a command are its output (``...`` matches any text); each command
-  exits 0 (the last one: N);
+  ``demo/`` with a sample trail in ``demo/audit``; ``tampered/`` and ``full-disk/`` are trails
+  with an edited record and a full disk; ``audit/`` is a trail with two session recordings,
+  ``edited/`` a copy with one recording edited and the other deleted, ``archive/`` a copy to
+  prune; ``$EXTPROC_AUDIT_KEY`` holds the audit key); lines after a command are its output
+  (``...`` matches any text; trailing blank lines are not compared); each command exits 0
+  (the last one: N);
 - ``argv``: ``$ extproc ...`` command lines parsed by the real parser, not run (servers);
 - ``envoy``: a whole Envoy config, validated by the Envoy binary;
 - ``excerpt of=PATH``: lines of a file in the repository, in order (``...`` skips lines;
