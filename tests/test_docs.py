@@ -270,6 +270,7 @@ def _decision(decision_id: str, request_id: str, model: str) -> Decision:
         decision_id, request_id, "allow", "eu-team-to-eu", "ml-eu may reach eu models from the EU",
         subject="alice", issuer="demo", groups=("ml-eu",), source_address="192.0.2.10",
         source_country="DE", source_region="eu", target_region="eu", model=model,
+        policy_revision="63eba2c14115",
     )  # fmt: skip
 
 
