@@ -47,6 +47,7 @@ class Code(StrEnum):
     MASKING_FAILED = "masking_failed"
     # answered by Envoy itself (its limits and timeouts, a service it cannot reach)
     RESPONSE_TOO_LARGE = "response_too_large"
+    EXCHANGE_INCOMPLETE = "exchange_incomplete"
     REQUEST_TIMEOUT = "request_timeout"
     AUTHZ_UNAVAILABLE = "authz_unavailable"
     # the gateway cannot decide or record (5xx: fail closed)
@@ -118,6 +119,9 @@ CODES: dict[Code, CodeInfo] = {
     Code.BODY_TOO_LARGE: CodeInfo(413, "the body is larger than the gateway inspects"),
     Code.MASKING_FAILED: CodeInfo(502, "the body could not be masked"),
     Code.RESPONSE_TOO_LARGE: CodeInfo(502, "the model's answer is larger than the gateway reads"),
+    Code.EXCHANGE_INCOMPLETE: CodeInfo(
+        502, "the exchange ended before the model's answer was complete"
+    ),
     Code.REQUEST_TIMEOUT: CodeInfo(408, "the request was not received in time"),
     Code.AUTHZ_UNAVAILABLE: CodeInfo(503, "the authorization service could not answer"),
     Code.GEO_UNAVAILABLE: CodeInfo(500, "the GeoIP database is unusable"),

@@ -33,12 +33,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from extproc.approval.policy import ApprovalPolicy
 from extproc.audit.event import Refusal, Traffic, build_event
 from extproc.audit.recording import RecordingConfig
 from extproc.clock import SYSTEM_CLOCK, Clock
 from extproc.decision import Decision
-from extproc.errors import Code, status_of
+from extproc.errors import CODES, Code, status_of
 from extproc.exchange.recording import Recorder
 from extproc.masking.bodies import LINE_TYPES
 from extproc.masking.engine import BlockHit, Finding, Masker, MaskingError, findings_by_type
@@ -132,6 +134,8 @@ class Exchange:
         self._request_id_header = ""
         self._request_seen = False
         self.answered_by_authz = False
+        self.answered_by_gateway = False  # Envoy's own answer (a limit, a timeout, authz down)
+        self._response_pending = False  # response headers said a body follows; it has not ended
         self.status = 0
         self.blocked: BlockHit | None = None
         self.refusal: Refusal | None = None
@@ -300,7 +304,9 @@ class Exchange:
         return BodyStep(body=out)
 
     # -- response -------------------------------------------------------------------------------
-    def response_headers(self, headers: Mapping[str, str]) -> HeaderStep:
+    def response_headers(
+        self, headers: Mapping[str, str], end_of_stream: bool = False
+    ) -> HeaderStep:
         status = headers.get(":status", "0")
         self.status = int(status) if status.isdigit() else 0
         self.response.content_type = headers.get("content-type", "")
@@ -313,6 +319,13 @@ class Exchange:
         if not self._request_seen and decision is not None and not decision.lets_request_through:
             self.answered_by_authz = True  # authz's JSON denial: nothing of the model's in it
             return HeaderStep()
+        if not self._request_seen and decision is None:
+            # Envoy answered before the request reached authz or us (a body over the limit, a
+            # request timeout, authz unreachable): its body names the code and the request,
+            # which the event records. It is masked all the same: a route misconfigured to
+            # skip both authz and our request path must not pass a model's answer raw.
+            self.answered_by_gateway = True
+        self._response_pending = not end_of_stream
         if "response" not in self.profile.directions:
             if "response" in self._skipped:
                 self.response.bytes_in = self.response.bytes_out = _length(headers)
@@ -343,6 +356,7 @@ class Exchange:
         out = self._stream.feed(chunk)
         if end_of_stream:
             out += self._stream.finish()
+            self._response_pending = False
         self.response.bytes_out += len(out)
         if self.recorder is not None and (out or end_of_stream):
             if len(self.tokens):
@@ -356,7 +370,11 @@ class Exchange:
         return self._stream is not None
 
     def response_body(self, body: bytes) -> BodyStep:
+        """The whole answer (BUFFERED: Envoy sends it once, complete)."""
         self.response.bytes_in = len(body)
+        self._response_pending = False
+        if self.answered_by_gateway:
+            self._read_gateway_answer(body)
         if self.answered_by_authz or "response" not in self.profile.directions or not body:
             self.response.bytes_out = len(body)
             return BodyStep()
@@ -375,6 +393,23 @@ class Exchange:
         out = _encode(masked, self.response.encoding)
         self.response.bytes_out = len(out)
         return BodyStep(body=out)
+
+    def _read_gateway_answer(self, body: bytes) -> None:
+        """Envoy's own answer, in the shape of the gateway's deny bodies (envoy.yaml's
+        local_reply_config): its code and request id, if it is one; anything else is refused as
+        evidence and recorded as the bare status."""
+        try:
+            answer = orjson.loads(body)
+            error = Code(answer["error"])
+            request_id = answer.get("request_id")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            return
+        if isinstance(request_id, str):
+            self._request_id_header = request_id
+        reason = answer.get("reason")
+        self.refusal = Refusal(
+            error, reason if isinstance(reason, str) else "", "gateway", self.status
+        )
 
     @property
     def forwarding(self) -> bool:
@@ -555,6 +590,12 @@ class Exchange:
         )
         # Every record names its request (Envoy's x-request-id when no decision came with one).
         event.setdefault("request_id", self.request_id or f"unidentified-{self.started_at}")
+        if self._response_pending and self.refusal is None and "response" not in self._skipped:
+            # The stream ended before the model's answer did: Envoy refused the rest (over its
+            # limit), the client left, or the model failed. The policy's outcome stands; the
+            # event says the exchange did not complete as recorded.
+            incomplete = Code.EXCHANGE_INCOMPLETE
+            event.update(error=str(incomplete), reason=CODES[incomplete].meaning)
         if self.approval_status == "granted":
             event.update(outcome="allowed", approval_id=self.approval_id, approval_status="used")
         return event

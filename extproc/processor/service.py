@@ -118,7 +118,9 @@ def _step(exchange: Exchange, request: ep.ProcessingRequest) -> Reply:
             return mapping.immediate(body_step.refusal, exchange.request_id), True
         return mapping.request_body_response(body_step), False
     if kind == "response_headers":
-        step = exchange.response_headers(mapping.headers(request.response_headers))
+        step = exchange.response_headers(
+            mapping.headers(request.response_headers), request.response_headers.end_of_stream
+        )
         if step.refusal:
             return mapping.immediate(step.refusal, exchange.request_id), True
         return mapping.response_headers_response(step), False

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from extproc.audit.read import read_events
 from extproc.errors import Code, status_of
 from tests.e2e.harness import ANSWER_BYTES_HEADER, ANSWER_CARD, Gateway, Upload, upload
 
@@ -220,6 +221,19 @@ def test_an_oversize_answer_is_refused_with_a_json_502_never_cut_short(gateway: 
         assert status_of(Code(body["error"])) == 502
         assert ANSWER_CARD.encode() not in reply.body
     _assert_envoy_holds_nothing(gateway, allocated)
+    # The trail says so: each exchange's event records that its answer never completed.
+    ids = {reply.json()["request_id"] for _seconds, reply in results}
+
+    def recorded() -> list[dict[str, Any]]:
+        return [e for e in read_events([gateway.root / "audit"]) if e.get("request_id") in ids]
+
+    events = gateway.wait_until(lambda: len(closing(recorded())) == len(ids) and recorded())
+    for event in closing(events):
+        assert (event["outcome"], event["error"]) == ("allowed", "exchange_incomplete")
+
+
+def closing(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e.get("kind", "close") == "close" and e["service"] == "processor"]
 
 
 def test_an_answer_under_the_limit_passes_whole_and_masked(gateway: Gateway) -> None:

@@ -151,6 +151,8 @@ def test_the_recording_example_in_the_replay_doc_is_a_valid_audit_section(
     doc = (Path(__file__).parents[2] / "docs" / "replay.md").read_text()
     example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
     monkeypatch.setenv("EXTPROC_AUDIT_KEY", "k" * 32)
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "audit.key").write_text("k" * 32)  # the example reads its key file
     recording = parse(example, tmp_path).recording
     assert recording.enabled
     assert recording.max_age_seconds == 30 * 86400

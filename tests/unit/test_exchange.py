@@ -217,3 +217,74 @@ def test_a_response_without_a_request_is_still_audited_when_authz_allowed() -> N
     event = ex.audit_event()
     assert event is not None
     assert event["upstream_status"] == 503
+
+
+def test_envoys_own_answer_is_recorded_as_the_gateways_refusal_with_its_code_and_request() -> None:
+    """A request Envoy answered itself (authz unreachable, a body over the limit, a timeout)
+    reaches neither authz nor the processor's request path; only its answer passes by."""
+    ex = exchange()
+    answer = {
+        "error": "authz_unavailable",
+        "reason": "the authorization service could not answer",
+        "rule": "gateway",
+        "request_id": "rid-503",
+    }
+    ex.response_headers({":status": "503", "content-type": "application/json"})
+    assert ex.response_body(json.dumps(answer).encode()) == BodyStep()  # nothing to mask
+    event = ex.audit_event()
+    assert event is not None
+    assert event["request_id"] == "rid-503"
+    assert (event["outcome"], event["error"], event["rule"]) == (
+        "denied",
+        "authz_unavailable",
+        "gateway",
+    )
+    assert (event["status"], event["upstream_status"]) == (503, 503)
+
+
+def test_an_answer_of_envoys_that_is_not_the_gateways_shape_is_recorded_as_its_status_only() -> (
+    None
+):
+    ex = exchange()
+    ex.response_headers({":status": "503", "content-type": "text/plain"})
+    ex.response_body(b'{"error": "not one of ours", "request_id": "forged"}')
+    event = ex.audit_event()
+    assert event is not None
+    assert "error" not in event
+    assert event["request_id"] != "forged"
+    assert event["upstream_status"] == 503
+
+
+def test_an_answer_cut_before_its_body_ended_is_recorded_as_incomplete() -> None:
+    ex = exchange()
+    ex.add_decision(DECISION)
+    ex.request_headers({":method": "POST", "content-type": "application/json"})
+    ex.request_body(b'{"q": "hello"}')
+    ex.response_headers({":status": "200", "content-type": "application/json"})
+    event = ex.audit_event()  # the stream ended here: Envoy refused the rest, or the client left
+    assert event is not None
+    assert (event["outcome"], event["error"]) == ("allowed", "exchange_incomplete")
+
+
+def test_a_complete_answer_or_one_without_a_body_is_not_incomplete() -> None:
+    for body_follows in (True, False):
+        ex = exchange()
+        ex.add_decision(DECISION)
+        ex.request_headers({":method": "POST", "content-type": "application/json"})
+        ex.request_body(b'{"q": "hello"}')
+        ex.response_headers(
+            {":status": "200", "content-type": "application/json"}, end_of_stream=not body_follows
+        )
+        if body_follows:
+            ex.response_body(b'{"a": "hi"}')
+        event = ex.audit_event()
+        assert event is not None
+        assert "error" not in event
+    ex = exchange({"prompts": Profile("prompts", directions=frozenset({"request"}))})
+    ex.add_decision(DECISION)
+    ex.request_headers({":method": "POST", "content-type": "application/json"})
+    ex.request_body(b'{"q": "hello"}')
+    ex.response_headers({":status": "200", "content-type": "application/json"})
+    event = ex.audit_event()  # Envoy was told not to send the body: nothing is missing
+    assert event is not None
+    assert "error" not in event
