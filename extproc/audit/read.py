@@ -20,6 +20,15 @@ def read_events(paths: Iterable[Path], *, opens: bool = False) -> Iterator[dict[
     ``close`` (or its only event, when it was written when it ended). ``opens`` adds the
     ``open`` records written before requests were forwarded. The chain's own records (genesis,
     recovery, start, stop) are skipped, and so are lines that are not complete JSON records."""
+    for _directory, record in read_located_events(paths, opens=opens):
+        yield record
+
+
+def read_located_events(
+    paths: Iterable[Path], *, opens: bool = False
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """``read_events``, each with the directory of the file that holds it (two trails may have
+    chains of the same name, and a record's recording lies beside its own file)."""
     chains, _errors = collect(paths)
     for files in chains.values():
         for path in files:
@@ -30,7 +39,7 @@ def read_events(paths: Iterable[Path], *, opens: bool = False) -> Iterator[dict[
                     except orjson.JSONDecodeError:
                         continue
                     if isinstance(record, dict) and _is_event(record, opens):
-                        yield record
+                        yield path.parent, record
 
 
 def _is_event(record: dict[str, Any], opens: bool) -> bool:

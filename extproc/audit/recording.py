@@ -25,7 +25,8 @@ RECORDINGS_DIRECTORY = "recordings"
 EXPIRY_LOG = "expired.jsonl"
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,96}")
 _FILE = re.compile(
-    r"(?P<day>\d{4}-\d{2}-\d{2})/(?P<clock>\d{6}\.\d{6})_(?P<rest>[A-Za-z0-9._-]+)\.json"
+    # ``~N``: a second recording of the same request id in the same microsecond
+    r"(?P<day>\d{4}-\d{2}-\d{2})/(?P<clock>\d{6}\.\d{6})_(?P<rest>[A-Za-z0-9._-]+)(?:~\d{1,2})?\.json"
 )
 
 

@@ -73,6 +73,7 @@ class RecordingStore:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="extproc-recordings")
         self._waiting = 0
         self._lock = threading.Lock()
+        self._names = threading.Lock()  # choosing a free file name, and taking it
         self._stop = threading.Event()
         self._retention: threading.Thread | None = None
         self.failures = 0
@@ -116,15 +117,12 @@ class RecordingStore:
         }
 
     def _write(self, name: str, data: bytes) -> str:
-        path = self.directory / name
-        new_day = not path.parent.is_dir()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for attempt in range(100):  # the same request id twice in one microsecond: a suffix
-            if attempt:
-                path = path.with_name(f"{path.stem.split('~')[0]}~{attempt}.json")
-            if not path.exists():
-                break
-        temporary = path.with_name(path.name + ".tmp")
+        wanted = self.directory / name
+        new_day = not wanted.parent.is_dir()
+        wanted.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written in full under a name of this thread's, then renamed: retention never sees a
+        # half-written recording, and two of the pool's threads never write the same file.
+        temporary = wanted.with_name(f".{wanted.name}.{threading.get_ident()}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             view = memoryview(data)
@@ -133,7 +131,16 @@ class RecordingStore:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(temporary, path)  # retention never sees a half-written recording
+        with self._names:  # the same request id twice in one microsecond: a suffix
+            path = wanted
+            for attempt in range(1, 100):
+                if not path.exists():
+                    break
+                path = wanted.with_name(f"{wanted.stem}~{attempt}.json")
+            else:
+                os.unlink(temporary)
+                raise FileExistsError(errno.EEXIST, "no free recording name", str(wanted))
+            os.replace(temporary, path)
         fsync_directory(path.parent)
         if new_day:
             fsync_directory(path.parent.parent)

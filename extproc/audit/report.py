@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from extproc.audit.chain_report import VerifyReport
-from extproc.audit.read import read_events
+from extproc.audit.read import read_located_events
 from extproc.audit.recording import is_recording_name
 from extproc.audit.verify import verify
 
@@ -63,9 +63,8 @@ def build_report(
     it; default: the current directory)."""
     paths = list(paths)
     report = Report(since, until, verify(paths, key))
-    directories = {chain.chain: chain.directory for chain in report.verification.chains}
     base = Path.cwd() if links_from is None else links_from
-    for event in read_events(paths):
+    for directory, event in read_located_events(paths):
         moment = str(event.get("time", ""))
         if (since and moment < since) or (until and moment[: len(until)] > until):
             continue
@@ -74,7 +73,6 @@ def build_report(
         # Only names the processor writes become links (a relative path under recordings/):
         # the report links to files, never to anything a forged event could name.
         if isinstance(recording, Mapping) and is_recording_name(str(recording.get("file"))):
-            directory = directories.get(str(event.get("chain")))
             _list_recording(report, event, recording, directory, base)
     return report
 

@@ -266,3 +266,41 @@ def test_a_recording_file_no_event_names_is_a_verify_warning(tmp_path: Path) -> 
         "1 recording files are named by no audit event" in note and planted.name in note
         for note in report.chains[0].notes
     )
+
+
+def test_two_recordings_of_one_request_id_in_one_microsecond_both_verify_and_replay(
+    tmp_path: Path,
+) -> None:
+    """They get one name and a ``~1`` suffix; the pool's two threads save them at once."""
+    store = RecordingStore(tmp_path, KEY, RecordingConfig(enabled=True))
+    writer = AuditWriter(tmp_path, CHAIN, KEY, WriterSettings(flush_interval=0.001))
+    time = "2026-11-01T10:00:00.000001Z"
+    futures = [store.save(document("same", time, f"body {n}"), CHAIN) for n in range(2)]
+    recordings = [future.result(timeout=10) for future in futures]
+    assert len({r["file"] for r in recordings}) == 2
+    assert any(r["file"].endswith("~1.json") for r in recordings)
+    for n, recording in enumerate(recordings):
+        event = {"time": time, "request_id": "same", "decision_id": f"d{n}", "outcome": "allowed"}
+        assert writer.close_exchange({**event, "recording": recording})
+    writer.close()
+    report = verify([tmp_path], KEY)
+    assert report.ok, problems(tmp_path)
+    assert report.chains[0].recordings == 2
+    assert len(files(tmp_path)) == 2
+
+
+def test_a_report_over_two_trails_links_each_recording_to_its_own_trail(tmp_path: Path) -> None:
+    """Two audit directories, each with a chain of the same name (a live trail and its
+    archive): every link leads to the recording beside the event's own chain file."""
+    from extproc.audit.report import build_report
+
+    live, archive = tmp_path / "live", tmp_path / "archive"
+    record(live, ["2026-11-02T10:00:00.000001Z"])
+    record(archive, ["2026-11-01T10:00:00.000001Z"])
+    report = build_report([live, archive], KEY, links_from=tmp_path)
+    assert report.verification.ok
+    links = {entry["time"][:10]: entry["link"] for entry in report.recorded}
+    assert links["2026-11-02"].startswith("live/recordings/2026-11-02/")
+    assert links["2026-11-01"].startswith("archive/recordings/2026-11-01/")
+    for link in links.values():
+        assert (tmp_path / link).is_file()
