@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from extproc.errors import Code
 from extproc.masking import bodies
-from extproc.masking.detectors import BUILTIN, Span, windows
+from extproc.masking.detectors import BUILTIN, SCOPES, Detector, Span, present_scopes
 from extproc.masking.jsondoc import dumps, loads
 from extproc.masking.normalize import fold, needs_view, view
 from extproc.masking.operators import ActionSpec, operator, replace_value
@@ -47,6 +47,8 @@ CACHED_TEXT_CHARS = 256
 SPAN_CACHE_ENTRIES = 8192
 Hit = tuple[int, int, str, str]  # start, end (original offsets), type, the value as detected
 HitFinder = Callable[..., list[Hit]]
+Plan = tuple[tuple[Detector, str | None], ...]  # detectors to run, each with its scope's name
+PLAN_ENTRIES = 1024
 
 
 class Masker:
@@ -55,6 +57,9 @@ class Masker:
         self._key = key
         self.report = profile.mode == "report"
         self._hit_cache: dict[str, list[Hit]] = {}
+        # Which detectors to run for each set of scopes the prefilter found (a few dozen sets
+        # occur; the profile is immutable, so a plan never goes stale).
+        self._plans: dict[frozenset[str], Plan] = {}
         self.clean_keys: dict[str, str] = {}  # JSON keys known to hold nothing (bounded)
         self.tokens: ExchangeTokens | None = None  # set on an exchange's own copy (restore)
 
@@ -117,17 +122,18 @@ class Masker:
         if len(text) < MIN_VALUE_CHARS:
             return []
         found: list[Span] = []
-        scopes = windows(text)
-        for detector in self.profile.detectors:
+        names, scopes = present_scopes(text)
+        plan = self._plans.get(names)
+        if plan is None:
+            plan = self._plan(names)
+        for detector, scope in plan:
             if detector.hints:
                 for hint in detector.hints:
                     if hint in text:
                         break
                 else:
                     continue
-            scope = scopes.get(detector.scope)
-            if scope is None or scope:
-                found.extend(detector.find(text, scope))
+            found.extend(detector.find(text, scopes[scope] if scope else None))
         if len(found) > 1:
             found.sort(key=lambda span: (span[0], -(span[1] - span[0])))
             resolved: list[Span] = []
@@ -138,6 +144,20 @@ class Masker:
                     end = span[1]
             found = resolved
         return found
+
+    def _plan(self, present: frozenset[str]) -> Plan:
+        """The profile's detectors that can match when the scopes ``present`` have triggers,
+        in the profile's order (of two findings with the same span the first wins), each
+        with the scope whose windows it reads (None: the whole text). A detector of a scope
+        the prefilter does not know, or of ``all``, always runs on the whole text."""
+        plan = tuple(
+            (detector, detector.scope if detector.scope in SCOPES else None)
+            for detector in self.profile.detectors
+            if detector.scope not in SCOPES or detector.scope in present
+        )
+        if len(self._plans) < PLAN_ENTRIES:
+            self._plans[present] = plan
+        return plan
 
     # -- text -----------------------------------------------------------------------------------
     def mask_text(
