@@ -49,6 +49,9 @@ Hit = tuple[int, int, str, str]  # start, end (original offsets), type, the valu
 HitFinder = Callable[..., list[Hit]]
 Plan = tuple[tuple[Detector, str | None], ...]  # detectors to run, each with its scope's name
 PLAN_ENTRIES = 1024
+# The hits a masked text was made for, the masked text, and per hit: its start, type, the
+# finding's action, the original characters and what replaced them.
+MaskedEntry = tuple[list[Hit], str, tuple[tuple[int, str, str, str, str], ...]]
 
 
 class Masker:
@@ -60,6 +63,7 @@ class Masker:
         # Which detectors to run for each set of scopes the prefilter found (a few dozen sets
         # occur; the profile is immutable, so a plan never goes stale).
         self._plans: dict[frozenset[str], Plan] = {}
+        self._masked_cache: dict[tuple[str, str], MaskedEntry] = {}
         self.clean_keys: dict[str, str] = {}  # JSON keys known to hold nothing (bounded)
         self.tokens: ExchangeTokens | None = None  # set on an exchange's own copy (restore)
 
@@ -184,6 +188,63 @@ class Masker:
         ``text`` object back in report mode). ``replaced`` collects (original, replacement)
         pairs for callers that account for what changed; ``offset`` shifts the offsets findings
         name (a stream's text arrives in pieces)."""
+        tokens = self.tokens
+        if tokens is None and len(text) <= CACHED_TEXT_CHARS:
+            return self._apply_cached(text, found, direction, location, out, replaced, offset)
+        return self._apply(text, found, direction, location, out, replaced, offset)
+
+    def _apply_cached(
+        self,
+        text: str,
+        found: list[Hit],
+        direction: str,
+        location: str,
+        out: list[Finding],
+        replaced: list[tuple[str, str]] | None,
+        offset: int,
+    ) -> str:
+        """``_apply`` for a short text without exchange tokens: what masking ``text`` with
+        ``found`` writes depends on nothing else (the profile and key are fixed), and short
+        values repeat (the same e-mail in every request of a session, in every record), so the
+        masked text and each hit's action and replacement are kept (bounded, like the hit
+        cache, which holds the same values). Only the findings' locations are made anew."""
+        key = (text, direction)
+        entry = self._masked_cache.get(key)
+        if entry is None or entry[0] != found:
+            entry = self._masked_entry(text, found, direction)
+            if len(self._masked_cache) >= SPAN_CACHE_ENTRIES:
+                self._masked_cache.clear()
+            self._masked_cache[key] = entry
+        _, masked, parts = entry
+        for start, type_, label, original, replacement in parts:
+            position = start + offset
+            where = f"{location}@{position}" if location else f"offset:{position}"
+            out.append(Finding(type_, direction, where, label))
+            if replaced is not None:
+                replaced.append((original, replacement))
+        # Report mode gives the caller's own object back (callers test identity).
+        return text if self.report else masked
+
+    def _masked_entry(self, text: str, found: list[Hit], direction: str) -> MaskedEntry:
+        findings: list[Finding] = []
+        pairs: list[tuple[str, str]] = []
+        masked = self._apply(text, found, direction, "", findings, pairs, 0)
+        parts = tuple(
+            (hit[0], finding.type, finding.action, original, replacement)
+            for hit, finding, (original, replacement) in zip(found, findings, pairs, strict=True)
+        )
+        return list(found), masked, parts
+
+    def _apply(
+        self,
+        text: str,
+        found: list[Hit],
+        direction: str,
+        location: str,
+        out: list[Finding],
+        replaced: list[tuple[str, str]] | None,
+        offset: int,
+    ) -> str:
         pieces: list[str] = []
         last = 0
         tokens = self.tokens
