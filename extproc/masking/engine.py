@@ -88,6 +88,14 @@ class Masker:
 
         return restoring
 
+    def hit_cache_for(self, direction: str) -> dict[str, list[Hit]]:
+        """The cache behind ``hits_for(direction)`` for a caller's own lookups (an entry is
+        what ``hits`` returns for that text), or an empty dict when that direction's hits are
+        not ``hits`` alone (tokens to restore)."""
+        if self.tokens is None or direction != RESTORE_DIRECTION:
+            return self._hit_cache
+        return {}
+
     # -- detection ----------------------------------------------------------------------------
     def hits(self, text: str, *, cache: bool = True) -> list[Hit]:
         """Non-overlapping findings, leftmost first; of overlapping candidates the longest wins.
