@@ -28,7 +28,14 @@ from extproc.masking.normalize import fold, needs_view, view
 from extproc.masking.operators import ActionSpec, operator, replace_value
 from extproc.masking.profile import BlockRule, FieldRule, Profile
 from extproc.masking.restore import RESTORE_DIRECTION, RESTORED, ExchangeTokens
-from extproc.masking.results import BlockHit, Finding, MaskingError, MaskResult, findings_by_type
+from extproc.masking.results import (
+    BlockHit,
+    Finding,
+    MaskingError,
+    MaskResult,
+    findings_by_type,
+    new_finding,
+)
 from extproc.masking.walk import MIN_VALUE_CHARS, mask_document
 
 __all__ = [
@@ -227,7 +234,7 @@ class Masker:
         for start, type_, label, original, replacement in parts:
             position = start + offset
             where = f"{location}@{position}" if location else f"offset:{position}"
-            out.append(Finding(type_, direction, where, label))
+            out.append(new_finding(type_, direction, where, label))
             if replaced is not None:
                 replaced.append((original, replacement))
         # Report mode gives the caller's own object back (callers test identity).
@@ -260,13 +267,12 @@ class Masker:
             where = f"{location}@{start + offset}" if location else f"offset:{start + offset}"
             if type_ == RESTORED and tokens is not None:
                 # The caller's own value, for the caller: counted, never detected again.
-                out.append(Finding(RESTORED, direction, where, "restore"))
+                out.append(new_finding(RESTORED, direction, where, "restore"))
                 replacement = tokens.value_of(value)
             else:
                 action = self.profile.action_for(type_, direction)
-                out.append(
-                    Finding(type_, direction, where, "report" if self.report else action.name)
-                )
+                label = "report" if self.report else action.name
+                out.append(new_finding(type_, direction, where, label))
                 replacement = self.replacement(value, type_, action)
                 if tokens is not None and action.name == "tokenize" and direction == "request":
                     tokens.issue(replacement, text[start:end])

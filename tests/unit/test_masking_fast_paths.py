@@ -19,7 +19,7 @@ from extproc.masking.engine import Masker
 from extproc.masking.events import EventMasker
 from extproc.masking.framing import LineReader
 from extproc.masking.profile import Profile
-from extproc.masking.results import Finding
+from extproc.masking.results import Finding, new_finding
 from extproc.masking.stream import SseMasker
 from tests.unit.test_detectors_prefilter import FILLER, VALUES
 
@@ -115,6 +115,14 @@ def test_the_number_tail_is_searched_for_whenever_it_can_match(text: str) -> Non
     tail = holdback._NUMBER_TAIL.search(text, max(0, len(text) - holdback.NUMBER_HOLD))
     if tail is not None:
         assert holdback._may_end_in_a_group(text)
+
+
+def test_a_finding_made_fast_is_a_finding() -> None:
+    made = new_finding("EMAIL", "request", "$.to", "redact")
+    assert made == Finding("EMAIL", "request", "$.to", "redact")
+    assert hash(made) == hash(Finding("EMAIL", "request", "$.to", "redact"))
+    with pytest.raises(AttributeError):
+        made.type = "CARD"  # type: ignore[misc]
 
 
 def _lines(chunks: list[bytes]) -> list[tuple[bytes, bytes]]:
