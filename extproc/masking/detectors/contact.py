@@ -143,7 +143,10 @@ def check_regions(regions: Iterable[str]) -> tuple[str, ...]:
 def phone_detectors(regions: Iterable[str] = DEFAULT_PHONE_REGIONS) -> dict[str, Detector]:
     checked = check_regions(regions)
     return {
-        "phone": Detector("phone", "PHONE", _INTERNATIONAL, _valid_international, scope="phone"),
+        # Only this phone shape needs a "+": text dense with other digits skips its scan.
+        "phone": Detector(
+            "phone", "PHONE", _INTERNATIONAL, _valid_international, scope="phone", hints=("+",)
+        ),
         "phone_nanp": Detector("phone", "PHONE", _NANP, _valid_nanp, scope="phone"),
         "phone_national": Detector(
             "phone", "PHONE", _NATIONAL, _national_validator(checked), scope="phone"
