@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum import luhn
 
-from extproc.masking import holdback
+from extproc.masking import bodies, holdback
 from extproc.masking.detectors import Detector, Span, windows
 from extproc.masking.detectors.payment import luhn_valid
 from extproc.masking.engine import Masker
@@ -178,3 +178,21 @@ def test_event_shapes_walked_once_give_what_walking_every_event_gives(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(EventMasker, "_masked_whole", _walk_every_event)
         assert run() == cached
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_block_rules_read_the_strings_of_one_walk_in_the_order_of_two(document: Any) -> None:
+    strings, members = bodies._strings_and_members(document)
+    assert strings == bodies._document_strings(document)
+    nodes = bodies._nodes(document)
+    assert members == sum(len(node) for node in nodes if isinstance(node, dict))
