@@ -198,13 +198,16 @@ class Masker:
         out: list[Finding],
         replaced: list[tuple[str, str]] | None = None,
         offset: int = 0,
+        *,
+        cache: bool = True,
     ) -> str:
         """Record a finding per hit and replace each hit's original characters (the same
         ``text`` object back in report mode). ``replaced`` collects (original, replacement)
         pairs for callers that account for what changed; ``offset`` shifts the offsets findings
-        name (a stream's text arrives in pieces)."""
+        name (a stream's text arrives in pieces). ``cache``: as for ``hits`` (a stream's pieces
+        never repeat, and would only push out the values that do)."""
         tokens = self.tokens
-        if tokens is None and len(text) <= CACHED_TEXT_CHARS:
+        if cache and tokens is None and len(text) <= CACHED_TEXT_CHARS:
             return self._apply_cached(text, found, direction, location, out, replaced, offset)
         return self._apply(text, found, direction, location, out, replaced, offset)
 
