@@ -4,6 +4,7 @@ with the computation it skips or caches, on generated inputs."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from stdnum import luhn
 
 from extproc.masking import bodies, holdback
-from extproc.masking.detectors import Detector, Span, windows
+from extproc.masking.detectors import Detector, Span, payment, windows
 from extproc.masking.detectors.payment import luhn_valid
 from extproc.masking.engine import Masker
 from extproc.masking.events import EventMasker
@@ -196,3 +197,45 @@ def test_block_rules_read_the_strings_of_one_walk_in_the_order_of_two(document: 
     assert strings == bodies._document_strings(document)
     nodes = bodies._nodes(document)
     assert members == sum(len(node) for node in nodes if isinstance(node, dict))
+
+
+def _cards_in_one_pass(text: str, run: re.Match[str]) -> list[tuple[int, int]]:
+    """The card search inside a digit run as it was before its spans were cached."""
+    groups = re.split(r"[ -]", run.group(0))
+    starts = [run.start()]
+    for group in groups[:-1]:
+        starts.append(starts[-1] + len(group) + 1)
+    found: list[tuple[int, int]] = []
+    first = 0
+    while first < len(groups):
+        end = payment._longest_card(groups, first)
+        if end is None:
+            first += 1
+            continue
+        start, stop = starts[first], starts[end - 1] + len(groups[end - 1])
+        if payment._IBAN_BEFORE.search(text, max(0, start - 40), start) is None:
+            found.append((start, stop))
+        first = end
+    return found
+
+
+digit_groups = st.lists(
+    st.sampled_from(["4111", "1111", "411", "4", "37", "3333", "55", "00", "601", "1", "12345"]),
+    min_size=1,
+    max_size=9,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["", "card ", "DE89 ", "GB82 WEST ", "iban DE89 3704 ", "x" * 45]),
+    digit_groups,
+    st.sampled_from([" ", "-"]),
+)
+def test_cached_card_spans_find_what_the_run_search_found(
+    before: str, groups: list[str], separator: str
+) -> None:
+    text = before + separator.join(groups) + " end"
+    for run in payment._CARD_RUN.finditer(text):
+        cached = [match.span() for match in payment._cards_in(text, run)]
+        assert cached == _cards_in_one_pass(text, run)

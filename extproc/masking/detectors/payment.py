@@ -45,6 +45,8 @@ _ISSUERS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
 )
 # The groups a card is printed in: fours (the last may be shorter), or Amex/Diners 4-6-5, 4-6-4.
 _SPLIT_LAYOUTS = ((4, 6, 5), (4, 6, 4))
+_GROUP_SEPARATOR = re.compile(r"[ -]")
+_CAPITAL = re.compile(r"[A-Z]")
 _IBAN_BEFORE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){0,7} ?\Z", FLAGS)
 
 
@@ -91,25 +93,42 @@ class _CardRuns:
 
 
 def _cards_in(text: str, run: re.Match[str]) -> list[re.Match[str]]:
-    groups = re.split(r"[ -]", run.group(0))
-    starts = [run.start()]
+    found: list[re.Match[str]] = []
+    base = run.start()
+    for offset, length in _card_spans(run.group(0)):
+        start, stop = base + offset, base + offset + length
+        # Digit groups of an IBAN whose checksum failed are not a card either (its country
+        # letters must come first: without a capital letter before, there is none).
+        low = max(0, start - 40)
+        if (
+            _CAPITAL.search(text, low, start) is None
+            or _IBAN_BEFORE.search(text, low, start) is None
+        ):
+            match = _WHOLE.fullmatch(text, start, stop)
+            if match is not None:
+                found.append(match)
+    return found
+
+
+@lru_cache(maxsize=4096)
+def _card_spans(run: str) -> tuple[tuple[int, int], ...]:
+    """(offset, length) in a run of digit groups of each card it holds, leftmost first and
+    longest; cached, as a stream reads the same run again in the context of later events."""
+    groups = _GROUP_SEPARATOR.split(run)
+    starts = [0]
     for group in groups[:-1]:
         starts.append(starts[-1] + len(group) + 1)
-    found: list[re.Match[str]] = []
+    spans: list[tuple[int, int]] = []
     first = 0
     while first < len(groups):
         end = _longest_card(groups, first)
         if end is None:
             first += 1
             continue
-        start, stop = starts[first], starts[end - 1] + len(groups[end - 1])
-        # Digit groups of an IBAN whose checksum failed are not a card either.
-        if _IBAN_BEFORE.search(text, max(0, start - 40), start) is None:
-            match = _WHOLE.fullmatch(text, start, stop)
-            if match is not None:
-                found.append(match)
+        stop = starts[end - 1] + len(groups[end - 1])
+        spans.append((starts[first], stop - starts[first]))
         first = end
-    return found
+    return tuple(spans)
 
 
 def _longest_card(groups: list[str], first: int) -> int | None:
