@@ -113,8 +113,8 @@ _MISSING = object()
 def parse_event(data: bytes) -> Any:
     """A JSON object or array event (a duplicate key parsed keeping every member), or None for
     anything else: a stream of plain text, or of bare JSON scalars, is text."""
-    start = data.lstrip()[:1]
-    if start not in (b"{", b"["):
+    start = data[:1]
+    if start not in (b"{", b"[") and data.lstrip()[:1] not in (b"{", b"["):
         return None
     try:
         document = loads(data)
