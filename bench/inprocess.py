@@ -129,7 +129,7 @@ def masking_timings(config: Path, calls: int) -> list[Timing]:
         ("JSON 8 KB, chat request dense with numbers, a card and an e-mail", dense_chat_request(), lambda b: masker.mask_json(b, "request")),
         # A fresh masker per call: nothing from the span and masked-value caches, as when every
         # turn of the conversation is new.
-        ("the same, cold caches", dense_chat_request(), lambda b: fresh().mask_json(b, "request")),
+        ("JSON 8 KB, dense chat request, cold caches", dense_chat_request(), lambda b: fresh().mask_json(b, "request")),
         ("JSON 8 KB, numbers, no PII", numbers_json(), lambda b: masker.mask_json(b, "response")),
         ("text 8 KB, no PII", plain_text(), lambda b: masker.mask_bytes_as_text(b, "request")),
         ("SSE 200 events, one feed each (E3's)", b"".join(events), lambda _b: stream()),

@@ -163,7 +163,7 @@ def body_cases(masker: Masker) -> list[tuple[str, bytes, Callable[[bytes], objec
             as_json("request"),
         ),
         (
-            "the same, cold caches",
+            "chat request 8 KB, dense with numbers, cold caches",
             dense_chat_request(),
             lambda b: Masker(Profile("bench"), b"k" * 32).mask_body(
                 b, "application/json", "request"
