@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from extproc.masking.engine import Masker
 
 CLEAN_SHAPES = 64  # per stream: its events come in a handful of shapes
+SHAPE_BYTES = 2048  # larger events are walked each time (the set must stay small)
 Event = tuple[str, Any]  # (SSE event name or "", the JSON value to send)
 
 
@@ -88,7 +89,7 @@ class EventMasker:
             return event
         before = len(self.findings)
         masked = self._masker.mask_json_value(event, self._direction, self.findings)
-        if shape is not None and len(self.findings) == before:
+        if shape is not None and len(shape) <= SHAPE_BYTES and len(self.findings) == before:
             if len(self._clean_shapes) >= CLEAN_SHAPES:
                 self._clean_shapes.clear()
             self._clean_shapes.add(shape)

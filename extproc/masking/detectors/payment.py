@@ -45,6 +45,7 @@ _ISSUERS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
 )
 # The groups a card is printed in: fours (the last may be shorter), or Amex/Diners 4-6-5, 4-6-4.
 _SPLIT_LAYOUTS = ((4, 6, 5), (4, 6, 4))
+CACHED_RUN_CHARS = 64  # a card and a few groups around it; longer runs are not cached
 _GROUP_SEPARATOR = re.compile(r"[ -]")
 _CAPITAL = re.compile(r"[A-Z]")
 _IBAN_BEFORE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){0,7} ?\Z", FLAGS)
@@ -95,7 +96,9 @@ class _CardRuns:
 def _cards_in(text: str, run: re.Match[str]) -> list[re.Match[str]]:
     found: list[re.Match[str]] = []
     base = run.start()
-    for offset, length in _card_spans(run.group(0)):
+    digits = run.group(0)
+    spans = _card_spans(digits) if len(digits) <= CACHED_RUN_CHARS else _spans_in(digits)
+    for offset, length in spans:
         start, stop = base + offset, base + offset + length
         # Digit groups of an IBAN whose checksum failed are not a card either (its country
         # letters must come first: without a capital letter before, there is none).
@@ -112,8 +115,14 @@ def _cards_in(text: str, run: re.Match[str]) -> list[re.Match[str]]:
 
 @lru_cache(maxsize=4096)
 def _card_spans(run: str) -> tuple[tuple[int, int], ...]:
+    """``_spans_in`` cached, as a stream reads the same run again in the context of later
+    events (only short runs: the cache must stay small whatever the body holds)."""
+    return _spans_in(run)
+
+
+def _spans_in(run: str) -> tuple[tuple[int, int], ...]:
     """(offset, length) in a run of digit groups of each card it holds, leftmost first and
-    longest; cached, as a stream reads the same run again in the context of later events."""
+    longest."""
     groups = _GROUP_SEPARATOR.split(run)
     starts = [0]
     for group in groups[:-1]:
