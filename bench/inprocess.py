@@ -15,6 +15,7 @@ from pathlib import Path
 from envoy.config.core.v3 import address_pb2
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2
 from envoy_scenarios import ROUTE_CONTEXT
+from masking_bench import dense_chat_request
 from workload import (
     CLIENT_ADDRESS,
     PATH,
@@ -110,8 +111,12 @@ def authz_timings(config: Path, token: str, calls: int) -> list[Timing]:
 def masking_timings(config: Path, calls: int) -> list[Timing]:
     masking = load_config(config).masking
     assert masking is not None
-    masker = Masker(masking.profiles[masking.default_profile], masking.key)
+    profile = masking.profiles[masking.default_profile]
+    masker = Masker(profile, masking.key)
     events = sse_events()
+
+    def fresh() -> Masker:
+        return Masker(profile, masking.key)
 
     def stream() -> bytes:
         sse = SseMasker(masker, "response")
@@ -122,6 +127,10 @@ def masking_timings(config: Path, calls: int) -> list[Timing]:
         ("JSON 8 KB, records with PII", json_response(), lambda b: masker.mask_json(b, "response")),
         ("JSON 256 KB, records with PII", json_response(256 * 1024), lambda b: masker.mask_json(b, "response")),
         ("JSON 8 KB, chat request (E2's)", chat_request(), lambda b: masker.mask_json(b, "request")),
+        ("JSON 8 KB, chat request dense with numbers, a card and an e-mail", dense_chat_request(), lambda b: masker.mask_json(b, "request")),
+        # A fresh masker per call: nothing from the span and masked-value caches, as when every
+        # turn of the conversation is new.
+        ("JSON 8 KB, dense chat request, cold caches", dense_chat_request(), lambda b: fresh().mask_json(b, "request")),
         ("JSON 8 KB, numbers, no PII", numbers_json(), lambda b: masker.mask_json(b, "response")),
         ("text 8 KB, no PII", plain_text(), lambda b: masker.mask_bytes_as_text(b, "request")),
         ("SSE 200 events, one feed each (E3's)", b"".join(events), lambda _b: stream()),

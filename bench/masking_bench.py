@@ -53,6 +53,28 @@ def records_body(size: int) -> bytes:
     return json.dumps(records).encode()
 
 
+def dense_chat_request(size: int = 8 * 1024) -> bytes:
+    """A chat request of about ``size`` bytes whose turns are dense with numbers that are not
+    personal data (order ids, dates, times, versions, amounts, builds, timestamps), every turn
+    different, and one turn with a card number and an e-mail address among them."""
+    messages: list[dict[str, str]] = []
+    i = 0
+    while len(json.dumps({"model": "demo-echo", "messages": messages})) < size - 300:
+        messages.append(
+            {
+                "role": "user" if i % 2 == 0 else "assistant",
+                "content": f"Order {20241115 + i} (id ORD-{i:06d}) placed "
+                f"2024-{i % 12 + 1:02d}-{i % 28 + 1:02d} at {i % 24:02d}:{i % 60:02d}, "
+                f"client v{i % 9}.{i % 13}.{i % 7}, qty {i % 5 + 1}, total {1234 + i * 37}.50 EUR, "
+                f"build 20240115.{i}, ts {1700000000000 + i * 7919}.",
+            }
+        )
+        i += 1
+    secret = "My card is 4111 1111 1111 1111 and my mail jane.doe@example.com, thanks."
+    messages.insert(len(messages) // 2, {"role": "user", "content": secret})
+    return json.dumps({"model": "demo-echo", "messages": messages}).encode()
+
+
 def chat_body(size: int) -> bytes:
     text = "Summarize this: " + ("the quarterly numbers look fine. " * (size // 34))
     text += " Contact jane.doe@example.com, card 4111 1111 1111 1111."
@@ -135,6 +157,18 @@ def body_cases(masker: Masker) -> list[tuple[str, bytes, Callable[[bytes], objec
         ("records JSON 256 KB", records_body(256 * 1024), as_json("response")),
         ("chat request 8 KB", chat_body(8 * 1024), as_json("request")),
         ("chat request 256 KB", chat_body(256 * 1024), as_json("request")),
+        (
+            "chat request 8 KB, dense with numbers, a card, an e-mail",
+            dense_chat_request(),
+            as_json("request"),
+        ),
+        (
+            "chat request 8 KB, dense with numbers, cold caches",
+            dense_chat_request(),
+            lambda b: Masker(Profile("bench"), b"k" * 32).mask_body(
+                b, "application/json", "request"
+            ),
+        ),
         ("text 8 KB, nothing sensitive", plain_text(8 * 1024), as_text),
         ("prose 8 KB, nothing sensitive", prose_body(8 * 1024), as_text),
         ("order report 8 KB, digit-dense, nothing sensitive", order_report_body(8 * 1024), as_text),

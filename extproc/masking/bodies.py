@@ -203,27 +203,72 @@ def strings_of(body: bytes, content_type: str = "") -> str:
         parts = forms.part_texts(body, params.get("boundary", ""))
         return "\n".join(strings_of(content, part_type) for part_type, content in parts)
     if "json" in kind or _JSON_START.match(body) is not None:
-        document = _parsed(body)
-        if document is not _MISSING:
-            return "\n".join(_document_strings(document))
+        strings = _json_strings(body)
+        if strings is not None:
+            return "\n".join(strings)
         if body.count(b"\n") and kind not in ("application/json",):
             return "\n".join(strings_of(line, "application/json") for line in body.splitlines())
     return body.decode("utf-8", "replace")
 
 
-def _parsed(body: bytes) -> Any:
+def _json_strings(body: bytes) -> list[str] | None:
+    """The document's strings (``_document_strings``), or None when it is not JSON."""
     try:
         document = loads(body)
     except (ValueError, RecursionError):
         document = _MISSING
     if document is not _MISSING:
-        members = sum(len(node) for node in _nodes(document) if isinstance(node, dict))
+        strings, members = _strings_and_members(document)
         if not has_duplicates(body, members):
-            return document
+            return strings
     try:
-        return parse_lenient(body.decode("utf-8", "replace"), strict=False)
+        document = parse_lenient(body.decode("utf-8", "replace"), strict=False)
     except ValueError:
-        return _MISSING
+        return None
+    return _document_strings(document)
+
+
+def _strings_and_members(document: Any) -> tuple[list[str], int]:
+    """``_document_strings`` and the number of object members of a document orjson parsed, in
+    one walk (the same order: the strings are searched joined, and a pattern may span two)."""
+    out: list[str] = []
+    members = 0
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is str:
+            out.append(node)
+        elif kind is dict:
+            out.extend(node)
+            members += len(node)
+            stack.extend(node.values())
+        elif kind is list:
+            stack.extend(node)
+        elif kind is int or kind is float:
+            out.append(repr(node))
+        elif kind is not bool and node is not None:
+            members += _other_node(node, out, stack)
+    return out, members
+
+
+def _other_node(node: Any, out: list[str], stack: list[Any]) -> int:
+    """A node of a type neither parser gives (a subclass), read as ``_nodes`` and
+    ``_document_strings`` read it; the members it adds to the count."""
+    if isinstance(node, str):
+        out.append(node)
+    elif isinstance(node, dict):
+        out.extend(node)
+        stack.extend(node.values())
+        return len(node)
+    elif type(node) is Members:
+        out.extend(key for key, _ in node)
+        stack.extend(value for _, value in node)
+    elif isinstance(node, list):
+        stack.extend(node)
+    elif isinstance(node, int | float) and not isinstance(node, bool):
+        out.append(repr(node))
+    return 0
 
 
 def _nodes(document: Any) -> list[Any]:

@@ -22,13 +22,20 @@ from typing import Any, Literal
 
 from extproc.errors import Code
 from extproc.masking import bodies
-from extproc.masking.detectors import BUILTIN, Span, windows
+from extproc.masking.detectors import BUILTIN, SCOPES, Detector, Span, present_scopes
 from extproc.masking.jsondoc import dumps, loads
 from extproc.masking.normalize import fold, needs_view, view
 from extproc.masking.operators import ActionSpec, operator, replace_value
 from extproc.masking.profile import BlockRule, FieldRule, Profile
 from extproc.masking.restore import RESTORE_DIRECTION, RESTORED, ExchangeTokens
-from extproc.masking.results import BlockHit, Finding, MaskingError, MaskResult, findings_by_type
+from extproc.masking.results import (
+    BlockHit,
+    Finding,
+    MaskingError,
+    MaskResult,
+    findings_by_type,
+    new_finding,
+)
 from extproc.masking.walk import MIN_VALUE_CHARS, mask_document
 
 __all__ = [
@@ -47,6 +54,11 @@ CACHED_TEXT_CHARS = 256
 SPAN_CACHE_ENTRIES = 8192
 Hit = tuple[int, int, str, str]  # start, end (original offsets), type, the value as detected
 HitFinder = Callable[..., list[Hit]]
+Plan = tuple[tuple[Detector, str | None], ...]  # detectors to run, each with its scope's name
+PLAN_ENTRIES = 1024
+# The hits a masked text was made for, the masked text, and per hit: its start, type, the
+# finding's action, the original characters and what replaced them.
+MaskedEntry = tuple[list[Hit], str, tuple[tuple[int, str, str, str, str], ...]]
 
 
 class Masker:
@@ -55,6 +67,10 @@ class Masker:
         self._key = key
         self.report = profile.mode == "report"
         self._hit_cache: dict[str, list[Hit]] = {}
+        # Which detectors to run for each set of scopes the prefilter found (a few dozen sets
+        # occur; the profile is immutable, so a plan never goes stale).
+        self._plans: dict[frozenset[str], Plan] = {}
+        self._masked_cache: dict[tuple[str, str], MaskedEntry] = {}
         self.clean_keys: dict[str, str] = {}  # JSON keys known to hold nothing (bounded)
         self.tokens: ExchangeTokens | None = None  # set on an exchange's own copy (restore)
 
@@ -78,6 +94,14 @@ class Masker:
             return tokens.with_tokens(text, self.hits(text, cache=cache))
 
         return restoring
+
+    def hit_cache_for(self, direction: str) -> dict[str, list[Hit]]:
+        """The cache behind ``hits_for(direction)`` for a caller's own lookups (an entry is
+        what ``hits`` returns for that text), or an empty dict when that direction's hits are
+        not ``hits`` alone (tokens to restore)."""
+        if self.tokens is None or direction != RESTORE_DIRECTION:
+            return self._hit_cache
+        return {}
 
     # -- detection ----------------------------------------------------------------------------
     def hits(self, text: str, *, cache: bool = True) -> list[Hit]:
@@ -117,17 +141,18 @@ class Masker:
         if len(text) < MIN_VALUE_CHARS:
             return []
         found: list[Span] = []
-        scopes = windows(text)
-        for detector in self.profile.detectors:
+        names, scopes = present_scopes(text)
+        plan = self._plans.get(names)
+        if plan is None:
+            plan = self._plan(names)
+        for detector, scope in plan:
             if detector.hints:
                 for hint in detector.hints:
                     if hint in text:
                         break
                 else:
                     continue
-            scope = scopes.get(detector.scope)
-            if scope is None or scope:
-                found.extend(detector.find(text, scope))
+            found.extend(detector.find(text, scopes[scope] if scope else None))
         if len(found) > 1:
             found.sort(key=lambda span: (span[0], -(span[1] - span[0])))
             resolved: list[Span] = []
@@ -138,6 +163,20 @@ class Masker:
                     end = span[1]
             found = resolved
         return found
+
+    def _plan(self, present: frozenset[str]) -> Plan:
+        """The profile's detectors that can match when the scopes ``present`` have triggers,
+        in the profile's order (of two findings with the same span the first wins), each
+        with the scope whose windows it reads (None: the whole text). A detector of a scope
+        the prefilter does not know, or of ``all``, always runs on the whole text."""
+        plan = tuple(
+            (detector, detector.scope if detector.scope in SCOPES else None)
+            for detector in self.profile.detectors
+            if detector.scope not in SCOPES or detector.scope in present
+        )
+        if len(self._plans) < PLAN_ENTRIES:
+            self._plans[present] = plan
+        return plan
 
     # -- text -----------------------------------------------------------------------------------
     def mask_text(
@@ -159,11 +198,71 @@ class Masker:
         out: list[Finding],
         replaced: list[tuple[str, str]] | None = None,
         offset: int = 0,
+        *,
+        cache: bool = True,
     ) -> str:
         """Record a finding per hit and replace each hit's original characters (the same
         ``text`` object back in report mode). ``replaced`` collects (original, replacement)
         pairs for callers that account for what changed; ``offset`` shifts the offsets findings
-        name (a stream's text arrives in pieces)."""
+        name (a stream's text arrives in pieces). ``cache``: as for ``hits`` (a stream's pieces
+        never repeat, and would only push out the values that do)."""
+        tokens = self.tokens
+        if cache and tokens is None and len(text) <= CACHED_TEXT_CHARS:
+            return self._apply_cached(text, found, direction, location, out, replaced, offset)
+        return self._apply(text, found, direction, location, out, replaced, offset)
+
+    def _apply_cached(
+        self,
+        text: str,
+        found: list[Hit],
+        direction: str,
+        location: str,
+        out: list[Finding],
+        replaced: list[tuple[str, str]] | None,
+        offset: int,
+    ) -> str:
+        """``_apply`` for a short text without exchange tokens: what masking ``text`` with
+        ``found`` writes depends on nothing else (the profile and key are fixed), and short
+        values repeat (the same e-mail in every request of a session, in every record), so the
+        masked text and each hit's action and replacement are kept (bounded, like the hit
+        cache, which holds the same values). Only the findings' locations are made anew."""
+        key = (text, direction)
+        entry = self._masked_cache.get(key)
+        if entry is None or entry[0] != found:
+            entry = self._masked_entry(text, found, direction)
+            if len(self._masked_cache) >= SPAN_CACHE_ENTRIES:
+                self._masked_cache.clear()
+            self._masked_cache[key] = entry
+        _, masked, parts = entry
+        for start, type_, label, original, replacement in parts:
+            position = start + offset
+            where = f"{location}@{position}" if location else f"offset:{position}"
+            out.append(new_finding(type_, direction, where, label))
+            if replaced is not None:
+                replaced.append((original, replacement))
+        # Report mode gives the caller's own object back (callers test identity).
+        return text if self.report else masked
+
+    def _masked_entry(self, text: str, found: list[Hit], direction: str) -> MaskedEntry:
+        findings: list[Finding] = []
+        pairs: list[tuple[str, str]] = []
+        masked = self._apply(text, found, direction, "", findings, pairs, 0)
+        parts = tuple(
+            (hit[0], finding.type, finding.action, original, replacement)
+            for hit, finding, (original, replacement) in zip(found, findings, pairs, strict=True)
+        )
+        return list(found), masked, parts
+
+    def _apply(
+        self,
+        text: str,
+        found: list[Hit],
+        direction: str,
+        location: str,
+        out: list[Finding],
+        replaced: list[tuple[str, str]] | None,
+        offset: int,
+    ) -> str:
         pieces: list[str] = []
         last = 0
         tokens = self.tokens
@@ -171,13 +270,12 @@ class Masker:
             where = f"{location}@{start + offset}" if location else f"offset:{start + offset}"
             if type_ == RESTORED and tokens is not None:
                 # The caller's own value, for the caller: counted, never detected again.
-                out.append(Finding(RESTORED, direction, where, "restore"))
+                out.append(new_finding(RESTORED, direction, where, "restore"))
                 replacement = tokens.value_of(value)
             else:
                 action = self.profile.action_for(type_, direction)
-                out.append(
-                    Finding(type_, direction, where, "report" if self.report else action.name)
-                )
+                label = "report" if self.report else action.name
+                out.append(new_finding(type_, direction, where, label))
                 replacement = self.replacement(value, type_, action)
                 if tokens is not None and action.name == "tokenize" and direction == "request":
                     tokens.issue(replacement, text[start:end])

@@ -24,6 +24,8 @@ from extproc.masking.textstream import TextStreamMasker
 if TYPE_CHECKING:
     from extproc.masking.engine import Masker
 
+CLEAN_SHAPES = 64  # per stream: its events come in a handful of shapes
+SHAPE_BYTES = 2048  # larger events are walked each time (the set must stay small)
 Event = tuple[str, Any]  # (SSE event name or "", the JSON value to send)
 
 
@@ -40,6 +42,7 @@ class EventMasker:
         self._direction = direction
         self.findings = findings
         self._texts: dict[Key, _Text] = {}
+        self._clean_shapes: set[bytes] = set()  # events (deltas blanked) that held nothing
 
     def mask(self, event: Any, name: str = "") -> list[Event]:
         """The events to send for this one, in order: flush events, then the event masked."""
@@ -49,7 +52,7 @@ class EventMasker:
         pieces = [(delta, delta.holder[delta.field]) for delta in reading.deltas]
         for delta in reading.deltas:
             delta.holder[delta.field] = ""  # streamed: kept out of the whole-value walk
-        masked = self._masker.mask_json_value(event, self._direction, self.findings)
+        masked = self._masked_whole(event)
         ends = reading.ends
         last_piece = {delta.key: number for number, (delta, _) in enumerate(pieces)}
         for number, (delta, text) in enumerate(pieces):
@@ -73,6 +76,25 @@ class EventMasker:
         sent.append((name, masked))
         return sent
 
+    def _masked_whole(self, event: dict[str, Any]) -> Any:
+        """The event with every string, key and number but its deltas masked. A stream repeats
+        one shape (ids, model, indices) around its deltas: a shape already walked without a
+        finding is sent as it is, since a walk that finds nothing changes nothing. The shape
+        is the event's JSON, which tells apart every value the walk reads differently."""
+        try:
+            shape: bytes | None = orjson.dumps(event)
+        except TypeError:  # what orjson cannot write (kept duplicates, huge integers)
+            shape = None
+        if shape is not None and shape in self._clean_shapes:
+            return event
+        before = len(self.findings)
+        masked = self._masker.mask_json_value(event, self._direction, self.findings)
+        if shape is not None and len(shape) <= SHAPE_BYTES and len(self.findings) == before:
+            if len(self._clean_shapes) >= CLEAN_SHAPES:
+                self._clean_shapes.clear()
+            self._clean_shapes.add(shape)
+        return masked
+
     def flush(self) -> list[Event]:
         """Every text still held, each in one more event of its dialect."""
         sent: list[Event] = []
@@ -92,8 +114,8 @@ _MISSING = object()
 def parse_event(data: bytes) -> Any:
     """A JSON object or array event (a duplicate key parsed keeping every member), or None for
     anything else: a stream of plain text, or of bare JSON scalars, is text."""
-    start = data.lstrip()[:1]
-    if start not in (b"{", b"["):
+    start = data[:1]
+    if start not in (b"{", b"[") and data.lstrip()[:1] not in (b"{", b"["):
         return None
     try:
         document = loads(data)

@@ -37,6 +37,12 @@ class LineReader:
 
     def feed(self, chunk: bytes) -> list[tuple[bytes, bytes]]:
         """Complete (line, terminator) pairs."""
+        if not self._buffer and b"\r" not in chunk:
+            # The common case, a chunk of whole LF-ended lines: split it without the buffer.
+            *whole, rest = chunk.split(b"\n")
+            self._buffer += rest
+            self._scanned = max(0, len(rest) - 1)
+            return [(line, b"\n") for line in whole]
         self._buffer += chunk
         lines: list[tuple[bytes, bytes]] = []
         position = 0

@@ -38,6 +38,11 @@ _WORD_RUN = re.compile(r"[\w.%+\-@\\/~=:]*")
 _GROUP = r"(?:(?=\S*\d)\S++|[A-Z]{1,4}+(?!\S)|(?=[A-Fa-f]*:)[A-Fa-f:]++(?!\S))"
 _NUMBER_TAIL = re.compile(rf"(?<!\S)(?=\S*\d)\S++(?:[ \t]{{1,2}}{_GROUP})*+[ \t]{{0,2}}\Z")
 _DIGIT = re.compile(r"\d")
+# The number tail's last group is the text's last run of non-space characters (before at most
+# two spaces or tabs), whole: read backwards, and only if it could be a group is the tail
+# searched for (a search tries every position of the last 512 characters).
+_LAST_RUN_BACKWARDS = re.compile(r"[ \t]{0,2}(\S*)")
+_LAST_GROUP = re.compile(r"\S*\d\S*|[A-Z]{1,4}|(?=[A-Fa-f]*:)[A-Fa-f:]+")
 _BEARER_BEFORE = re.compile(r"[Bb](?:earer|EARER)\s*\Z")
 _KEY_BEGIN = "-----BEGIN"
 _KEY_END = re.compile(r"-----END [^\n]*-----")
@@ -58,7 +63,7 @@ def _hold_from(text: str) -> int:
     )
     cut = length - (word.end() if word is not None else 0)
     low = max(0, length - NUMBER_HOLD)
-    if _DIGIT.search(text, low) is not None:
+    if _DIGIT.search(text, low) is not None and _may_end_in_a_group(text):
         number = _NUMBER_TAIL.search(text, low)
         if number is not None:
             cut = min(cut, number.start())
@@ -69,3 +74,11 @@ def _hold_from(text: str) -> int:
     if begin >= 0 and _KEY_END.search(text, begin) is None:
         cut = min(cut, begin)
     return cut
+
+
+def _may_end_in_a_group(text: str) -> bool:
+    """Whether ``_NUMBER_TAIL`` can match: every match ends with a whole run of non-space
+    characters that is one of its groups, then at most two spaces or tabs."""
+    last = _LAST_RUN_BACKWARDS.match(text[: -NUMBER_HOLD - 3 : -1])
+    run = last.group(1)[::-1] if last is not None else ""
+    return _LAST_GROUP.fullmatch(run) is not None

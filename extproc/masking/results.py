@@ -28,6 +28,26 @@ class Finding:
     action: str
 
 
+# A frozen dataclass's __init__ sets each field through object.__setattr__ by name; a body
+# with many findings makes one per value, so the hot paths fill the slots directly (the same
+# immutable object, a third of the cost).
+_new = object.__new__
+_set_type = vars(Finding)["type"].__set__
+_set_direction = vars(Finding)["direction"].__set__
+_set_location = vars(Finding)["location"].__set__
+_set_action = vars(Finding)["action"].__set__
+
+
+def new_finding(type_: str, direction: str, location: str, action: str) -> Finding:
+    """``Finding(type_, direction, location, action)``, made faster."""
+    made: Finding = _new(Finding)
+    _set_type(made, type_)
+    _set_direction(made, direction)
+    _set_location(made, location)
+    _set_action(made, action)
+    return made
+
+
 @dataclass(frozen=True, slots=True)
 class MaskResult:
     body: bytes

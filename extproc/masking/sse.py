@@ -116,17 +116,19 @@ class SseMasker:
             prefix.append(self._masked_line(line))
             if field == b"event":
                 name = value.decode("utf-8", "replace")
-        head = b"".join(line + b"\n" for line in prefix)
+        head = b"".join(line + b"\n" for line in prefix) if prefix else b""
         if not data:
             return head + b"\n"
-        payload = b"\n".join(data)
-        if payload.strip() == b"[DONE]":
+        payload = b"\n".join(data) if len(data) > 1 else data[0]
+        if b"[DONE]" in payload and payload.strip() == b"[DONE]":
             return self._flush() + head + b"data: [DONE]\n\n"
         document = parse_event(payload)
         if document is None:
             text = self._text.feed(payload.decode("utf-8", "replace"))
             return head + _data(text) + b"\n"
         sent = self._events.mask(document, name)
+        if len(sent) == 1:  # the common case: nothing flushed before this event
+            return head + b"data: " + _dump(sent[0][1]) + b"\n\n"
         flushed = b"".join(_json_event(event_name, value) for event_name, value in sent[:-1])
         return flushed + head + b"data: " + _dump(sent[-1][1]) + b"\n\n"
 

@@ -88,7 +88,13 @@ class TextStreamMasker:
         masked = out
         if now:
             masked = self._masker.apply(
-                out, now, self._direction, self._location, self.findings, offset=self._sent
+                out,
+                now,
+                self._direction,
+                self._location,
+                self.findings,
+                offset=self._sent,
+                cache=False,
             )
         self._sent += len(out)
         self._context = window[max(0, cut - CONTEXT_CHARS) : cut]

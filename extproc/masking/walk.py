@@ -39,14 +39,14 @@ class Masked(str):
 
 
 def render(link: Link) -> str:
-    parts: list[str | int] = []
+    # Names are keys (str) or indices (int); one join instead of a string per step.
+    parts: list[str] = []
     while link and len(parts) < RENDERED_PARTS:
         link, name = link
-        parts.append(name)
-    out = "$…" if link else "$"
-    for part in reversed(parts):
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
+        parts.append(f"[{name}]" if type(name) is int else "." + name)
+    parts.append("$…" if link else "$")
+    parts.reverse()
+    return "".join(parts)
 
 
 class _Paths:
@@ -108,6 +108,8 @@ class _Walk:
         self.replaced: list[tuple[str, str]] = []
         self.names = masker.clean_keys
         self.hits = masker.hits_for(direction)
+        # The hit cache read directly on the hot path (empty when hits come from elsewhere).
+        self.cached = masker.hit_cache_for(direction)
 
     def run(self, document: Any) -> Any:
         paths = self.paths
@@ -130,6 +132,7 @@ class _Walk:
         """The hot path: an object without field rules or scan paths."""
         self.seen_members += len(node)
         hits = self.hits
+        cached = self.cached
         names = self.names
         renamed: dict[str, str] | None = None
         for key, item in node.items():
@@ -140,9 +143,18 @@ class _Walk:
             kind = type(item)
             if kind is str:
                 if len(item) >= MIN_VALUE_CHARS or not item.isascii():
-                    found = hits(item)
+                    found = cached.get(item)
+                    if found is None:
+                        found = hits(item)
                     if found:
-                        node[key] = self.apply(item, found, (link, name))
+                        node[key] = self.masker.apply(
+                            item,
+                            found,
+                            self.direction,
+                            render((link, name)),
+                            self.findings,
+                            self.replaced,
+                        )
             elif kind is dict or kind is list or kind is Members:
                 stack.append((item, (link, name), None))
             elif (kind is int or kind is float) and not -MIN_NUMBER < item < MIN_NUMBER:

@@ -69,11 +69,13 @@ __all__ = [
     "BUILTIN",
     "DEFAULT_PHONE_REGIONS",
     "DETECTOR_NAMES",
+    "SCOPES",
     "Detector",
     "Span",
     "Trigger",
     "Windows",
     "builtin_detectors",
+    "present_scopes",
     "windows",
 ]
 
@@ -101,11 +103,18 @@ DETECTOR_NAMES = (
 )  # fmt: skip
 
 _PREFILTER = Prefilter(trigger for family in _FAMILIES for trigger in family.TRIGGERS)
+SCOPES = frozenset(_PREFILTER.scopes)  # the scopes the prefilter answers for
 
 
 def windows(text: str) -> dict[str, Windows | None]:
     """Where each scope's detectors must look (None: everywhere; an empty list: nowhere)."""
     return _PREFILTER.windows(text)
+
+
+def present_scopes(text: str) -> tuple[frozenset[str], dict[str, Windows]]:
+    """The scopes whose triggers occur in ``text``, and their windows; every other scope in
+    ``SCOPES`` has none (``windows`` in the form the engine's dispatch wants)."""
+    return _PREFILTER.present(text)
 
 
 def builtin_detectors(

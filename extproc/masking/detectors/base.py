@@ -28,7 +28,9 @@ class Detector:
     the whole text, so a detector of an unknown scope is never skipped.
     ``not_after`` are characters that must not precede a match.
     ``hints`` are literals the pattern cannot match without (the engine skips the detector
-    when none is in the text); built-in detectors leave it empty, their triggers do that job.
+    when none is in the text); built-in detectors mostly leave it empty, their triggers do that
+    job, but a scope's trigger can be far broader than one of its detectors (a digit run
+    starts every phone shape, only the international one needs a ``+``).
     ``group`` is the part of the match that is masked: 0 the whole, n a group, -1 whichever
     group took part (for alternations whose every branch captures its value).
     """

@@ -100,6 +100,8 @@ def _national_validator(regions: tuple[str, ...]) -> Callable[[re.Match[str]], b
 
     def valid(match: re.Match[str]) -> bool:
         text = match.group(0)
+        if trunk_only and text[0] not in "0(" and (not nanp or len(text) < 12):
+            return False  # not 3-3-4 either: ten digits and two separators are twelve characters
         groups = tuple(len(g) for g in _GROUP_SEPARATORS.split(text.strip("()")) if g)
         if trunk_only and text[0] not in "0(" and not (nanp and groups == (3, 3, 4)):
             return False
@@ -143,7 +145,10 @@ def check_regions(regions: Iterable[str]) -> tuple[str, ...]:
 def phone_detectors(regions: Iterable[str] = DEFAULT_PHONE_REGIONS) -> dict[str, Detector]:
     checked = check_regions(regions)
     return {
-        "phone": Detector("phone", "PHONE", _INTERNATIONAL, _valid_international, scope="phone"),
+        # Only this phone shape needs a "+": text dense with other digits skips its scan.
+        "phone": Detector(
+            "phone", "PHONE", _INTERNATIONAL, _valid_international, scope="phone", hints=("+",)
+        ),
         "phone_nanp": Detector("phone", "PHONE", _NANP, _valid_nanp, scope="phone"),
         "phone_national": Detector(
             "phone", "PHONE", _NATIONAL, _national_validator(checked), scope="phone"

@@ -27,6 +27,9 @@ from extproc.masking.detectors.base import Trigger, Windows
 WHOLE_TEXT_CHARS = 128
 _MAX_MEM = 64 << 20  # RE2's DFA budget per pattern; triggers need far less
 _UNANCHORED = _re2.RE2.Anchor.UNANCHORED
+_NAME_SETS = 4096  # distinct trigger sets remembered (bounded; a miss only costs a frozenset)
+_NONE_PRESENT: frozenset[str] = frozenset()
+_NO_WINDOWS: dict[str, Windows] = {}  # shared and empty: callers only read it
 
 
 def _options() -> re2.Options:
@@ -65,6 +68,8 @@ class Prefilter:
         nowhere: Windows = []
         self._absent: dict[str, Windows | None] = dict.fromkeys(self._scopes, nowhere)
         self._absent["all"] = None
+        self._every = frozenset(self._scopes)
+        self._name_sets: dict[tuple[int, ...], frozenset[str]] = {}
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -72,22 +77,35 @@ class Prefilter:
 
     def windows(self, text: str) -> dict[str, Windows | None]:
         scopes = self._absent.copy()
+        scopes.update(self.present(text)[1])
+        return scopes
+
+    def present(self, text: str) -> tuple[frozenset[str], dict[str, Windows]]:
+        """The scopes whose triggers occur in ``text`` and their windows (every other scope of
+        this prefilter has none). The names come as a frozenset so that the engine can key
+        the detectors to run on them."""
         data = text.encode("ascii", "replace")
         size = len(data)
         first = self._any.Match(_UNANCHORED, data, 0, size)[0][0]
         if first < 0:
-            return scopes
+            return _NONE_PRESENT, _NO_WINDOWS
         # No trigger starts before ``first``: the Set and the locating passes start there.
-        present = self._set.Match(data[first:] if first else data)
-        names = {self._triggers[index].scope for index in present} if present else set(self._scopes)
+        matched = self._set.Match(data[first:] if first else data)
+        names = self._names(matched) if matched else self._every
         if size <= WHOLE_TEXT_CHARS:
             whole: Windows = [(0, size)]
-            for name in names:
-                scopes[name] = whole
-            return scopes
-        for name in names:
-            scopes[name] = self._locate(name, data, first)
-        return scopes
+            return names, dict.fromkeys(names, whole)
+        return names, {name: self._locate(name, data, first) for name in names}
+
+    def _names(self, matched: list[int]) -> frozenset[str]:
+        # Few distinct trigger sets occur; each maps to one shared frozenset of scope names.
+        key = tuple(matched)
+        names = self._name_sets.get(key)
+        if names is None:
+            names = frozenset(self._triggers[index].scope for index in matched)
+            if len(self._name_sets) < _NAME_SETS:
+                self._name_sets[key] = names
+        return names
 
     def _locate(self, scope: str, data: bytes, position: int) -> Windows:
         regexp, before, after = self._locators[scope]
