@@ -9,6 +9,11 @@ import zlib
 
 import pytest
 
+from extproc.approval.policy import ApprovalPolicy
+from extproc.decision import Decision
+from extproc.exchange.machine import Exchange
+from extproc.masking.engine import Masker
+from extproc.masking.profile import MaskingConfig, Profile
 from extproc.requested_model import (
     NO_MODEL,
     UNREADABLE,
@@ -141,3 +146,127 @@ def test_the_reason_says_what_to_send_and_never_quotes_a_padded_value() -> None:
     assert "not authorized" in mismatch_reason(read(sdk("b")), "")
     assert "cannot read" in mismatch_reason(UNREADABLE, "a")
     assert "not a string" in mismatch_reason(read(sdk(7)), "a")
+
+
+# -- the processor refuses a model authz did not decide on --------------------------------------
+KEY = b"k" * 32
+ALLOWED = Decision("d1", "r1", "allow", "eu-team", "ml-eu may reach eu models", model="demo")
+
+
+def exchange(*directions: str, **options: object) -> Exchange:
+    profile = Profile("standard", directions=frozenset(directions or ("request", "response")))
+    config = MaskingConfig({"standard": profile}, "standard", KEY)
+    return Exchange(config, {"standard": Masker(profile, KEY)}, **options)  # type: ignore[arg-type]
+
+
+def started(decision: Decision = ALLOWED, *directions: str, **headers: str) -> Exchange:
+    ex = exchange(*directions)
+    ex.add_decision(decision)
+    step = ex.request_headers({":method": "POST", ":path": "/v1/chat", "content-type": JSON,
+                               **headers})  # fmt: skip
+    assert step.refusal is None
+    return ex
+
+
+def test_the_model_authz_decided_on_passes() -> None:
+    ex = started()
+    assert ex.request_body(sdk("demo").encode()).refusal is None
+    assert ex.request_body(b'{"messages": []}').refusal is None
+
+
+def test_another_model_is_refused_before_anything_reaches_the_upstream_and_audited() -> None:
+    ex = started()
+    step = ex.request_body(sdk("frontier-x").encode())
+    assert step.refusal is not None
+    assert (step.refusal.status, step.refusal.error) == (403, "model_not_authorized")
+    assert '"frontier-x"' in step.refusal.reason
+    assert '"demo"' in step.refusal.reason
+    assert ex.forwarding is False
+    event = ex.audit_event()
+    assert event is not None
+    assert (event["error"], event["outcome"], event["status"]) == (
+        "model_not_authorized",
+        "denied",
+        403,
+    )
+
+
+def test_a_decision_without_a_model_lets_no_body_name_one() -> None:
+    ex = started(ALLOWED._replace(model=""))
+    assert ex.request_body(sdk("anything").encode()).refusal is not None
+    ex = started(ALLOWED._replace(model=""))
+    assert ex.request_body(b'{"messages": []}').refusal is None
+
+
+def test_a_repeated_model_key_is_refused_unless_every_occurrence_agrees() -> None:
+    ex = started()
+    assert ex.request_body(b'{"model": "frontier-x", "model": "demo"}').refusal is not None
+    ex = started()
+    assert ex.request_body(b'{"model": "demo", "model": "demo"}').refusal is None
+
+
+def test_the_model_of_a_gzip_body_is_checked_after_inflating_it() -> None:
+    ex = started(ALLOWED, **{"content-encoding": "gzip"})
+    step = ex.request_body(gzip.compress(sdk("frontier-x").encode()))
+    assert step.refusal is not None
+    assert step.refusal.error == "model_not_authorized"
+
+
+def test_a_profile_that_does_not_mask_requests_still_gets_the_body_and_checks_its_model() -> None:
+    ex = exchange("response")
+    ex.add_decision(ALLOWED)
+    step = ex.request_headers({":method": "POST", "content-type": JSON, "content-length": "9"})
+    assert "request" not in step.skip_bodies
+    assert "content-length" not in step.remove  # the body passes unchanged
+    assert ex.request_body(sdk("frontier-x").encode()).refusal is not None
+    ex = exchange("response")
+    ex.add_decision(ALLOWED)
+    ex.request_headers({":method": "POST", "content-type": JSON})
+    body = sdk("demo", note="card 4111 1111 1111 1111").encode()
+    assert ex.request_body(body).body is None  # unchanged: this profile masks no request
+
+
+def test_a_route_that_pins_the_model_lets_the_body_name_that_model_or_none() -> None:
+    pinned = ALLOWED._replace(model="route-model")  # authz took it from context_extensions
+    for body, refused in [
+        (sdk("route-model"), False),
+        ('{"messages": []}', False),
+        (sdk(None), False),
+        (sdk("other-model"), True),
+    ]:
+        ex = started(pinned)
+        assert (ex.request_body(body.encode()).refusal is not None) is refused, body
+
+
+def test_a_form_naming_another_model_is_refused() -> None:
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    ex = started(ALLOWED, **form)
+    assert ex.request_body(b"model=frontier-x&language=en").refusal is not None
+    ex = started(ALLOWED, **form)
+    assert ex.request_body(b"model=demo&language=en").refusal is None
+
+
+def test_a_streamed_request_is_checked_like_any_other() -> None:
+    ex = started()
+    assert ex.request_body(sdk("frontier-x", stream=True).encode()).refusal is not None
+    ex = started()
+    assert ex.request_body(sdk("demo", stream=True).encode()).refusal is None
+    step = ex.response_headers({":status": "200", "content-type": "text/event-stream"})
+    assert step.stream_body
+
+
+def test_a_held_request_naming_another_model_is_refused_not_held() -> None:
+    policy = ApprovalPolicy(approver_groups=("security",), any_of=1)
+    held = ALLOWED._replace(effect="require_approval")
+    ex = exchange(approval_for=lambda _rule: policy)
+    ex.add_decision(held)
+    ex.request_headers({":method": "POST", "content-type": JSON})
+    step = ex.request_body(sdk("frontier-x").encode())
+    assert step.refusal is not None
+    assert step.refusal.error == "model_not_authorized"
+    assert ex.pending_hold is None  # no approver is ever asked about it
+    ex = exchange(approval_for=lambda _rule: policy)
+    ex.add_decision(held)
+    ex.request_headers({":method": "POST", "content-type": JSON})
+    assert ex.request_body(sdk("demo").encode()).refusal is None
+    assert ex.pending_hold is not None
