@@ -13,7 +13,9 @@ rule. So:
   by itself).
 - The model is every top-level member whose name is ``model`` in any letter case (some parsers,
   Go's among them, match names without regard to case), every occurrence of a repeated one: a
-  parser may keep the first or the last. orjson, and so authz's decision, keeps the last.
+  parser may keep the first or the last. authz decides on the last one named exactly
+  ``model``, as orjson and most servers read it; the processor refuses a body in which any
+  occurrence differs from that decision.
 - Forms name it in a field ``model`` (urlencoded, or a ``multipart/form-data`` part).
 - JSON that no parser here reads but that mentions ``model`` is unreadable, never "no model".
 
@@ -71,20 +73,35 @@ NO_MODEL = BodyModels()
 UNREADABLE = BodyModels(readable=False)
 
 
-def encoded_body_models(
+def model_to_decide(
     body: bytes, content_type: str, encoding: str, *, max_bytes: int, max_ratio: int
-) -> BodyModels:
-    """The models of a body as it travels, with its ``content-encoding`` header's value."""
-    if encoding.strip().lower() not in ("", "identity"):
+) -> str | None:
+    """The model authz decides on: the body's last top-level ``model`` named exactly so, as
+    orjson and most servers read it, after the body's ``content-encoding``. Cheaper than every
+    occurrence: a body whose occurrences disagree is the processor's to refuse."""
+    if encoding and encoding.strip().lower() != "identity":
         try:
             body = inflate(body, encoding, max_bytes=max_bytes, max_ratio=max_ratio)
         except MaskingError:
-            return UNREADABLE
-    return body_models(body, content_type)
+            return None
+    if body[:1] == b"{" and "form" not in content_type.lower():
+        # The common case, on every Check: one parse, nothing else (the 8 KB Check budget).
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # read below as lenient parsers read it
+        else:
+            model = document.get("model") if isinstance(document, dict) else None
+            return model if isinstance(model, str) and model else None
+    return _models(body, content_type, every=False).decided
 
 
 def body_models(body: bytes, content_type: str) -> BodyModels:
-    """The models of a decoded body (no content coding left)."""
+    """Every model a decoded body (no content coding left) names."""
+    return _models(body, content_type, every=True)
+
+
+def _models(body: bytes, content_type: str, *, every: bool) -> BodyModels:
     if not body:
         return NO_MODEL
     kind, params = media_type(content_type)
@@ -96,10 +113,10 @@ def body_models(body: bytes, content_type: str) -> BodyModels:
             return _from_fields(fields)
         return UNREADABLE if b"model" in body.lower() else NO_MODEL
     if _JSON_START.match(body) is not None:
-        return _from_json(body)
+        return _from_json(body, every)
     encoding = json.detect_encoding(body[:4])
     if encoding not in _UTF8:  # UTF-16 or UTF-32 JSON, which Python's json reads as it is
-        return _from_text(body, encoding)
+        return _from_text(body, encoding, every)
     return NO_MODEL
 
 
@@ -107,13 +124,15 @@ def _from_fields(fields: list[tuple[str, str]]) -> BodyModels:
     return BodyModels(tuple(value for name, value in fields if name.lower() == "model"))
 
 
-def _from_json(body: bytes) -> BodyModels:
+def _from_json(body: bytes, every: bool) -> BodyModels:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return _from_text(body, json.detect_encoding(body[:4]))
+        return _from_text(body, json.detect_encoding(body[:4]), every)
     if not isinstance(document, dict):
         return NO_MODEL
+    if not every:
+        return BodyModels((document["model"],)) if "model" in document else NO_MODEL
     # orjson keeps one member of a repeated name: when the body could spell "model" more than
     # once (at any depth, any case, escaped or not), read every member of the top level.
     lowered = body.lower()
@@ -121,11 +140,11 @@ def _from_json(body: bytes) -> BodyModels:
     if b"\\u00" in lowered:
         mentions = len(_MODEL_TOKEN.findall(lowered))
     if mentions > 1:
-        return _from_text(body, "utf-8")
+        return _from_text(body, "utf-8", every)
     return BodyModels(tuple(value for name, value in document.items() if name.lower() == "model"))
 
 
-def _from_text(body: bytes, encoding: str) -> BodyModels:
+def _from_text(body: bytes, encoding: str, every: bool) -> BodyModels:
     """The lenient reading: every member kept, constants and a byte order mark accepted."""
     try:
         text = body.decode(encoding, "surrogatepass")
@@ -137,6 +156,8 @@ def _from_text(body: bytes, encoding: str) -> BodyModels:
         return UNREADABLE if _MODEL_TEXT.search(text.lower()) is not None else NO_MODEL
     if not isinstance(document, Members):
         return NO_MODEL
+    if not every:
+        return BodyModels(tuple(value for name, value in document if name == "model"))
     return BodyModels(tuple(value for name, value in document if name.lower() == "model"))
 
 

@@ -35,7 +35,7 @@ from extproc.identity.verifier import TokenVerifier
 from extproc.policy.engine import Policy
 from extproc.policy.facts import RequestFacts
 from extproc.policy.verdict import Verdict
-from extproc.requested_model import encoded_body_models
+from extproc.requested_model import model_to_decide
 
 log = logging.getLogger("extproc.authz")
 
@@ -147,13 +147,13 @@ class Authorizer:
         if not body or headers.get(PARTIAL_BODY_HEADER) == "true":
             return None
         max_bytes, max_ratio = self._inflate_limits
-        return encoded_body_models(
+        return model_to_decide(
             body,
             headers.get("content-type", ""),
             headers.get("content-encoding", ""),
             max_bytes=max_bytes,
             max_ratio=max_ratio,
-        ).decided
+        )
 
     def _declared_region(self, identity: Identity | None) -> str | None:
         claimed = identity.declared_location if identity is not None else None

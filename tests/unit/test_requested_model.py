@@ -19,8 +19,8 @@ from extproc.requested_model import (
     UNREADABLE,
     BodyModels,
     body_models,
-    encoded_body_models,
     mismatch_reason,
+    model_to_decide,
 )
 
 LIMITS = {"max_bytes": 1 << 20, "max_ratio": 100}
@@ -107,23 +107,35 @@ def test_forms_name_the_model_in_a_field() -> None:
     assert read(b"no parts", "multipart/form-data; boundary=other") == NO_MODEL
 
 
-def test_a_coded_body_is_read_after_its_coding_within_bounds() -> None:
+def decide(body: bytes | str, encoding: str = "", content_type: str = JSON) -> str | None:
+    raw = body.encode() if isinstance(body, str) else body
+    return model_to_decide(raw, content_type, encoding, **LIMITS)
+
+
+def test_authz_reads_a_coded_body_after_its_coding_within_bounds() -> None:
     body = sdk("coded").encode()
-    assert encoded_body_models(gzip.compress(body), JSON, "gzip", **LIMITS).values == ("coded",)
-    assert encoded_body_models(zlib.compress(body), JSON, "Deflate", **LIMITS).values == ("coded",)
-    assert encoded_body_models(body, JSON, "identity", **LIMITS).values == ("coded",)
-    assert encoded_body_models(b"not gzip", JSON, "gzip", **LIMITS) == UNREADABLE
-    assert encoded_body_models(body, JSON, "br", **LIMITS) == UNREADABLE
+    assert decide(gzip.compress(body), "gzip") == "coded"
+    assert decide(zlib.compress(body), "Deflate") == "coded"
+    assert decide(body, "identity") == "coded"
+    assert decide(b"not gzip", "gzip") is None
+    assert decide(body, "br") is None
     bomb = gzip.compress(b'{"model": "x", "pad": "' + b" " * (2 << 20) + b'"}')
-    assert encoded_body_models(bomb, JSON, "gzip", **LIMITS) == UNREADABLE
+    assert decide(bomb, "gzip") is None
 
 
-def test_authz_decides_on_the_last_occurrence_as_orjson_keeps_it() -> None:
-    assert read('{"model": "first", "model": "last"}').decided == "last"
-    assert read(sdk("")).decided is None
-    assert read(sdk(None)).decided is None
-    assert read(sdk(["a"])).decided is None
-    assert UNREADABLE.decided is None
+def test_authz_decides_on_the_last_model_named_exactly_so_as_orjson_reads_it() -> None:
+    assert decide('{"model": "first", "model": "last"}') == "last"
+    assert decide("\ufeff" + sdk("bom")) == "bom"
+    assert decide('{"model": "nan", "t": NaN, "model": "last"}') == "last"
+    assert decide(sdk("wide").encode("utf-16")) == "wide"
+    assert (
+        decide("model=whisper-1", content_type="application/x-www-form-urlencoded") == "whisper-1"
+    )
+    # what it does not decide on, the processor refuses (every occurrence, any case)
+    assert decide('{"Model": "upper"}') is None
+    assert decide('{"model": "a", oops') is None
+    for unnamed in (sdk(""), sdk(None), sdk(["a"]), '{"messages": []}', ""):
+        assert decide(unnamed) is None
 
 
 def test_a_body_differs_from_a_decision_when_any_occurrence_names_another_model() -> None:
