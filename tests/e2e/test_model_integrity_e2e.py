@@ -174,3 +174,23 @@ def test_a_gzipped_prompt_for_an_allowed_model_passes(gateway: Gateway) -> None:
     # The demo model itself reads no gzip (400): what counts is that the request reached it.
     assert status not in (403, 413), answer
     assert models_seen(gateway) == ["demo-echo"], (status, answer)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        # a server matching names without regard to case (Go's encoding/json) reads "Model"
+        (b'{"messages": [], "model": "demo-echo", "Model": "frontier-x"}', "application/json"),
+        (b'{"messages": [], "Model": "frontier-x"}', "application/json"),
+        # a form (an audio transcription, say) names it in a field
+        (b"model=frontier-x&language=en", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_a_model_only_some_parsers_read_is_refused_before_the_upstream(
+    gateway: Gateway, body: bytes, content_type: str
+) -> None:
+    gateway.model.clear()
+    status, answer = send(gateway, body, {"content-type": content_type})
+    assert status == 403, answer
+    assert answer["error"] in ("forbidden", "model_not_authorized")
+    assert gateway.model.requests() == []
