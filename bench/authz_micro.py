@@ -6,6 +6,7 @@ GeoIP, policy), build and serialize the CheckResponse.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import sys
@@ -26,6 +27,25 @@ from extproc.geo.writer import write_demo_database  # noqa: E402
 from extproc.settings import load_config  # noqa: E402
 from tests.unit.test_authz_service import CONFIG, check  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+from workload import chat_request  # noqa: E402
+
+
+def with_body(request: external_auth_pb2.CheckRequest, body: bytes, **headers: str) -> bytes:
+    """The request with a body as Envoy forwards it (``pack_as_bytes``), serialized."""
+    copy = external_auth_pb2.CheckRequest()
+    copy.CopyFrom(request)
+    http = copy.attributes.request.http
+    http.raw_body = body
+    http.headers.update({"content-type": "application/json", **headers})
+    return copy.SerializeToString()
+
+
+def model_last(size: int) -> bytes:
+    """A large prompt as the OpenAI SDK writes it: ``messages`` first, ``model`` last."""
+    messages = json.loads(chat_request(size))["messages"]
+    return json.dumps({"messages": messages, "model": "demo-echo"}).encode()
+
 
 def main() -> None:
     os.environ["TEST_MODEL_KEY"] = "bench"
@@ -40,9 +60,13 @@ def main() -> None:
     request = external_auth_pb2.CheckRequest.FromString(wire)
     answer = runtime.decide(request_view(request))
 
-    def full() -> bytes:
+    def full(wire: bytes = wire) -> bytes:
         parsed = external_auth_pb2.CheckRequest.FromString(wire)
         return check_response_bytes(runtime.decide(request_view(parsed)))
+
+    small = with_body(request, chat_request())
+    zipped = with_body(request, gzip.compress(chat_request()), **{"content-encoding": "gzip"})
+    large = with_body(request, model_last(1 << 20))
 
     cases = {
         "parse CheckRequest": lambda: external_auth_pb2.CheckRequest.FromString(wire),
@@ -52,9 +76,13 @@ def main() -> None:
         ).SerializeToString(),
         "write CheckResponse bytes (what Check sends)": lambda: check_response_bytes(answer),
         "whole Check without gRPC": full,
+        "whole Check, 8 KB JSON body": lambda: full(small),
+        "whole Check, 8 KB JSON body, gzip": lambda: full(zipped),
+        "whole Check, 1 MiB JSON body, model last": lambda: full(large),
     }
     for name, case in cases.items():
-        best = min(timeit.repeat(case, number=10_000, repeat=3)) / 10_000
+        number = 100 if "MiB" in name else 10_000
+        best = min(timeit.repeat(case, number=number, repeat=3)) / number
         print(f"| {name} | {best * 1e6:.1f} |")
     issuer.stop()
 

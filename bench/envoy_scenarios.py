@@ -220,7 +220,7 @@ def _authz_filters() -> list[Json]:
             "status_on_error": {"code": 503},
             "grpc_service": {"envoy_grpc": {"cluster_name": "extproc_authz"}, "timeout": "2s"},
             "with_request_body": {
-                "max_request_bytes": 262144,
+                "max_request_bytes": BUFFER_LIMIT,
                 "allow_partial_message": True,
                 "pack_as_bytes": True,
             },

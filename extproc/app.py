@@ -21,7 +21,7 @@ from extproc.approvals.waiter import ApprovalWaiter
 from extproc.approvals.webhooks import WebhookNotifier
 from extproc.audit.sink import AuditSinks
 from extproc.clock import SYSTEM_CLOCK, Clock
-from extproc.decide.pipeline import Authorizer
+from extproc.decide.pipeline import INFLATE_LIMITS, Authorizer
 from extproc.errors import ConfigError
 from extproc.geo.maxmind import open_locator
 from extproc.identity.fetch import http_get_json
@@ -64,6 +64,7 @@ def build_authz(
         verifier=TokenVerifier(config.identity, keys, clock.wall),
         locator=locator,
         new_id=new_id,
+        inflate_limits=_inflate_limits(config),
     )
     audit = None
     if sinks is not None and config.audit is not None:
@@ -151,6 +152,14 @@ def build_approvals(
         clock=clock,
         worker=worker,
     )
+
+
+def _inflate_limits(config: Config) -> tuple[int, int]:
+    """authz reads a compressed body's model within the bounds the processor masks it in."""
+    masking = config.masking
+    if masking is None:
+        return INFLATE_LIMITS
+    return masking.max_inflated_bytes, masking.max_inflate_ratio
 
 
 def _asks_for_approvals(config: Config) -> bool:

@@ -34,6 +34,7 @@ class Code(StrEnum):
     PROMPT_BLOCKED = "prompt_blocked"
     NO_AUTHORIZATION_DECISION = "no_authorization_decision"
     INVALID_AUTHORIZATION_DECISION = "invalid_authorization_decision"
+    MODEL_NOT_AUTHORIZED = "model_not_authorized"
     # request content the gateway cannot inspect
     UNSUPPORTED_ENCODING = "unsupported_encoding"
     COMPRESSED_BODY_REFUSED = "compressed_body_refused"
@@ -107,6 +108,9 @@ CODES: dict[Code, CodeInfo] = {
     ),
     Code.INVALID_AUTHORIZATION_DECISION: CodeInfo(
         403, "the authorization decision the processor received is malformed"
+    ),
+    Code.MODEL_NOT_AUTHORIZED: CodeInfo(
+        403, "the body names a model other than the one the request was authorized for"
     ),
     Code.UNSUPPORTED_ENCODING: CodeInfo(415, "the body's content encoding cannot be inspected"),
     Code.COMPRESSED_BODY_REFUSED: CodeInfo(415, "compressed bodies are refused by configuration"),

@@ -7,7 +7,10 @@ Phase rules:
   decide again; the pipeline itself does no I/O.
 - Facts: the source address is the one Envoy computed (never a client header); a GeoIP failure
   denies (fail closed). Target region, model, data class and credential name come from the
-  route's ``context_extensions``; the model may also come from a forwarded JSON body.
+  route's ``context_extensions``; the model may also come from the forwarded body, read as the
+  upstream will read it (``extproc.requested_model``). A body Envoy cut short
+  (``x-envoy-auth-partial-body: true``), or one that cannot be decoded or parsed, names no model
+  the rules can see; the processor then refuses it if it names one after all.
 - Policy: the first enforced matching rule decides (see ``extproc.policy.engine``).
 - Answer: allow strips caller credentials, injects the route's upstream credential and the
   decision id, and carries the decision on as metadata. A route that names a credential the
@@ -19,8 +22,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-
-import orjson
 
 from extproc.credentials import Upstreams
 from extproc.decide.answer import DECISION_ID_HEADER, Answer
@@ -34,11 +35,15 @@ from extproc.identity.verifier import TokenVerifier
 from extproc.policy.engine import Policy
 from extproc.policy.facts import RequestFacts
 from extproc.policy.verdict import Verdict
+from extproc.requested_model import model_to_decide
 
 log = logging.getLogger("extproc.authz")
 
 IDENTITY_RULE = "identity"
-_MAX_BODY_FOR_MODEL = 1 << 20
+PARTIAL_BODY_HEADER = "x-envoy-auth-partial-body"  # Envoy's: "true" when it sent only a part
+# A compressed body is read for its model within these bounds, the masking defaults (the config's
+# own, when it has a masking section): what inflates further names no model authz can see.
+INFLATE_LIMITS = (16 * 1024 * 1024, 100)
 
 
 class Authorizer:
@@ -54,8 +59,10 @@ class Authorizer:
         verifier: TokenVerifier,
         locator: GeoLocator,
         new_id: Callable[[], str],
+        inflate_limits: tuple[int, int] = INFLATE_LIMITS,
     ) -> None:
         self.policy = policy
+        self._inflate_limits = inflate_limits
         self._regions = regions
         self._upstreams = upstreams
         self._revision = revision
@@ -118,7 +125,7 @@ class Authorizer:
             host=view.host,
             method=view.method,
             path=view.path,
-            model=route.get("model") or _model_from_body(view.body),
+            model=route.get("model") or self._body_model(view),
             data_class=route.get("data_class") or None,
             headers=view.headers,
             route=route,
@@ -131,6 +138,22 @@ class Authorizer:
         if cached is not None:
             return cached
         return self._verifier.verify(token, refreshed=keys_refreshed)
+
+    def _body_model(self, view: RequestView) -> str | None:
+        """The model the body names, as the upstream will decode it; None when it names none
+        or authz cannot see the whole of it."""
+        body = view.body
+        headers = view.headers
+        if not body or headers.get(PARTIAL_BODY_HEADER) == "true":
+            return None
+        max_bytes, max_ratio = self._inflate_limits
+        return model_to_decide(
+            body,
+            headers.get("content-type", ""),
+            headers.get("content-encoding", ""),
+            max_bytes=max_bytes,
+            max_ratio=max_ratio,
+        )
 
     def _declared_region(self, identity: Identity | None) -> str | None:
         claimed = identity.declared_location if identity is not None else None
@@ -276,17 +299,6 @@ def internal_error(request_id: str, decision_id: str) -> Answer:
         error=Code.INTERNAL_ERROR,
     )
     return Answer(decision)
-
-
-def _model_from_body(body: bytes | None) -> str | None:
-    if not body or len(body) > _MAX_BODY_FOR_MODEL or not body.lstrip().startswith(b"{"):
-        return None
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    model = parsed.get("model") if isinstance(parsed, dict) else None
-    return model if isinstance(model, str) and model else None
 
 
 def _quote(text: str) -> str:

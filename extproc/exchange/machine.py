@@ -16,6 +16,9 @@ returns what Envoy must do. The rules:
   is masked before the router sends it on, and the audit records the masked path.
 - Masking fails closed: a body that cannot be masked (bad UTF-8, JSON refused by the profile,
   an unknown content encoding, a decode error) is not passed on; the exchange ends with an error.
+- A request body naming a model other than the decision's (``extproc.requested_model``: any
+  top-level ``model``, every occurrence, as lenient parsers read it) is refused
+  (``model_not_authorized``) before anything reaches the upstream, held or not, masked or not.
 - gzip and deflate bodies are inflated within bounds (``max_inflated_bytes``,
   ``max_inflate_ratio``: a bomb is refused with 413 before memory grows), masked and re-encoded
   (``compressed: decode``), or refused (``compressed: deny``). Other encodings are refused.
@@ -50,6 +53,7 @@ from extproc.masking.profile import MaskingConfig, Profile
 from extproc.masking.restore import ExchangeTokens
 from extproc.masking.stream import StreamMasker, stream_masker
 from extproc.masking.url import mask_target
+from extproc.requested_model import body_models, mismatch_reason
 
 JUSTIFICATION_HEADER = "x-approval-justification"
 _NOT_MASKED = "not masked by the profile (report mode or direction not masked)"
@@ -238,9 +242,7 @@ class Exchange:
             if end_of_stream:
                 self.pending_hold = Hold(self._hold_policy, self.decision, None)
         self._skipped = self._unneeded_bodies()
-        if "request" in self._skipped:
-            self.request.bytes_in = self.request.bytes_out = _length(headers)
-        else:
+        if "request" in self.profile.directions:
             remove += ("content-length",)  # the masked body may differ in length
         masked_target = self._mask_target(target)
         if masked_target is not None:
@@ -253,16 +255,11 @@ class Exchange:
         return HeaderStep(remove=remove, set=((":path", masked_target),), skip_bodies=self._skipped)
 
     def _unneeded_bodies(self) -> tuple[str, ...]:
-        """The bodies this exchange would pass untouched: those of a direction the profile does
-        not inspect (a request held for approval keeps its body: a grant may bind to it).
-        Envoy is told not to send them, which spares it and us a message and a copy each."""
-        directions = self.profile.directions
-        skipped: tuple[str, ...] = ()
-        if "request" not in directions and self._hold_policy is None:
-            skipped += ("request",)
-        if "response" not in directions:
-            skipped += ("response",)
-        return skipped
+        """The bodies this exchange would pass untouched: the response's, when the profile does
+        not inspect it. Envoy is told not to send it, which spares it and us a message and a
+        copy. A request body is always needed: the model it names is checked against the
+        decision whatever the profile masks (and a held request's grant may bind to it)."""
+        return () if "response" in self.profile.directions else ("response",)
 
     def request_body(self, body: bytes) -> BodyStep:
         step = self._request_body(body)
@@ -272,11 +269,16 @@ class Exchange:
 
     def _request_body(self, body: bytes) -> BodyStep:
         self.request.bytes_in = len(body)
-        if "request" not in self.profile.directions or not body:
-            self.request.bytes_out = len(body)
+        if not body:
             return BodyStep()
         try:
             plain = self._inflate(body, self.request.encoding)
+            unauthorized = self._unauthorized_model(plain)
+            if unauthorized is not None:
+                return BodyStep(refusal=unauthorized)
+            if "request" not in self.profile.directions:
+                self.request.bytes_out = len(body)
+                return BodyStep()
             hit = self.masker.blocked(plain, "request", self.request.content_type)
             if hit is not None and hit.approval is not None and self.decision is not None:
                 # Content that needs a human's approval: held (after masking), not refused.
@@ -474,6 +476,15 @@ class Exchange:
         )
         side.findings.extend(result.findings)
         return result.body if result.changed else None
+
+    def _unauthorized_model(self, plain: bytes) -> Refusal | None:
+        """A body naming a model other than the one authz decided on never reaches the
+        upstream, whatever authz could see of it (a part, a coding, a parser's reading)."""
+        decided = self.decision.model if self.decision is not None else ""
+        models = body_models(plain, self.request.content_type)
+        if not models.differs_from(decided):
+            return None
+        return self._refusal(Code.MODEL_NOT_AUTHORIZED, mismatch_reason(models, decided), "model")
 
     def _mask_target(self, target: str) -> str | None:
         """The masked ``:path``, or None when it needs no change."""

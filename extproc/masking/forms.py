@@ -64,7 +64,35 @@ def form_texts(body: bytes) -> list[str]:
     ]
 
 
+def form_fields(body: bytes) -> list[tuple[str, str]]:
+    """Each field's name and value, decoded as a form parser decodes them."""
+    fields = []
+    for field in body.split(b"&"):
+        name, _, value = field.partition(b"=")
+        fields.append((_decoded(name), _decoded(value)))
+    return fields
+
+
+def _decoded(component: bytes) -> str:
+    return unquote_plus(component.decode("utf-8", "replace"), errors="replace")
+
+
 # -- multipart -----------------------------------------------------------------------------------
+def part_fields(body: bytes, boundary: str) -> list[tuple[str, str]] | None:
+    """The name (``content-disposition``) and content of each part, content read as UTF-8;
+    None when the body does not hold its boundary."""
+    sections = _sections(body, boundary)
+    if sections is None:
+        return None
+    fields = []
+    for kind, start, end in sections:
+        if kind == "part":
+            _head, content, headers = _split_part(body[start:end])
+            _, params = media_type(headers.get("content-disposition", ""))
+            fields.append((params.get("name", ""), content.decode("utf-8", "replace")))
+    return fields
+
+
 def _sections(body: bytes, boundary: str) -> list[tuple[str, int, int]] | None:
     """(kind, start, end) of the preamble, each part and the epilogue; None without a
     delimiter. The line ending before a delimiter belongs to the delimiter (RFC 2046)."""

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 
 from extproc.audit.read import read_events
 from extproc.errors import Code, status_of
+from extproc.server import MAX_MESSAGE_BYTES
 from tests.e2e.harness import ANSWER_BYTES_HEADER, ANSWER_CARD, Gateway, Upload, upload
 
 pytestmark = pytest.mark.e2e
@@ -91,6 +92,11 @@ def test_the_shipped_configs_enforce_one_limit_before_any_filter_that_waits(name
     buffer = hcm["http_filters"][filters.index("envoy.filters.http.buffer")]["typed_config"]
     assert int(buffer["max_request_bytes"]) == listener["per_connection_buffer_limit_bytes"]
     assert int(buffer["max_request_bytes"]) == LIMIT
+    # authz is sent the whole body it decides the model on, never a part of a body the buffer
+    # filter let in.
+    authz = hcm["http_filters"][filters.index("envoy.filters.http.ext_authz")]["typed_config"]
+    assert int(authz["with_request_body"]["max_request_bytes"]) == LIMIT
+    assert MAX_MESSAGE_BYTES >= 2 * LIMIT  # the whole body and its headers fit one Check
     # A declared content-length over the limit is refused by the first route, before any read.
     first = hcm["route_config"]["virtual_hosts"][0]["routes"][0]
     (declared,) = first["match"]["headers"]

@@ -1,5 +1,6 @@
-"""Bodies a profile does not inspect are never sent to the processor: after the request
-headers it tells Envoy (``mode_override``) to leave them out. Through the real Envoy: what
+"""Response bodies a profile does not inspect are never sent to the processor: after the request
+headers it tells Envoy (``mode_override``) to leave them out. Request bodies always are: the
+processor checks the model they name. Through the real Envoy: what
 each side receives, how many messages Envoy sent, and the audit event's byte counts."""
 
 from __future__ import annotations
@@ -84,9 +85,10 @@ def test_a_prompt_only_profile_masks_the_prompt_and_never_receives_the_answer(
     assert event["response_bytes"] == len(body)
 
 
-def test_an_answer_only_profile_masks_the_answer_and_never_receives_the_prompt(
+def test_an_answer_only_profile_masks_the_answer_and_passes_the_prompt_unmasked(
     gateway: Gateway,
 ) -> None:
+    """The prompt is still sent to the processor, which checks its model (never masks it)."""
     gateway.model.clear()
     status, body, messages, event = exchange(gateway, "answer-masking", "demo-echo")
     assert status == 200, body
@@ -94,7 +96,7 @@ def test_an_answer_only_profile_masks_the_answer_and_never_receives_the_prompt(
     assert json.loads(received.body)["messages"][0]["content"] == SENSITIVE
     assert "4111 1111 1111 1111" not in body.decode()
     assert "[REDACTED:CARD]" in json.loads(body)["choices"][0]["message"]["content"]
-    assert messages == 3  # request headers, response headers, response body
+    assert messages == 4  # the request body too: its model is checked against the decision
     assert event["request_bytes"] == len(received.body)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,3 +173,56 @@ def test_a_route_naming_an_unknown_credential_is_denied_not_forwarded_bare(
         503,
         "upstream_credential_unavailable",
     )
+
+
+def with_body(request: external_auth_pb2.CheckRequest, body: bytes, **headers: str) -> None:
+    http = request.attributes.request.http
+    http.raw_body = body
+    http.headers.update({"content-type": "application/json", **headers})
+
+
+def sdk_body(model: str, size: int = 16) -> bytes:
+    """As the OpenAI SDK writes it: ``model`` after the messages."""
+    content = "x" * size
+    return json.dumps({"messages": [{"role": "user", "content": content}], "model": model}).encode()
+
+
+def test_the_model_is_read_from_the_whole_body_however_large(
+    runtime: tuple[AuthzRuntime, DevIssuer],
+) -> None:
+    authz, issuer = runtime
+    request = check(issuer.mint("bob", audience="api"), "192.0.2.10")
+    with_body(request, sdk_body("late-model", 3 << 20))
+    assert decide(authz, request).decision.model == "late-model"
+
+
+def test_the_model_of_a_compressed_body_is_read_after_its_coding(
+    runtime: tuple[AuthzRuntime, DevIssuer],
+) -> None:
+    authz, issuer = runtime
+    request = check(issuer.mint("bob", audience="api"), "192.0.2.10")
+    with_body(request, gzip.compress(sdk_body("zipped")), **{"content-encoding": "gzip"})
+    assert decide(authz, request).decision.model == "zipped"
+    with_body(request, b"not gzip at all", **{"content-encoding": "gzip"})
+    assert decide(authz, request).decision.model == ""
+
+
+def test_a_body_envoy_sent_only_part_of_names_no_model(
+    runtime: tuple[AuthzRuntime, DevIssuer],
+) -> None:
+    """A part could end before a later ``model``, or hold an earlier one the rest overrides."""
+    authz, issuer = runtime
+    request = check(issuer.mint("bob", audience="api"), "192.0.2.10")
+    with_body(request, b'{"model": "seen"}', **{"x-envoy-auth-partial-body": "true"})
+    assert decide(authz, request).decision.model == ""
+    with_body(request, b'{"model": "seen"}', **{"x-envoy-auth-partial-body": "false"})
+    assert decide(authz, request).decision.model == "seen"
+
+
+def test_a_route_that_pins_the_model_decides_on_the_routes_model(
+    runtime: tuple[AuthzRuntime, DevIssuer],
+) -> None:
+    authz, issuer = runtime
+    request = check(issuer.mint("bob", audience="api"), "192.0.2.10", model="pinned")
+    with_body(request, sdk_body("other"))
+    assert decide(authz, request).decision.model == "pinned"  # the processor refuses "other"
