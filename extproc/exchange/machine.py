@@ -30,13 +30,9 @@ returns what Envoy must do. The rules:
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from extproc.approval.policy import ApprovalPolicy
 from extproc.audit.event import Refusal, Traffic, build_event
@@ -44,7 +40,10 @@ from extproc.audit.recording import RecordingConfig
 from extproc.clock import SYSTEM_CLOCK, Clock
 from extproc.decision import Decision
 from extproc.errors import CODES, Code, status_of
+from extproc.exchange.coding import READABLE_ENCODINGS, declared_length, encode, is_compressed
+from extproc.exchange.gateway import gateway_answer
 from extproc.exchange.recording import Recorder
+from extproc.exchange.steps import BodyStep, HeaderStep, Hold
 from extproc.masking.bodies import LINE_TYPES
 from extproc.masking.engine import BlockHit, Finding, Masker, MaskingError, findings_by_type
 from extproc.masking.forms import media_type
@@ -58,33 +57,7 @@ from extproc.requested_model import body_models, mismatch_reason
 JUSTIFICATION_HEADER = "x-approval-justification"
 _NOT_MASKED = "not masked by the profile (report mode or direction not masked)"
 _RESTORED = "carries values restored for the caller"
-_ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 _STREAMED_TYPES = ("text/event-stream", *LINE_TYPES)
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """The request waits for a human approval: ``decision`` names the rule that asks for it
-    (authz's, or a content rule's), ``body`` is what a request-scoped grant binds to."""
-
-    policy: ApprovalPolicy
-    decision: Decision
-    body: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderStep:
-    remove: tuple[str, ...] = ()
-    set: tuple[tuple[str, str], ...] = ()  # e.g. the masked :path
-    stream_body: bool = False  # switch the response body to STREAMED (SSE)
-    skip_bodies: tuple[str, ...] = ()  # directions whose body Envoy need not send at all
-    refusal: Refusal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BodyStep:
-    body: bytes | None = None  # None: unchanged
-    refusal: Refusal | None = None
 
 
 @dataclass(slots=True)
@@ -94,10 +67,6 @@ class _Direction:
     bytes_in: int = 0
     bytes_out: int = 0
     findings: list[Finding] = field(default_factory=list)
-
-
-def refusal(error: Code, reason: str, rule: str) -> Refusal:
-    return Refusal(error, reason, rule, status_of(error))
 
 
 class Exchange:
@@ -219,11 +188,11 @@ class Exchange:
             )
         self.request.content_type = headers.get("content-type", "")
         self.request.encoding = headers.get("content-encoding", "").lower().strip()
-        if self.request.encoding not in _ENCODINGS:
+        if self.request.encoding not in READABLE_ENCODINGS:
             return self._refuse(
                 Code.UNSUPPORTED_ENCODING, "the request body's encoding cannot be inspected"
             )
-        if _compressed(self.request.encoding) and self._masking.compressed == "deny":
+        if is_compressed(self.request.encoding) and self._masking.compressed == "deny":
             return self._refuse(
                 Code.COMPRESSED_BODY_REFUSED, "compressed request bodies are refused"
             )
@@ -301,7 +270,7 @@ class Exchange:
         if masked is None:
             self.request.bytes_out = len(body)
             return BodyStep()
-        out = _encode(masked, self.request.encoding)
+        out = encode(masked, self.request.encoding)
         self.request.bytes_out = len(out)
         return BodyStep(body=out)
 
@@ -330,10 +299,10 @@ class Exchange:
         self._response_pending = not end_of_stream
         if "response" not in self.profile.directions:
             if "response" in self._skipped:
-                self.response.bytes_in = self.response.bytes_out = _length(headers)
+                self.response.bytes_in = self.response.bytes_out = declared_length(headers)
             return HeaderStep()
-        if self.response.encoding not in _ENCODINGS or (
-            _compressed(self.response.encoding) and self._masking.compressed == "deny"
+        if self.response.encoding not in READABLE_ENCODINGS or (
+            is_compressed(self.response.encoding) and self._masking.compressed == "deny"
         ):
             return self._refuse(
                 Code.UNSUPPORTED_ENCODING,
@@ -342,7 +311,7 @@ class Exchange:
             )
         kind, _ = media_type(self.response.content_type)
         if kind in _STREAMED_TYPES:
-            if _compressed(self.response.encoding):
+            if is_compressed(self.response.encoding):
                 return self._refuse(
                     Code.UNSUPPORTED_ENCODING, "compressed streams are refused", status=502
                 )
@@ -392,26 +361,15 @@ class Exchange:
         if masked is None:
             self.response.bytes_out = len(body)
             return BodyStep()
-        out = _encode(masked, self.response.encoding)
+        out = encode(masked, self.response.encoding)
         self.response.bytes_out = len(out)
         return BodyStep(body=out)
 
     def _read_gateway_answer(self, body: bytes) -> None:
-        """Envoy's own answer, in the shape of the gateway's deny bodies (envoy.yaml's
-        local_reply_config): its code and request id, if it is one; anything else is refused as
-        evidence and recorded as the bare status."""
-        try:
-            answer = orjson.loads(body)
-            error = Code(answer["error"])
-            request_id = answer.get("request_id")
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-            return
-        if isinstance(request_id, str):
-            self._request_id_header = request_id
-        reason = answer.get("reason")
-        self.refusal = Refusal(
-            error, reason if isinstance(reason, str) else "", "gateway", self.status
-        )
+        answer = gateway_answer(body, self.status)
+        if answer is not None:
+            self.refusal, request_id = answer
+            self._request_id_header = request_id or self._request_id_header
 
     @property
     def forwarding(self) -> bool:
@@ -495,7 +453,7 @@ class Exchange:
         return masked if masked != target else None
 
     def _inflate(self, body: bytes, encoding: str) -> bytes:
-        if not _compressed(encoding):
+        if not is_compressed(encoding):
             return body
         masking = self._masking
         return inflate(
@@ -610,22 +568,3 @@ class Exchange:
         if self.approval_status == "granted":
             event.update(outcome="allowed", approval_id=self.approval_id, approval_status="used")
         return event
-
-
-def _length(headers: Mapping[str, str]) -> int:
-    """A body's size from its ``content-length`` (0 when absent: a body Envoy was told not to
-    send is counted from its header, never read)."""
-    length = headers.get("content-length", "")
-    return int(length) if length.isdigit() else 0
-
-
-def _compressed(encoding: str) -> bool:
-    return encoding not in ("", "identity")
-
-
-def _encode(body: bytes, encoding: str) -> bytes:
-    if encoding in ("gzip", "x-gzip"):
-        return gzip.compress(body, compresslevel=5)
-    if encoding == "deflate":
-        return zlib.compress(body, 5)
-    return body

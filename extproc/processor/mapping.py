@@ -17,7 +17,7 @@ from google.protobuf import struct_pb2
 
 from extproc.audit.event import Refusal
 from extproc.decision import Decision, denial_body, from_metadata
-from extproc.exchange.machine import BodyStep, HeaderStep
+from extproc.exchange.steps import BodyStep, HeaderStep
 
 AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz"
 _MODE = processing_mode_pb2.ProcessingMode

@@ -24,7 +24,8 @@ from extproc.approval.gate import admit
 from extproc.approval.rules import held_outcome
 from extproc.audit.writer import AuditWriter
 from extproc.errors import ApprovalError, Code, DecisionError
-from extproc.exchange.machine import Exchange, Hold
+from extproc.exchange.machine import Exchange
+from extproc.exchange.steps import Hold
 from extproc.processor import mapping
 from extproc.reload import RuntimeHolder
 from extproc.runtime import ProcessorRuntime

@@ -8,7 +8,8 @@ import json
 from extproc.clock import Clock
 from extproc.decision import Decision, Obligations
 from extproc.errors import Code
-from extproc.exchange.machine import BodyStep, Exchange, HeaderStep
+from extproc.exchange.machine import Exchange
+from extproc.exchange.steps import BodyStep, HeaderStep
 from extproc.masking.engine import Masker
 from extproc.masking.profile import BlockRule, MaskingConfig, Profile
 
