@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# xds-protos ships an older copy of the OTLP protocol files; whichever package pip
+	@# installs last wins, so opentelemetry-proto's own files are put back after it.
+	$(BIN)/pip install --quiet --force-reinstall --no-deps \
+	  "opentelemetry-proto==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
+	$(BIN)/python -c 'from extproc.tracing.settings import opentelemetry_problem as p; import sys; sys.exit(p())'
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install extproc with its test and dev tools

@@ -36,7 +36,7 @@ from extproc.logs import configure_logging
 from extproc.metrics_http import serve_metrics
 from extproc.reload import RuntimeHolder
 from extproc.supervise import Supervisor, Worker
-from extproc.tracing.settings import INSTALL_HINT, TracingConfig
+from extproc.tracing.settings import INSTALL_HINT, TracingConfig, opentelemetry_problem
 
 if TYPE_CHECKING:
     from extproc.tracing.otel import Tracing
@@ -167,11 +167,9 @@ def _start_tracing(config: TracingConfig, spec: WorkerSpec) -> Tracing | None:
         return None
     try:
         from extproc.tracing.otel import start_tracing
-    except ImportError as exc:  # the config check found them; a broken install still says how
-        raise ExtprocError(
-            f"tracing is enabled but OpenTelemetry cannot be imported ({exc.name}): {INSTALL_HINT}",
-            code=Code.CONFIG_INVALID,
-        ) from None
+    except ImportError:  # the config check found them; a broken install still says how
+        problem = opentelemetry_problem() or f"OpenTelemetry cannot be imported: {INSTALL_HINT}"
+        raise ExtprocError(f"tracing is enabled but {problem}", code=Code.CONFIG_INVALID) from None
     return start_tracing(config, spec.service, spec.index)
 
 

@@ -20,6 +20,8 @@ locates the package without importing it: a config with tracing off never loads 
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import importlib.util
 import os
 import urllib.parse
@@ -102,12 +104,9 @@ def compile_tracing(
     parsed = urllib.parse.urlsplit(endpoint)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         problems.add(where, f"{endpoint!r} is not an http:// or https:// URL of a collector")
-    missing = [name for name in REQUIRED_MODULES if not _installed(name)]
-    if missing:
-        problems.add(
-            ("enabled",),
-            f"tracing needs the OpenTelemetry packages ({missing[0]} is missing): {INSTALL_HINT}",
-        )
+    unusable = opentelemetry_problem()
+    if unusable is not None:
+        problems.add(("enabled",), unusable)
     problems.check()
     return TracingConfig(
         enabled=True,
@@ -122,6 +121,30 @@ def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     for name in names:
         if value := env.get(name, "").strip():
             return value
+    return None
+
+
+def opentelemetry_problem() -> str | None:
+    """Why tracing cannot start here, with the fix; None when it can. Imports the exporter
+    (tracing is enabled when this runs): a package may be present yet broken, as when another
+    package's older copy of the OTLP protocol files (``opentelemetry/proto``, which xds-protos
+    also ships) was installed over opentelemetry-proto's."""
+    missing = [name for name in REQUIRED_MODULES if not _installed(name)]
+    if missing:
+        return f"tracing needs the OpenTelemetry packages ({missing[0]} is missing): {INSTALL_HINT}"
+    try:
+        for name in REQUIRED_MODULES:
+            importlib.import_module(name)
+    except ImportError as exc:
+        try:
+            version = importlib.metadata.version("opentelemetry-proto")
+        except importlib.metadata.PackageNotFoundError:
+            return f"the OpenTelemetry packages do not import ({exc}): {INSTALL_HINT}"
+        return (
+            f"the OpenTelemetry packages do not import ({exc}): another package installed older"
+            " copies of the OTLP protocol files over them; reinstall those: pip install"
+            f" --force-reinstall --no-deps opentelemetry-proto=={version}"
+        )
     return None
 
 

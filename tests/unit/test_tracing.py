@@ -522,3 +522,28 @@ def test_a_worker_flushes_its_spans_when_it_stops(
     spans: list[ExportedSpan] = collector.wait_for(lambda span: span.name == CHECK, timeout=5)
     assert len(spans) == 1
     assert spans[0].attributes["extproc.error_code"] == "missing_token"
+
+
+def test_opentelemetry_files_overwritten_by_an_older_copy_are_a_problem_naming_the_reinstall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """xds-protos ships its own copy of the OTLP protocol files; installed over
+    opentelemetry-proto's, the exporter no longer imports. The config check says how to mend it."""
+    import importlib
+
+    from extproc.tracing import settings as tracing_settings
+
+    real = importlib.import_module
+
+    def broken(name: str, package: str | None = None) -> Any:
+        if name.startswith("opentelemetry.exporter"):
+            raise ImportError("cannot import name 'InstrumentationScope'")
+        return real(name, package)
+
+    monkeypatch.setattr(tracing_settings.importlib, "import_module", broken)
+    problem = tracing_settings.opentelemetry_problem()
+    assert problem is not None
+    assert "InstrumentationScope" in problem
+    assert "pip install --force-reinstall --no-deps opentelemetry-proto==" in problem
+    monkeypatch.setattr(tracing_settings.importlib, "import_module", real)
+    assert tracing_settings.opentelemetry_problem() is None
