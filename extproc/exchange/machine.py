@@ -115,7 +115,7 @@ class Exchange:
         self.request = _Direction()
         self.response = _Direction()
         self._stream: StreamMasker | None = None
-        self._skipped: tuple[str, ...] = ()  # bodies Envoy was told not to send
+        self._response_skipped = False  # Envoy was told not to send the response body
         self.captured: dict[str, str] = {}
         self.tokens = ExchangeTokens()  # restore: true; the values die with the exchange
 
@@ -210,7 +210,10 @@ class Exchange:
                 )
             if end_of_stream:
                 self.pending_hold = Hold(self._hold_policy, self.decision, None)
-        self._skipped = self._unneeded_bodies()
+        # The response body of a profile that does not inspect it is left out: a message and
+        # a copy fewer. A request body is always needed: the model it names is checked against
+        # the decision whatever the profile masks (and a held request's grant may bind to it).
+        self._response_skipped = "response" not in self.profile.directions
         if "request" in self.profile.directions:
             remove += ("content-length",)  # the masked body may differ in length
         masked_target = self._mask_target(target)
@@ -219,16 +222,10 @@ class Exchange:
         if self._recording is not None and self._recording.selects(self.profile.name, self.path):
             self.recorder = Recorder(self._recording.max_bytes, self.started)
             self._record_headers("request", headers)
+        skip = self._response_skipped
         if masked_target is None:
-            return HeaderStep(remove=remove, skip_bodies=self._skipped)
-        return HeaderStep(remove=remove, set=((":path", masked_target),), skip_bodies=self._skipped)
-
-    def _unneeded_bodies(self) -> tuple[str, ...]:
-        """The bodies this exchange would pass untouched: the response's, when the profile does
-        not inspect it. Envoy is told not to send it, which spares it and us a message and a
-        copy. A request body is always needed: the model it names is checked against the
-        decision whatever the profile masks (and a held request's grant may bind to it)."""
-        return () if "response" in self.profile.directions else ("response",)
+            return HeaderStep(remove=remove, skip_response_body=skip)
+        return HeaderStep(remove=remove, set=((":path", masked_target),), skip_response_body=skip)
 
     def request_body(self, body: bytes) -> BodyStep:
         step = self._request_body(body)
@@ -298,7 +295,7 @@ class Exchange:
             self.answered_by_gateway = True
         self._response_pending = not end_of_stream
         if "response" not in self.profile.directions:
-            if "response" in self._skipped:
+            if self._response_skipped:
                 self.response.bytes_in = self.response.bytes_out = declared_length(headers)
             return HeaderStep()
         if self.response.encoding not in READABLE_ENCODINGS or (
@@ -559,7 +556,7 @@ class Exchange:
         )
         # Every record names its request (Envoy's x-request-id when no decision came with one).
         event.setdefault("request_id", self.request_id or f"unidentified-{self.started_at}")
-        if self._response_pending and self.refusal is None and "response" not in self._skipped:
+        if self._response_pending and self.refusal is None and not self._response_skipped:
             # The stream ended before the model's answer did: Envoy refused the rest (over its
             # limit), the client left, or the model failed. The policy's outcome stands; the
             # event says the exchange did not complete as recorded.

@@ -24,7 +24,7 @@ class HeaderStep:
     remove: tuple[str, ...] = ()
     set: tuple[tuple[str, str], ...] = ()  # e.g. the masked :path
     stream_body: bool = False  # switch the response body to STREAMED (SSE)
-    skip_bodies: tuple[str, ...] = ()  # directions whose body Envoy need not send at all
+    skip_response_body: bool = False  # Envoy need not send the response body at all
     refusal: Refusal | None = None
 
 

@@ -24,23 +24,16 @@ _MODE = processing_mode_pb2.ProcessingMode
 _STREAM_RESPONSE_BODY = _MODE(response_body_mode=_MODE.STREAMED)
 
 
-def _without_bodies(skipped: tuple[str, ...]) -> processing_mode_pb2.ProcessingMode:
-    """The shipped processing mode (envoy.yaml) with the ``skipped`` bodies off. An override
-    replaces the whole mode, so every field is stated."""
-    return _MODE(
-        request_header_mode=_MODE.SEND,
-        response_header_mode=_MODE.SEND,
-        request_body_mode=_MODE.NONE if "request" in skipped else _MODE.BUFFERED,
-        response_body_mode=_MODE.NONE if "response" in skipped else _MODE.BUFFERED,
-        request_trailer_mode=_MODE.SKIP,
-        response_trailer_mode=_MODE.SKIP,
-    )
-
-
-_SKIPPING: dict[tuple[str, ...], processing_mode_pb2.ProcessingMode] = {
-    skipped: _without_bodies(skipped)
-    for skipped in (("request",), ("response",), ("request", "response"))
-}
+# The shipped processing mode (envoy.yaml) with the response body off. An override replaces
+# the whole mode, so every field is stated.
+_WITHOUT_RESPONSE_BODY = _MODE(
+    request_header_mode=_MODE.SEND,
+    response_header_mode=_MODE.SEND,
+    request_body_mode=_MODE.BUFFERED,
+    response_body_mode=_MODE.NONE,
+    request_trailer_mode=_MODE.SKIP,
+    response_trailer_mode=_MODE.SKIP,
+)
 _JSON_HEADER = base_pb2.HeaderValueOption(
     header=base_pb2.HeaderValue(key="content-type", raw_value=b"application/json")
 )
@@ -87,8 +80,8 @@ def headers(message: ep.HttpHeaders) -> dict[str, str]:
 
 def request_headers_response(step: HeaderStep) -> ep.ProcessingResponse:
     response = ep.ProcessingResponse(request_headers=_headers_response(step))
-    if step.skip_bodies:
-        response.mode_override.CopyFrom(_SKIPPING[step.skip_bodies])
+    if step.skip_response_body:
+        response.mode_override.CopyFrom(_WITHOUT_RESPONSE_BODY)
     return response
 
 
