@@ -79,11 +79,26 @@ def compile_block(settings: WhenSettings, ctx: ConditionContext, problems: Probl
 
 
 def all_of(predicates: Sequence[Predicate]) -> Predicate:
+    # Unrolled for the common sizes: a generator per call cost more than the checks it ran.
     if not predicates:
         return _always
     if len(predicates) == 1:
         return predicates[0]
-    return lambda facts: all(p(facts) for p in predicates)
+    if len(predicates) == 2:
+        first, second = predicates
+        return lambda facts: first(facts) and second(facts)
+    if len(predicates) == 3:
+        first, second, third = predicates
+        return lambda facts: first(facts) and second(facts) and third(facts)
+    every = tuple(predicates)
+
+    def holds(facts: RequestFacts) -> bool:
+        for predicate in every:  # noqa: SIM110 - a loop, not a generator per call
+            if not predicate(facts):
+                return False
+        return True
+
+    return holds
 
 
 def _always(_facts: RequestFacts) -> bool:

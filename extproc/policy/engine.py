@@ -11,7 +11,7 @@ own ``enforce: false`` the decision is computed and recorded as usual, but the r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from extproc.approval.policy import ApprovalPolicy
 from extproc.decision import DryRunHit, Effect
@@ -33,6 +33,12 @@ class Rule:
     enforce: bool = True
     conditions: tuple[Condition, ...] = ()
     approval: ApprovalPolicy | None = None  # set exactly when effect is require_approval
+    verdict: Verdict = field(init=False, repr=False, compare=False)  # what it decides, built once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "verdict", Verdict(self.effect, self.name, self.reason, self.status)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +67,7 @@ class Policy:
             if not rule.enforce:
                 dry_run.append(DryRunHit(rule.name, rule.effect, rule.reason))
                 continue
-            decided = Verdict(rule.effect, rule.name, rule.reason, rule.status)
+            decided = rule.verdict
             break
         if not dry_run and self.enforce:
             return decided

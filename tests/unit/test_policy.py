@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from itertools import product
 
 import pytest
 
@@ -12,6 +14,7 @@ from extproc.decision import Decision
 from extproc.errors import ConfigError
 from extproc.geo.model import Location
 from extproc.identity.model import Identity
+from extproc.policy.conditions import all_of
 from extproc.policy.engine import Policy
 from extproc.policy.facts import RequestFacts
 from extproc.policy.settings import PolicySettings, compile_policy
@@ -260,3 +263,26 @@ def test_a_require_approval_rule_carries_its_approval_policy() -> None:
     assert approval.thresholds == (("ml-leads", 1), ("security", 1))
     assert (approval.hold_seconds, approval.grant_ttl_seconds) == (20.0, 600.0)
     assert policy.approval_for("nope") is None
+
+
+@pytest.mark.parametrize("size", range(7))
+def test_a_block_holds_exactly_when_every_condition_holds(size: int) -> None:
+    """``all_of`` is unrolled for small blocks; every size and every mix of outcomes agrees
+    with ``all``, and evaluation stops at the first condition that fails."""
+    request = facts()
+    for outcomes in product((True, False), repeat=size):
+        called: list[int] = []
+
+        def condition(
+            index: int, outcome: bool, called: list[int] = called
+        ) -> Callable[[RequestFacts], bool]:
+            def check(_facts: RequestFacts) -> bool:
+                called.append(index)
+                return outcome
+
+            return check
+
+        block = all_of([condition(i, o) for i, o in enumerate(outcomes)])
+        assert block(request) is all(outcomes)
+        first_false = outcomes.index(False) if False in outcomes else size - 1
+        assert called == list(range(first_false + 1)) if size else called == []
