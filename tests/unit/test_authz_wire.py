@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extproc.authz.mapping import check_response
-from extproc.authz.wire import check_response_bytes
-from extproc.decide.answer import Answer
+from extproc.authz.wire import _written, check_response_bytes
+from extproc.decide.answer import DECISION_ID_HEADER, Answer
 from extproc.decision import EFFECTS, Decision, DryRunHit, Obligations
 from extproc.errors import Code
 
@@ -67,3 +67,27 @@ def test_a_cached_decision_still_carries_each_requests_own_ids(
             check_response_bytes(answer)
         ).dynamic_metadata
         assert (metadata["decision_id"], metadata["request_id"]) == (f"d-{request_id}", request_id)
+
+
+@settings(max_examples=200)
+@given(
+    decisions.filter(lambda d: d.effect == "allow"),
+    st.lists(st.tuples(names, text), max_size=2).map(tuple),
+    st.lists(names, max_size=2).map(tuple),
+    st.lists(st.tuples(names, text), min_size=1, max_size=6),
+)
+def test_an_allow_written_from_its_template_is_the_allow_written_in_full(
+    decision: Decision,
+    more_headers: tuple[tuple[str, str], ...],
+    remove: tuple[str, ...],
+    ids: list[tuple[str, str]],
+) -> None:
+    """Allows as the pipeline makes them (the decision id header first) come from a template
+    per caller, route and id lengths; ids of the same and of other lengths (multi-byte
+    included) follow one another, and every answer is byte for byte the one written in full."""
+    for decision_id, request_id in [*ids, *ids]:
+        allowed = decision._replace(decision_id=decision_id, request_id=request_id)
+        answer = Answer(allowed, ((DECISION_ID_HEADER, decision_id), *more_headers), remove)
+        written = check_response_bytes(answer)
+        assert written == _written(answer)
+        assert external_auth_pb2.CheckResponse.FromString(written) == check_response(answer)
