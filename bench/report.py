@@ -126,6 +126,9 @@ def summary(run: Run) -> dict[str, object]:
     e1, e2 = run.get("E1"), run.get("E2")
     out["authz_cpu_ms_per_req"] = _round(e1.cpu_ms.get("authz") if e1 else None, 3)
     out["processor_cpu_ms_per_req"] = _round(e2.cpu_ms.get("processor") if e2 else None, 3)
+    f1, f2 = run.get("F1"), run.get("F2")
+    out["authz_floor_cpu_ms_per_req"] = _round(f1.cpu_ms.get("authz") if f1 else None, 3)
+    out["processor_floor_cpu_ms_per_req"] = _round(f2.cpu_ms.get("processor") if f2 else None, 3)
     check = run.timing("Check")
     json_8k = run.timing("JSON 8 KB, records")
     text_8k = run.timing("text 8 KB")
@@ -252,6 +255,14 @@ def _notes(run: Run) -> list[str]:
     if run.get("E3") is not None:
         notes.append("E3's x S0 is to S0sse, Envoy passing the same event stream through.")
     notes.append("Envoy's CPU includes the JSON upstream, a listener of the same Envoy.")
+    if run.get("F1") is not None or run.get("F2") is not None:
+        notes.append(
+            "F1 and F2 run E1's and E2's requests with constant-answer grpc.aio servers "
+            "(`bench/floor_server.py`, uvloop, one process each) in place of extproc's, in a "
+            "second Envoy after the others: their CPU per request is what gRPC alone costs "
+            "here, the floor under the services' own; the difference to E1 and E2 is extproc's "
+            "work. Their ratios to S0 use the first Envoy's S0."
+        )
     sse = [f"{r.scenario.id} {r.cpu_ms['sse']:.3f}" for r in run.results if "sse" in r.cpu_ms]
     if sse:
         notes.append(f"The streaming upstream (Python) took, CPU ms/req: {', '.join(sse)}.")

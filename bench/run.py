@@ -7,13 +7,16 @@ scenario in the same run and the same Envoy process, so the ratios between them 
     E2     E1 + extproc processor masking an 8 KB JSON request and an 8 KB JSON response, audit on
     S0sse  Envoy passing through a stream of 200 SSE events (E3's ceiling)
     E3     E2 with the 200-event SSE response of a streaming upstream
+    F1, F2 E1's and E2's paths with constant-answer grpc.aio servers in place of extproc's:
+           the floor gRPC itself puts under the services' CPU per request
 
 Each scenario runs closed-loop at saturation (wrk), then open-loop at a fixed rate
 (bench/paced.py, latency from each request's due time). Then, in-process: one Check, the policy
 alone, and masking throughput. S0 is measured again at the end to show drift.
 
     python bench/run.py [--quick] [--write] [--workers 1] [--connections 16] [--duration 10]
-                        [--envoy-concurrency 1] [--rate 500] [--scenarios S0,S1,E1,E2,S0sse,E3]
+                        [--envoy-concurrency 1] [--rate 500]
+                        [--scenarios S0,S1,E1,E2,S0sse,E3,F1,F2]
 
 The full run writes bench/RESULTS.md (the section between its markers) and bench/results.png;
 --quick writes them only with --write. The last line of the output is one JSON object.
@@ -55,6 +58,14 @@ SCENARIOS = (
     Scenario("S0sse", "Envoy pass-through, 200 SSE events", (), "sse"),
     Scenario("E3", "E2 with a 200-event SSE response", ("authz", "processor"), "sse"),
 )
+# The same paths with constant-answer gRPC servers (bench/floor_server.py) in place of extproc's:
+# what grpc.aio alone costs per request, the floor under the services' CPU per request.
+FLOOR_SCENARIOS = (
+    Scenario("F1", "E1's path, authz a constant gRPC answer", ("authz",), "backend"),
+    Scenario(
+        "F2", "E2's path, both services constant gRPC answers", ("authz", "processor"), "backend"
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds per run (10; --quick 3)")
     parser.add_argument("--envoy-concurrency", type=int, default=1)
     parser.add_argument("--rate", type=float, default=500.0, help="fixed rate, req/s (0: skip)")
-    parser.add_argument("--scenarios", default=",".join(s.id for s in SCENARIOS))
+    parser.add_argument(
+        "--scenarios", default=",".join(s.id for s in (*SCENARIOS, *FLOOR_SCENARIOS))
+    )
     return parser.parse_args(argv)
 
 
@@ -88,12 +101,12 @@ def settings_of(args: argparse.Namespace) -> Settings:
     return Settings(args.duration or 10, 3, 5, args.connections, args.rate, 20_000)
 
 
-def selected(names: str) -> list[Scenario]:
+def selected(names: str, among: tuple[Scenario, ...] = SCENARIOS) -> list[Scenario]:
     wanted = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = set(wanted) - {s.id for s in SCENARIOS}
+    unknown = set(wanted) - {s.id for s in (*SCENARIOS, *FLOOR_SCENARIOS)}
     if unknown:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    return [s for s in SCENARIOS if s.id in wanted]
+    return [s for s in among if s.id in wanted]
 
 
 # -- one scenario ---------------------------------------------------------------------------------
@@ -113,9 +126,11 @@ def write_bodies(root: Path) -> dict[str, Body]:
     return bodies
 
 
-def measure(stack: Stack, scenario: Scenario, body: Body, s: Settings) -> ScenarioResult:
+def measure(
+    stack: Stack, scenario: Scenario, body: Body, s: Settings, *, floor: bool = False
+) -> ScenarioResult:
     url, headers = stack.url(scenario), stack.headers
-    probe(stack, scenario, body)
+    probe(stack, scenario, body, masked=not floor and "processor" in scenario.filters)
     warmup = wrk(url, s.connections, s.warmup, headers, body.script)
     cpu_before, messages_before = stack.cpu(), ext_proc_messages(stack, scenario)
     saturation = wrk(url, s.connections, s.duration, headers, body.script)
@@ -127,7 +142,7 @@ def measure(stack: Stack, scenario: Scenario, body: Body, s: Settings) -> Scenar
     messages = None
     if "processor" in scenario.filters:
         messages = (messages_after - messages_before) / served
-    fixed = paced(url, headers, body.file, s) if s.rate > 0 else None
+    fixed = paced(url, headers, body.file, s) if s.rate > 0 and not floor else None
     return ScenarioResult(scenario, saturation, fixed, cpu_ms, messages, warmup.errors)
 
 
@@ -137,9 +152,9 @@ def serving(scenario: Scenario) -> list[str]:
     return [*names, "envoy", *(["sse"] if scenario.upstream == "sse" else [])]
 
 
-def probe(stack: Stack, scenario: Scenario, body: Body) -> None:
+def probe(stack: Stack, scenario: Scenario, body: Body, *, masked: bool) -> None:
     """One request before the load: the scenario answers 200, and the card number in the
-    upstream's answer arrives masked exactly when the processor is on the path."""
+    upstream's answer arrives masked exactly when extproc's processor is on the path."""
     request = urllib.request.Request(stack.url(scenario), data=body.file.read_bytes())
     for header in [*stack.headers, "content-type: application/json"]:
         name, value = header.split(": ", 1)
@@ -149,7 +164,6 @@ def probe(stack: Stack, scenario: Scenario, body: Body) -> None:
             status, text = answer.status, answer.read().decode()
     except urllib.error.HTTPError as refused:
         status, text = refused.code, refused.read().decode(errors="replace")
-    masked = "processor" in scenario.filters
     if status != 200 or ("4111 1111 1111 1111" in visible(text)) == masked:
         raise SystemExit(f"{scenario.id} does not work as described: {status} {text[:300]}")
 
@@ -238,6 +252,17 @@ def main(argv: list[str] | None = None) -> int:
             run.inprocess += masking_timings(stack.config, s.calls)
         run.audit, audit_ok = audit_check(root / "audit")  # the processor stopped: all written
         print(run.audit, flush=True)
+        floors = selected(args.scenarios, FLOOR_SCENARIOS)
+        if floors:
+            (root / "floor").mkdir()
+            with running(
+                root / "floor", floors, workers=1, envoy_concurrency=args.envoy_concurrency,
+                floor=True,
+            ) as stack:  # fmt: skip
+                for scenario in floors:
+                    result = measure(stack, scenario, bodies[scenario.upstream], s, floor=True)
+                    run.results.append(result)
+                    print(progress(result), flush=True)
     run.load_end = loadavg()
     print(f"load average at end: {run.load_end}", flush=True)
     publish(run, write=args.write or not args.quick)

@@ -19,6 +19,7 @@ from harness import children, cpu_seconds, start_service, stop, wait_for_port
 from workload import AUDIENCE, CLIENT_ADDRESS, GROUP, PATH, extproc_config, json_response
 
 from extproc.demo.issuer import DevIssuer
+from extproc.demo.up import wait_for_grpc_health
 from extproc.envoy_runner import EnvoyProcess, free_port
 from extproc.geo.writer import write_demo_database
 
@@ -75,7 +76,10 @@ def running(
     workers: int,
     envoy_concurrency: int,
     durability: str = "before_forward",
+    floor: bool = False,
 ) -> Iterator[Stack]:
+    """``floor``: constant-answer gRPC servers (bench/floor_server.py) stand in for extproc's
+    services, one process each, so the same load measures what gRPC alone costs."""
     with contextlib.ExitStack() as cleanup:
         issuer = DevIssuer(root / "issuer", port=0)
         issuer.start()
@@ -93,11 +97,10 @@ def running(
         )
         # The in-process measurements build the same runtimes from the same config.
         os.environ.update({k: v for k, v in env.items() if k.startswith("BENCH_")})
-        authz, authz_base = start_service("authz", config, workers, env, root / "authz.log")
+        start = start_floor if floor else start_service
+        authz, authz_base = start("authz", config, workers, env, root / "authz.log")
         cleanup.callback(stop, authz)
-        processor, processor_base = start_service(
-            "processor", config, workers, env, root / "processor.log"
-        )
+        processor, processor_base = start("processor", config, workers, env, root / "processor.log")
         cleanup.callback(stop, processor)
         sse_port = free_port()
         sse = subprocess.Popen(
@@ -109,8 +112,8 @@ def running(
         envoy = start_envoy(root, scenarios, ports, issuer, envoy_concurrency, {
             "backend": [free_port()],
             "sse": [sse_port],
-            "extproc_authz": [authz_base + i for i in range(workers)],
-            "extproc_processor": [processor_base + i for i in range(workers)],
+            "extproc_authz": [authz_base + i for i in range(1 if floor else workers)],
+            "extproc_processor": [processor_base + i for i in range(1 if floor else workers)],
         })  # fmt: skip
         cleanup.callback(envoy.stop)
         yield Stack(
@@ -119,12 +122,29 @@ def running(
             token=issuer.mint("bench", groups=(GROUP,), audience=AUDIENCE, ttl=7200),
             ports=ports,
             pids={
-                "authz": children(authz.pid),
-                "processor": children(processor.pid),
+                "authz": [authz.pid] if floor else children(authz.pid),
+                "processor": [processor.pid] if floor else children(processor.pid),
                 "envoy": [pid for pid in children(os.getpid()) if _is_envoy(pid)],
                 "sse": [sse.pid],
             },
         )
+
+
+def start_floor(
+    service: str, config: Path, workers: int, env: dict[str, str], log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """bench/floor_server.py for ``service`` (one process, whatever ``workers`` says), in the
+    shape of ``start_service``, once its health check answers."""
+    port = free_port()
+    out = log.open("ab") if log is not None else None
+    process = subprocess.Popen(
+        [sys.executable, str(BENCH_DIR / "floor_server.py"), service, "--port", str(port)],
+        env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
+    )  # fmt: skip
+    if out is not None:
+        out.close()
+    wait_for_grpc_health(port, process=process)
+    return process, port
 
 
 def start_envoy(

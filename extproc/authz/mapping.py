@@ -49,10 +49,8 @@ def request_view(request: external_auth_pb2.CheckRequest) -> RequestView:
     query = path.find("?")
     if query >= 0:
         path = path[:query]
-    body: bytes | None = None
-    if http.raw_body:
-        body = http.raw_body
-    elif http.body:
+    body: bytes | None = http.raw_body or None  # each read of the field copies the bytes
+    if body is None and http.body:
         body = http.body.encode("utf-8", "surrogateescape")
     headers = http.headers
     return RequestView(
