@@ -101,8 +101,15 @@ def authz_timings(config: Path, token: str, calls: int) -> list[Timing]:
         parsed = external_auth_pb2.CheckRequest.FromString(wire)
         return check_response_bytes(authorizer.decide(request_view(parsed)))
 
+    bodiless = check_request(token, b"")
+
+    def check_without_body() -> bytes:
+        parsed = external_auth_pb2.CheckRequest.FromString(bodiless)
+        return check_response_bytes(authorizer.decide(request_view(parsed)))
+
     return [
         timed("Check without gRPC (parse, decide, map, serialize)", check, calls),
+        timed("Check without gRPC, a request without a body", check_without_body, calls),
         timed("decide (cached JWT, GeoIP, 20-rule policy)", lambda: authorizer.decide(view), calls),
         timed("policy alone (20 rules, the last allows)", lambda: authorizer.policy.evaluate(facts), calls * 5),
     ]  # fmt: skip

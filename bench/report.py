@@ -133,6 +133,8 @@ def summary(run: Run) -> dict[str, object]:
     json_8k = run.timing("JSON 8 KB, records")
     text_8k = run.timing("text 8 KB")
     out["check_p50_us"] = check.p50_us if check else None
+    bodiless = run.timing("Check without gRPC, a request without a body")
+    out["check_without_body_p50_us"] = bodiless.p50_us if bodiless else None
     out["mask_mb_s"] = round(json_8k.mb_s, 1) if json_8k else None
     out["mask_text_mb_s"] = round(text_8k.mb_s, 1) if text_8k else None
     out["S0_drift"] = _round(run.s0_drift(), 3)
