@@ -442,7 +442,7 @@ def _audit_prune(args: argparse.Namespace) -> int:
     from extproc.audit.chain import Sealer
     from extproc.audit.recording import RecordingConfig
     from extproc.audit.recording_files import prune
-    from extproc.audit.settings import duration_seconds
+    from extproc.config.durations import parse_duration
 
     paths, key = _audit_trail(args)
     config = RecordingConfig(max_age_seconds=0)
@@ -453,9 +453,10 @@ def _audit_prune(args: argparse.Namespace) -> int:
         assert audit is not None  # _audit_trail refused a config without one
         config = audit.recording
     if args.max_age is not None:
-        seconds = duration_seconds(args.max_age)
-        if seconds is None:
-            raise ExtprocError(f"--max-age: not a duration: {args.max_age!r} (e.g. 30d, 12h)")
+        try:
+            seconds = parse_duration(args.max_age)
+        except ValueError as exc:
+            raise ExtprocError(f"--max-age: {exc}") from None
         config = replace(config, max_age_seconds=seconds)
     if args.max_total_bytes is not None:
         config = replace(config, max_total_bytes=args.max_total_bytes)

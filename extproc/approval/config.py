@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from extproc.approval.model import EVENT_KINDS, EventKind
 from extproc.approval.notice import NOTICE_FORMATS, NoticeFormat
-from extproc.approval.policy import parse_duration
+from extproc.config.durations import parse_duration
 from extproc.errors import ConfigError
 
 DEFAULT_PORT = 50071

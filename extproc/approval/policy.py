@@ -15,17 +15,16 @@ a request already waiting. ``parse_approval_policy`` reads the plain mapping a r
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from extproc.config.durations import parse_duration
 from extproc.errors import ConfigError
 
 Scope = Literal["request", "route"]
 SCOPES: tuple[Scope, ...] = ("request", "route")
 DEFAULT_JUSTIFICATION_MAX_BYTES = 1024
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 _KEYS = (
     "approver_groups",
     "thresholds",
@@ -93,31 +92,6 @@ def _problem(policy: ApprovalPolicy) -> str | None:
     if policy.justification_max_bytes < 1:
         return "justification_max_bytes must be at least 1"
     return None
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from ``90``, ``"90"``, ``"30s"``, ``"15m"``, ``"1h"``, ``"1h30m"``.
-
-    Raises ``ValueError`` for anything else (negative, empty, other units)."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            match = _DURATION.fullmatch(text)
-            if not text or match is None:
-                raise ValueError(f"not a duration: {value!r} (use e.g. 90, 30s, 15m, 1h)") from None
-            hours, minutes, secs = (float(part or 0) for part in match.groups())
-            seconds = hours * 3600 + minutes * 60 + secs
-    else:
-        raise ValueError(f"not a duration: {value!r}")
-    if seconds < 0 or seconds != seconds:  # NaN is not a duration either
-        raise ValueError(f"a duration must not be negative: {value!r}")
-    return seconds
 
 
 def parse_approval_policy(raw: Mapping[str, Any], where: str = "approval") -> ApprovalPolicy:

@@ -18,7 +18,6 @@ import grpc
 import orjson
 
 from extproc.approval.ids import check_approval_id
-from extproc.approval.policy import parse_duration
 from extproc.approvals.api import approvals_pb2 as pb
 from extproc.approvals.api import approvals_pb2_grpc
 from extproc.approvals.api.convert import ERROR_METADATA
@@ -29,6 +28,7 @@ from extproc.approvals.display import (
     change_line,
     outcome_line,
 )
+from extproc.config.durations import parse_duration
 from extproc.errors import ApprovalError, Code, ExtprocError
 
 DEFAULT_ADDRESS = "127.0.0.1:50071"

@@ -23,7 +23,6 @@ audit:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -33,30 +32,21 @@ from extproc.audit.config import AuditConfig
 from extproc.audit.recording import RecordingConfig
 from extproc.audit.writer import WriterSettings
 from extproc.config.base import FilePath, Name, SettingsModel, resolve_path, runtime_default
+from extproc.config.durations import parse_duration
 from extproc.config.keys import KeySource, read_key
 from extproc.config.problems import Problems
 
 _MIN_ROTATE_BYTES = 4096
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 Duration = Annotated[
     int | float | str,
-    Field(description='seconds, or a duration such as "90s", "15m", "12h", "30d"'),
+    Field(description='seconds, or a duration such as "90s", "15m", "1h30m", "12h", "30d"'),
 ]
 
 
 def _milliseconds(seconds: float) -> int:
     return round(seconds * 1000)
-
-
-def duration_seconds(value: int | float | str) -> float | None:
-    """Seconds of a duration, or None when it is not one."""
-    if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
-    match = _DURATION.fullmatch(value.strip() + ("s" if value.strip().isdigit() else ""))
-    return None if match is None else float(match[1]) * _UNIT_SECONDS[match[2]]
 
 
 class RecordingSettings(SettingsModel):
@@ -196,16 +186,14 @@ def compile_audit(
 def _compile_recording(settings: RecordingSettings, problems: Problems) -> RecordingConfig:
     seconds = {}
     for name in ("max_age", "retention_interval"):
-        value = duration_seconds(getattr(settings, name))
-        if value is None:
-            problems.add(
-                ("recording", name),
-                f"not a duration: {getattr(settings, name)!r} (use e.g. 3600, 90s, 15m, 12h, 30d)",
-            )
-        seconds[name] = value or 0.0
-    interval = duration_seconds(settings.retention_interval)
-    if interval is not None and interval <= 0:
+        try:
+            seconds[name] = parse_duration(getattr(settings, name))
+        except ValueError as exc:
+            problems.add(("recording", name), str(exc))
+            seconds[name] = -1.0
+    if seconds["retention_interval"] == 0:
         problems.add(("recording", "retention_interval"), "must be more than 0")
+    seconds = {name: max(value, 0.0) for name, value in seconds.items()}
     return RecordingConfig(
         enabled=settings.enabled,
         profiles=settings.profiles,

@@ -11,7 +11,7 @@ from extproc.approval.ids import (
     request_digest,
     scope_key,
 )
-from extproc.approval.policy import ApprovalPolicy, parse_approval_policy, parse_duration
+from extproc.approval.policy import ApprovalPolicy, parse_approval_policy
 from extproc.errors import ApprovalError, Code, ConfigError
 
 
@@ -71,21 +71,6 @@ def test_an_inconsistent_block_is_refused_with_its_place(
         parse_approval_policy(block, "policy.rules[3].approval")
     assert caught.value.reason.startswith("policy.rules[3].approval: ")
     assert message in caught.value.reason
-
-
-def test_durations() -> None:
-    assert [parse_duration(v) for v in (90, "90", "30s", "15m", "1h", "1h30m", "1.5m")] == [
-        90,
-        90,
-        30,
-        900,
-        3600,
-        5400,
-        90,
-    ]
-    for bad in ("", "m", "5d", "-5", True, None, "1m1h", "nan"):
-        with pytest.raises(ValueError):
-            parse_duration(bad)
 
 
 def test_ids_are_random_url_safe_and_checked_by_shape() -> None:
