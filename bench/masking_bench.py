@@ -1,8 +1,9 @@
 """In-process masking throughput (no gRPC, no Envoy): µs per body and MB/s for an 8 KB and a
 256 KB JSON body full of e-mails and card numbers (also with a cold span cache), an OpenAI-style
-chat request, and 8 KB texts without sensitive values (plain, prose, and an order report dense
-with digits that every detector has to look at); µs per SSE event; and the delay a streaming client sees before
-the first visible content (how many tokens and characters the stream masker holds back).
+chat request (also one dense with numbers, every value new), and 8 KB texts without sensitive
+values (plain, prose, and an order report dense with digits that every detector has to look
+at); µs per SSE event; and the delay a streaming client sees before the first visible content
+(how many tokens and characters the stream masker holds back).
 Times are CPU time of this process (best of five), steadier than wall time on a shared box.
 
     python bench/masking_bench.py
@@ -10,7 +11,9 @@ Times are CPU time of this process (best of five), steadier than wall time on a 
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 import re
 import sys
 import time
@@ -73,6 +76,20 @@ def dense_chat_request(size: int = 8 * 1024) -> bytes:
     secret = "My card is 4111 1111 1111 1111 and my mail jane.doe@example.com, thanks."
     messages.insert(len(messages) // 2, {"role": "user", "content": secret})
     return json.dumps({"model": "demo-echo", "messages": messages}).encode()
+
+
+def dense_variants(count: int, seed: int = 0, size: int = 8 * 1024) -> list[bytes]:
+    """``count`` copies of ``dense_chat_request`` with every digit drawn anew (seeded): the
+    same shape, but every number is one no cache of the masker has seen."""
+    pieces = re.split(rb"\d", dense_chat_request(size))
+    digits = [str(digit).encode() for digit in range(10)]
+    rng = random.Random(seed)
+    variants = []
+    for _ in range(count):
+        drawn = rng.choices(digits, k=len(pieces) - 1)
+        woven = itertools.chain(*zip(pieces[:-1], drawn, strict=True), pieces[-1:])
+        variants.append(b"".join(woven))
+    return variants
 
 
 def chat_body(size: int) -> bytes:
@@ -152,6 +169,17 @@ def body_cases(masker: Masker) -> list[tuple[str, bytes, Callable[[bytes], objec
             return mask_body(b, "text/plain", "response")
         return masker.mask_bytes_as_text(b, "response")
 
+    as_request = as_json("request")
+    # Enough variants for every call of the timing: none repeats, as in a busy service where
+    # order ids and timestamps never do. The masker first sees others, as a running service
+    # has (what is compiled or loaded on first use is, the values are not).
+    for variant in dense_variants(300, seed=1):
+        as_request(variant)
+    next_variant = itertools.cycle(dense_variants(1_300)).__next__
+
+    def every_value_new(_: bytes) -> object:
+        return as_request(next_variant())
+
     return [
         ("records JSON 8 KB", records_body(8 * 1024), as_json("response")),
         ("records JSON 256 KB", records_body(256 * 1024), as_json("response")),
@@ -161,6 +189,11 @@ def body_cases(masker: Masker) -> list[tuple[str, bytes, Callable[[bytes], objec
             "chat request 8 KB, dense with numbers, a card, an e-mail",
             dense_chat_request(),
             as_json("request"),
+        ),
+        (
+            "chat request 8 KB, dense with numbers, every value new (warm masker)",
+            dense_chat_request(),
+            every_value_new,
         ),
         (
             "chat request 8 KB, dense with numbers, cold caches",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from extproc.masking.detectors import builtin_detectors
+from extproc.masking.detectors import builtin_detectors, payment
 from extproc.masking.profile import Profile
 from tests.support.detector_cases import card, found, routing, types
 
@@ -187,3 +187,15 @@ def test_network_identifiers(text: str, label: str) -> None:
 )
 def test_network_near_misses(text: str) -> None:
     assert found(text) == []
+
+
+def test_the_issuer_table_says_what_the_issuer_ranges_say() -> None:
+    # Every four-digit prefix and card length, against the ranges the table is made from.
+    for number in range(10_000):
+        prefix = f"{number:04d}"
+        for length in range(13, 20):
+            in_a_range = any(
+                low <= prefix[: len(low)] <= high and length in lengths
+                for low, high, lengths in payment._ISSUERS
+            )
+            assert (length in payment._LENGTHS_BY_PREFIX.get(prefix, frozenset())) == in_a_range

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import phonenumbers
 
+from extproc.masking.detectors import phone_rules
 from extproc.masking.detectors.base import (
     FLAGS,
     Detector,
@@ -66,8 +67,7 @@ def _valid_in(digits: str, regions: tuple[str, ...], grouped: tuple[int, ...]) -
     """Whether ``digits``, printed in groups of these sizes, is a valid national number of
     one of ``regions`` (cached: the same numbers come back in every request of a session)."""
     if digits.startswith("00"):
-        international = "+" + digits[2:]
-        return any(_parses_valid(international, region) for region in regions)
+        return _valid_dialled_abroad(digits[2:], regions)
     for region in regions:
         metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
         if metadata is None:
@@ -79,9 +79,23 @@ def _valid_in(digits: str, regions: tuple[str, ...], grouped: tuple[int, ...]) -
                 continue
         elif metadata.national_prefix == "0" and not digits.startswith("0"):
             continue
-        if _parses_valid(digits, region):
+        if phone_rules.may_be_valid(digits, region) and _parses_valid(digits, region):
             return True
     return False
+
+
+def _valid_dialled_abroad(digits: str, regions: tuple[str, ...]) -> bool:
+    """Whether ``+digits`` is a valid number (``00`` dialled from one of ``regions``)."""
+    if not regions:
+        return False
+    international = "+" + digits
+    code = phone_rules.calling_code(digits)
+    if code is None:  # parse falls back on each region's own rules
+        return any(_parses_valid(international, region) for region in regions)
+    # Behind a calling code parse reads the same number whatever the region: one call.
+    if not phone_rules.may_be_valid_international(digits, code):
+        return False
+    return _parses_valid(international, regions[0])
 
 
 def _parses_valid(number: str, region: str) -> bool:

@@ -120,5 +120,7 @@ class Prefilter:
                 found[-1] = (found[-1][0], high)
             else:
                 found.append((low, high))
+            if high == size:
+                break  # a later trigger's window would only merge into this one
             position = end if end > start else end + 1
         return found
