@@ -7,6 +7,7 @@ median and the 99th percentile per call."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from envoy.config.core.v3 import address_pb2
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2
 from envoy_scenarios import ROUTE_CONTEXT
-from masking_bench import dense_chat_request
+from masking_bench import dense_chat_request, dense_variants
 from workload import (
     CLIENT_ADDRESS,
     PATH,
@@ -125,6 +126,12 @@ def masking_timings(config: Path, calls: int) -> list[Timing]:
     def fresh() -> Masker:
         return Masker(profile, masking.key)
 
+    # A dense chat request whose every number is new (a busy service never sees its order ids
+    # and timestamps twice), on a masker that has masked 300 others first.
+    for variant in dense_variants(300, seed=1):
+        masker.mask_json(variant, "request")
+    next_variant = itertools.cycle(dense_variants(1_300)).__next__
+
     def stream() -> bytes:
         sse = SseMasker(masker, "response")
         out = b"".join(sse.feed(event) for event in events)
@@ -138,6 +145,7 @@ def masking_timings(config: Path, calls: int) -> list[Timing]:
         # A fresh masker per call: nothing from the span and masked-value caches, as when every
         # turn of the conversation is new.
         ("JSON 8 KB, dense chat request, cold caches", dense_chat_request(), lambda b: fresh().mask_json(b, "request")),
+        ("JSON 8 KB, dense chat request, every value new", dense_chat_request(), lambda _b: masker.mask_json(next_variant(), "request")),
         ("JSON 8 KB, numbers, no PII", numbers_json(), lambda b: masker.mask_json(b, "response")),
         ("text 8 KB, no PII", plain_text(), lambda b: masker.mask_bytes_as_text(b, "request")),
         ("SSE 200 events, one feed each (E3's)", b"".join(events), lambda _b: stream()),
