@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -390,6 +391,7 @@ def _cpu_chart(run: Run, ax: Axes) -> None:
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     for x, total in enumerate(bottom):
         ax.annotate(f"{total:.2f}", (x, total), ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(top=max(bottom, default=1.0) * 1.12)  # room for the tallest bar's label
     ax.set_ylabel("CPU ms per request")
     ax.set_title("CPU per request at saturation")
     ax.legend(fontsize=8)
@@ -397,7 +399,10 @@ def _cpu_chart(run: Run, ax: Axes) -> None:
 
 def _masking(run: Run, ax: Axes) -> None:
     cases = [t for t in run.inprocess if t.size]
-    ax.barh([t.name for t in cases], [t.mb_s for t in cases], color="tab:purple")
+    # Wrapped, so that long names do not push the panels beside and above them aside.
+    labels = [textwrap.fill(t.name, 32) for t in cases]
+    ax.barh(labels, [t.mb_s for t in cases], color="tab:purple")
+    ax.tick_params(axis="y", labelsize=8)
     for y, t in enumerate(cases):
         ax.annotate(f" {t.mb_s:.1f} MB/s, {t.p50_us:,.0f} µs", (t.mb_s, y), va="center", fontsize=8)
     ax.invert_yaxis()
@@ -406,7 +411,7 @@ def _masking(run: Run, ax: Axes) -> None:
     check = run.timing("Check")
     title = "Masking in-process"
     if check is not None:
-        title += f"; one Check in-process: p50 {check.p50_us:.1f} µs"
+        title += f"; a Check: p50 {check.p50_us:.1f} µs"
     ax.set_title(title)
 
 
