@@ -184,22 +184,20 @@ def compile_audit(
 
 
 def _compile_recording(settings: RecordingSettings, problems: Problems) -> RecordingConfig:
-    seconds = {}
+    seconds: dict[str, float] = {}  # a duration that cannot be read is a problem, not a value
     for name in ("max_age", "retention_interval"):
         try:
             seconds[name] = parse_duration(getattr(settings, name))
         except ValueError as exc:
             problems.add(("recording", name), str(exc))
-            seconds[name] = -1.0
-    if seconds["retention_interval"] == 0:
+    if seconds.get("retention_interval") == 0:
         problems.add(("recording", "retention_interval"), "must be more than 0")
-    seconds = {name: max(value, 0.0) for name, value in seconds.items()}
     return RecordingConfig(
         enabled=settings.enabled,
         profiles=settings.profiles,
         paths=settings.paths,
         max_bytes=settings.max_bytes,
-        max_age_seconds=seconds["max_age"],
+        max_age_seconds=seconds.get("max_age", 0.0),
         max_total_bytes=settings.max_total_bytes,
-        retention_interval_seconds=seconds["retention_interval"] or 60.0,
+        retention_interval_seconds=seconds.get("retention_interval") or 60.0,
     )
