@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -52,29 +53,47 @@ def validate_config(path: Path) -> None:
         raise ExtprocError(f"Envoy rejected {path}: {' '.join(message[-3:])}")
 
 
+# Ports already handed out by this process. A port is free again once its probe socket
+# closes, so two calls in a row may get the same one from the kernel before anything listens
+# on it: a listener for each of several ports then fails on the duplicate.
+_HANDED_OUT: set[int] = set()
+_HANDING_OUT = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port on 127.0.0.1 that this process has not handed out before."""
+    return free_port_range(1)
 
 
 def free_port_range(count: int, attempts: int = 50) -> int:
-    """The first of ``count`` consecutive free ports (one per worker process)."""
-    for _ in range(attempts):
-        base = free_port()
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
+    """The first of ``count`` consecutive free ports (one per worker process), none of them
+    handed out before by this process."""
+    with _HANDING_OUT:
+        for _ in range(attempts):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind(("127.0.0.1", 0))
+                base = int(probe.getsockname()[1])
+            ports = range(base, base + count)
+            if _HANDED_OUT.intersection(ports) or not _all_free(ports):
+                continue
+            _HANDED_OUT.update(ports)
             return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
     raise ExtprocError(f"no {count} consecutive free ports found")
+
+
+def _all_free(ports: range) -> bool:
+    sockets: list[socket.socket] = []
+    try:
+        for port in ports:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def render_config(
