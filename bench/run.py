@@ -146,6 +146,21 @@ def measure(
     return ScenarioResult(scenario, saturation, fixed, cpu_ms, messages, warmup.errors)
 
 
+def measure_each(
+    stack: Stack,
+    scenarios: list[Scenario],
+    bodies: dict[str, Body],
+    s: Settings,
+    run: Run,
+    *,
+    floor: bool = False,
+) -> None:
+    for scenario in scenarios:
+        result = measure(stack, scenario, bodies[scenario.upstream], s, floor=floor)
+        run.results.append(result)
+        print(progress(result), flush=True)
+
+
 def serving(scenario: Scenario) -> list[str]:
     """The metered processes on the scenario's path (Envoy is also the JSON upstream)."""
     names = [name for name in ("authz", "processor") if name in scenario.filters]
@@ -243,10 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             root, scenarios, workers=args.workers, envoy_concurrency=args.envoy_concurrency
         ) as stack:
             run.envoy_version = stack.envoy_version()
-            for scenario in scenarios:
-                result = measure(stack, scenario, bodies[scenario.upstream], s)
-                run.results.append(result)
-                print(progress(result), flush=True)
+            measure_each(stack, scenarios, bodies, s, run)
             run.s0_after = s0_again(stack, scenarios, bodies["backend"], s)
             run.inprocess = authz_timings(stack.config, stack.token, s.calls)
             run.inprocess += masking_timings(stack.config, s.calls)
@@ -259,10 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                 root / "floor", floors, workers=1, envoy_concurrency=args.envoy_concurrency,
                 floor=True,
             ) as stack:  # fmt: skip
-                for scenario in floors:
-                    result = measure(stack, scenario, bodies[scenario.upstream], s, floor=True)
-                    run.results.append(result)
-                    print(progress(result), flush=True)
+                measure_each(stack, floors, bodies, s, run, floor=True)
     run.load_end = loadavg()
     print(f"load average at end: {run.load_end}", flush=True)
     publish(run, write=args.write or not args.quick)

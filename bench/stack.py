@@ -97,7 +97,13 @@ def running(
         )
         # The in-process measurements build the same runtimes from the same config.
         os.environ.update({k: v for k, v in env.items() if k.startswith("BENCH_")})
+        # A floor server is one process serving itself; extproc's supervisor serves through
+        # its worker children.
         start = start_floor if floor else start_service
+        workers = 1 if floor else workers
+        serving = (
+            (lambda process: [process.pid]) if floor else (lambda process: children(process.pid))
+        )
         authz, authz_base = start("authz", config, workers, env, root / "authz.log")
         cleanup.callback(stop, authz)
         processor, processor_base = start("processor", config, workers, env, root / "processor.log")
@@ -112,8 +118,8 @@ def running(
         envoy = start_envoy(root, scenarios, ports, issuer, envoy_concurrency, {
             "backend": [free_port()],
             "sse": [sse_port],
-            "extproc_authz": [authz_base + i for i in range(1 if floor else workers)],
-            "extproc_processor": [processor_base + i for i in range(1 if floor else workers)],
+            "extproc_authz": [authz_base + i for i in range(workers)],
+            "extproc_processor": [processor_base + i for i in range(workers)],
         })  # fmt: skip
         cleanup.callback(envoy.stop)
         yield Stack(
@@ -122,8 +128,8 @@ def running(
             token=issuer.mint("bench", groups=(GROUP,), audience=AUDIENCE, ttl=7200),
             ports=ports,
             pids={
-                "authz": [authz.pid] if floor else children(authz.pid),
-                "processor": [processor.pid] if floor else children(processor.pid),
+                "authz": serving(authz),
+                "processor": serving(processor),
                 "envoy": [pid for pid in children(os.getpid()) if _is_envoy(pid)],
                 "sse": [sse.pid],
             },
@@ -133,8 +139,8 @@ def running(
 def start_floor(
     service: str, config: Path, workers: int, env: dict[str, str], log: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """bench/floor_server.py for ``service`` (one process, whatever ``workers`` says), in the
-    shape of ``start_service``, once its health check answers."""
+    """bench/floor_server.py for ``service`` (one process), in the shape of ``start_service``,
+    once its health check answers."""
     port = free_port()
     out = log.open("ab") if log is not None else None
     process = subprocess.Popen(
