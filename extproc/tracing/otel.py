@@ -25,7 +25,7 @@ import inspect
 import logging
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from extproc.abandoned_streams import closed_when_done
 from extproc.tracing.notes import open_notes
 from extproc.tracing.settings import TracingConfig
 
@@ -166,9 +167,9 @@ class ServerSpans(_Interceptor):
         return traced
 
     def _streamed(self, method: str, behavior: Behavior, *, peek: bool) -> Behavior:
-        async def traced(
+        async def spanned(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
-        ) -> AsyncIterator[Any]:
+        ) -> AsyncGenerator[Any, None]:
             started = time.time_ns()
             first = None
             if peek:
@@ -179,8 +180,11 @@ class ServerSpans(_Interceptor):
             try:
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
-                    async for response in result:
-                        yield response
+                    try:
+                        async for response in result:
+                            yield response
+                    finally:
+                        await result.aclose()  # its own cleanup before the span ends
                 else:  # a handler that writes with context.write
                     await result
             except BaseException as exc:
@@ -188,6 +192,12 @@ class ServerSpans(_Interceptor):
                 raise
             finally:
                 _close(span, context, notes, failure)
+
+        async def traced(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            async for response in closed_when_done(context, spanned(request, context)):
+                yield response
 
         return traced
 
@@ -287,7 +297,8 @@ def _close(
 ) -> None:
     """Status and attributes from how the RPC ended, then end the span. An exception's message
     is never recorded: it could quote a request."""
-    if isinstance(failure, asyncio.CancelledError):
+    if isinstance(failure, (asyncio.CancelledError, GeneratorExit)):
+        # GeneratorExit: grpc stopped taking answers because the call ended on the client's side.
         code = "CANCELLED"
     elif failure is not None and not isinstance(failure, grpc.aio.AbortError):
         code = "UNKNOWN"  # what grpc answers for an exception a handler let escape

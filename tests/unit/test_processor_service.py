@@ -4,6 +4,7 @@ with the authz decision in the metadata the way Envoy forwards it."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 from collections.abc import Iterator
@@ -28,6 +29,9 @@ from extproc.processor.service import ExternalProcessorService
 from extproc.reload import RuntimeHolder
 from extproc.runtime import ProcessorRuntime
 from extproc.settings import load_config
+from extproc.tracing.otel import start_tracing
+from extproc.tracing.settings import TracingConfig
+from tests.support.otlp import Collector
 
 CONFIG = """\
 version: 1
@@ -322,3 +326,79 @@ def test_recording_a_profile_the_config_does_not_define_is_refused(tmp_path: Pat
     (tmp_path / "audit.key").write_bytes(b"a" * 32)
     with pytest.raises(ConfigError, match=r"audit\.recording\.profiles\[0\]: no masking profile"):
         load_config(tmp_path / "config.yaml")
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["untraced", "traced"])
+def test_an_exchange_reset_while_its_answers_are_sent_is_recorded_without_waiting_for_the_gc(
+    runtime: tuple[ProcessorRuntime, AuditSinks], traced: bool
+) -> None:
+    """Envoy resets a stream (its client went away) while the processor is still sending masked
+    chunks of a streamed answer: grpc drops the handler's generator mid-``yield``. The exchange's
+    closing record must not wait for a garbage collection, which may come late or, at exit,
+    never; with tracing on, neither may the span, and it is a cancellation, not an error."""
+    processor, _sinks = runtime
+    collector = Collector().start()
+    tracing = start_tracing(TracingConfig(enabled=True, endpoint=collector.endpoint), "p", 0)
+    interceptors = (tracing.interceptor,) if traced else ()
+    audit = processor.config.audit
+    assert audit is not None
+    opening, request_body, *_rest = exchange_messages(to_metadata(ALLOWED))
+    context = opening.metadata_context
+    stream_headers = ep.ProcessingRequest(
+        response_headers=headers(**{":status": "200"}, content_type="text/event-stream"),
+        metadata_context=context,
+    )
+    event = b'data: {"delta": "card 4111 1111 1111 1111"}\n\n'
+    chunk = ep.ProcessingRequest(
+        response_body=ep.HttpBody(body=event * 20_000),
+        metadata_context=context,  # ~1 MB
+    )
+
+    async def closing_events() -> list[dict[str, Any]]:
+        for _ in range(200):
+            found = [e for e in read_events([audit.directory]) if e.get("kind") != "open"]
+            if found:
+                return found
+            await asyncio.sleep(0.05)
+        return []
+
+    async def scenario() -> tuple[int, list[dict[str, Any]]]:
+        server = grpc.aio.server(interceptors=interceptors)
+        holder = RuntimeHolder(processor, lambda: processor)
+        external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
+            ExternalProcessorService(holder), server
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = external_processor_pb2_grpc.ExternalProcessorStub(channel).Process()
+                for message in (opening, request_body, stream_headers):
+                    await call.write(message)
+                    assert (await call.read()).WhichOneof("response") is not None
+                written = 0
+                while written < 100:  # until the unread answers fill every buffer on the way
+                    try:
+                        await asyncio.wait_for(call.write(chunk), 1)
+                    except TimeoutError:
+                        break
+                    written += 1
+                call.cancel()
+            return written, await closing_events()
+        finally:
+            await server.stop(1)
+
+    gc.disable()  # a collection would hide the bug: it closes what grpc left behind
+    try:
+        written, closing = asyncio.run(scenario())
+    finally:
+        gc.enable()
+        tracing.shutdown()
+        collector.stop()
+    assert written < 100, "the processor's answers never filled the buffers: nothing was tested"
+    assert [(e["request_id"], e["outcome"]) for e in closing] == [("req-1", "allowed")]
+    assert closing[0]["error"] == "exchange_incomplete"  # the answer was cut off
+    if traced:
+        (span,) = collector.spans()
+        assert span.attributes["rpc.status_code"] == "CANCELLED"
+        assert "error.type" not in span.attributes

@@ -1,0 +1,48 @@
+"""Close a streaming handler's answers as soon as its call is done.
+
+When a call ends while grpc is still sending an answer (Envoy resets an ext_proc stream once it
+has what it needs, a client goes away mid-stream), grpc stops iterating the handler's async
+generator and leaves it suspended at its ``yield``. Nothing closes it but the garbage collector,
+so whatever its ``finally`` does (the exchange's audit record, a trace span, a watcher's
+cleanup) would wait for a collection that may come late or, at exit, never.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class CallContext(Protocol):
+    """What this needs of a ``grpc.aio.ServicerContext``."""
+
+    def add_done_callback(self, callback: Any) -> None: ...
+
+
+_closing: set[asyncio.Task[None]] = set()  # tasks are only weakly held by the loop
+
+
+def closed_when_done(
+    context: CallContext, answers: AsyncGenerator[T, None]
+) -> AsyncGenerator[T, None]:
+    """``answers``, closed (its ``finally`` run) once the call is done, however it ended."""
+    context.add_done_callback(lambda _call: _close_soon(answers))
+    return answers
+
+
+def _close_soon(answers: AsyncGenerator[Any, None]) -> None:
+    if getattr(answers, "ag_frame", None) is None:  # it ended: the common case costs no task
+        return
+    task = asyncio.get_running_loop().create_task(_close(answers))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+async def _close(answers: AsyncGenerator[Any, None]) -> None:
+    # RuntimeError: it is still running, awaiting inside, where the call's cancellation reaches it.
+    with contextlib.suppress(RuntimeError):
+        await answers.aclose()
