@@ -7,7 +7,13 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY extproc ./extproc
 COPY envoy ./envoy
-RUN pip install --no-cache-dir . && rm -rf /src
+# With the tracing extra; xds-protos ships an older copy of the OTLP protocol files, so
+# opentelemetry-proto's own are put back after it, then checked (as `make install` does).
+RUN pip install --no-cache-dir ".[otel]" \
+ && pip install --no-cache-dir --force-reinstall --no-deps \
+      "opentelemetry-proto==$(python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')" \
+ && python -c 'from extproc.tracing.settings import opentelemetry_problem as p; import sys; sys.exit(p())' \
+ && rm -rf /src
 
 RUN useradd --create-home --uid 10001 extproc && mkdir /state && chown extproc /state
 USER extproc

@@ -44,7 +44,12 @@ def test_the_image_is_slim_non_root_and_installs_the_package_like_the_readme() -
     users = re.findall(r"^USER (\S+)$", dockerfile, re.M)
     assert users
     assert users[-1] not in ("root", "0")
-    assert "pip install --no-cache-dir ." in dockerfile
+    assert 'pip install --no-cache-dir ".[otel]"' in dockerfile  # tracing works in the image
+    # opentelemetry-proto's files are put back after xds-protos', then checked, as make does.
+    makefile = (REPO / "Makefile").read_text()
+    for step in ("--force-reinstall --no-deps", "opentelemetry_problem as p"):
+        assert step in dockerfile
+        assert step in makefile
     readme = (REPO / "README.md").read_text()
     assert "pip install" in (REPO / "Makefile").read_text()
     assert "make install" in readme or "make test" in readme
