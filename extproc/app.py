@@ -25,6 +25,7 @@ from extproc.decide.pipeline import INFLATE_LIMITS, Authorizer
 from extproc.errors import ConfigError
 from extproc.geo.maxmind import open_locator
 from extproc.identity.fetch import http_get_json
+from extproc.identity.key_cache import KeyCache
 from extproc.identity.keys import KeyStore
 from extproc.identity.verifier import TokenVerifier
 from extproc.masking.engine import Masker
@@ -46,16 +47,10 @@ def build_authz(
     fetch_json: Callable[[str, float], Any] = http_get_json,
     load_keys: bool = True,
     previous_keys: KeyStore | None = None,
+    key_cache: KeyCache | None = None,
 ) -> AuthzRuntime:
     locator = open_locator(config.geo)
-    keys = KeyStore(config.identity, fetch_json)
-    if load_keys:
-        for issuer, error in keys.load_all().items():
-            if error:
-                log.warning("issuer keys unavailable", extra={"issuer": issuer, "reason": error})
-        if previous_keys is not None:
-            for issuer in keys.adopt(previous_keys):
-                log.warning("issuer keys kept from the previous config", extra={"issuer": issuer})
+    keys = _issuer_keys(config, fetch_json, load_keys, previous_keys, key_cache)
     authorizer = Authorizer(
         policy=config.policy,
         regions=config.geo.regions,
@@ -74,6 +69,28 @@ def build_authz(
         masking = config.masking
         url_masker = Masker(masking.profiles[masking.default_profile], masking.key)
     return AuthzRuntime(config, authorizer, keys, locator, audit, clock, new_id, url_masker)
+
+
+def _issuer_keys(
+    config: Config,
+    fetch_json: Callable[[str, float], Any],
+    load: bool,
+    previous: KeyStore | None,
+    cache: KeyCache | None,
+) -> KeyStore:
+    """Every issuer's keys: fetched; else, for an issuer that is down, the previous config's
+    (a reload) or the last a sibling worker fetched (a restart)."""
+    keys = KeyStore(config.identity, fetch_json, cache=cache)
+    if not load:
+        return keys
+    errors = keys.load_all()
+    if previous is not None:
+        for issuer in keys.adopt(previous):
+            log.warning("issuer keys kept from the previous config", extra={"issuer": issuer})
+    for issuer, error in errors.items():
+        if error and not keys.has_keys(issuer):
+            log.warning("issuer keys unavailable", extra={"issuer": issuer, "reason": error})
+    return keys
 
 
 def build_processor(
@@ -116,15 +133,13 @@ def build_approvals(
     clock: Clock = SYSTEM_CLOCK,
     fetch_json: Callable[[str, float], Any] = http_get_json,
     load_keys: bool = True,
+    previous_keys: KeyStore | None = None,
+    key_cache: KeyCache | None = None,
 ) -> ApprovalsRuntime:
     """The approvals API's runtime. ``settings`` default to the store beside the config file
     and no webhooks, until the config has an ``approvals`` section."""
     settings = settings or config.approvals or default_settings(config.path)
-    keys = KeyStore(config.identity, fetch_json)
-    if load_keys:
-        for issuer, error in keys.load_all().items():
-            if error:
-                log.warning("issuer keys unavailable", extra={"issuer": issuer, "reason": error})
+    keys = _issuer_keys(config, fetch_json, load_keys, previous_keys, key_cache)
     store = SqliteApprovalStore(
         settings.store_path,
         busy_timeout=settings.busy_timeout_seconds,
@@ -180,15 +195,24 @@ def build(
     sinks: AuditSinks,
     data: bytes | None = None,
     previous: Any = None,
+    keys_directory: Path | None = None,
 ) -> Any:
     """The runtime of ``service`` for the config at ``config_path`` (start-up and reloads), or
-    for ``data``, a content of that file that validated earlier."""
+    for ``data``, a content of that file that validated earlier. ``keys_directory``: where the
+    service's workers share the issuer keys they fetched."""
     config = load_config(config_path) if data is None else parse_config(data, config_path)
+    cache = KeyCache(keys_directory) if keys_directory is not None else None
+    previous_keys = getattr(previous, "keys", None)
+    if not isinstance(previous_keys, KeyStore):
+        previous_keys = None
     if service == "authz":
-        previous_keys = previous.keys if isinstance(previous, AuthzRuntime) else None
-        return build_authz(config, worker=worker, sinks=sinks, previous_keys=previous_keys)
+        return build_authz(
+            config, worker=worker, sinks=sinks, previous_keys=previous_keys, key_cache=cache
+        )
     if service == "approvals":
-        return build_approvals(config, worker=worker, sinks=sinks)
+        return build_approvals(
+            config, worker=worker, sinks=sinks, previous_keys=previous_keys, key_cache=cache
+        )
     return build_processor(config, worker=worker, sinks=sinks)
 
 

@@ -67,6 +67,7 @@ class WorkerSpec:
     log_level: str
     reload_interval: float
     config_data: bytes | None = None  # the last good content; None: read the file
+    keys_directory: Path | None = None  # issuer keys shared by the service's workers
 
 
 def _register_authz(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:
@@ -108,12 +109,26 @@ async def run_worker(spec: WorkerSpec) -> None:
 
     def build() -> Any:
         # A reload keeps the keys of issuers that are down right now (see KeyStore.adopt).
-        return app.build(spec.service, spec.config_path, spec.index, sinks, previous=holder.current)
+        return app.build(
+            spec.service,
+            spec.config_path,
+            spec.index,
+            sinks,
+            previous=holder.current,
+            keys_directory=spec.keys_directory,
+        )
 
     # The first runtime comes from the content the supervisor validated, which may differ from
     # a bad file now on disk; reloads read the file once it changes.
     runtime = await asyncio.to_thread(
-        app.build, spec.service, spec.config_path, spec.index, sinks, spec.config_data
+        lambda: app.build(
+            spec.service,
+            spec.config_path,
+            spec.index,
+            sinks,
+            spec.config_data,
+            keys_directory=spec.keys_directory,
+        )
     )
     holder: RuntimeHolder[Any] = RuntimeHolder(runtime, build, _revision_changed)
     metrics.serving_revision(None, runtime.config.revision)
@@ -244,11 +259,12 @@ def serve(
     config = _validated(service, config_path)
     if config is None:
         return 2
-    specs = [
-        WorkerSpec(service, config_path, host, port + i, i, log_level, reload_interval)
-        for i in range(workers)
-    ]
-    with _metrics_directory():
+    with _metrics_directory(), _private_directory("extproc-keys-") as keys:
+        specs = [
+            WorkerSpec(service, config_path, host, port + i, i, log_level, reload_interval)
+            for i in range(workers)
+        ]
+        specs = [replace(spec, keys_directory=keys) for spec in specs]
         return _supervise(specs, config, metrics_port)
 
 
@@ -256,12 +272,21 @@ def serve(
 def _metrics_directory() -> Iterator[None]:
     """Workers write their samples here; the supervisor aggregates them (set before any worker
     starts, since prometheus_client reads it when a worker imports it)."""
-    directory = tempfile.mkdtemp(prefix="extproc-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    with _private_directory("extproc-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+        try:
+            yield
+        finally:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+
+@contextlib.contextmanager
+def _private_directory(prefix: str) -> Iterator[Path]:
+    """A directory only this user can read or write (0700), removed when the service stops."""
+    directory = tempfile.mkdtemp(prefix=prefix)
     try:
-        yield
+        yield Path(directory)
     finally:
-        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -4,7 +4,8 @@ files, fetches through ``fetch_json`` and holds a lock.
 Keys are prepared once when a JWKS is loaded, never per request. A token naming an unknown
 ``kid`` triggers a refresh (the issuer may have rotated), at most once per
 ``jwks_min_refresh_seconds`` per issuer, so a flood of forged kids cannot make us hammer the
-issuer. A failed refresh keeps the keys we had.
+issuer. A failed refresh keeps the keys we had; a worker that has none yet takes the last
+keys a sibling fetched (``KeyCache``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import orjson
 from extproc.identity.config import IdentityConfig, IssuerConfig
 from extproc.identity.fetch import http_get_json
 from extproc.identity.jwks import KeySourceError, parse_jwks
+from extproc.identity.key_cache import KeyCache
 from extproc.metrics import JWKS_LOADS
 
 log = logging.getLogger("extproc.identity")
@@ -43,8 +45,12 @@ class KeyStore:
         config: IdentityConfig,
         fetch_json: FetchJson = http_get_json,
         clock: Callable[[], float] = time.monotonic,
+        cache: KeyCache | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
+        self._cache = cache
+        self._wall = wall
         self._issuers = {issuer.name: issuer for issuer in config.issuers}
         self._fetch = fetch_json
         self._clock = clock
@@ -114,19 +120,14 @@ class KeyStore:
         issuer = self._issuers[issuer_name]
         state = self._state[issuer_name]
         try:
-            keys = parse_jwks(self._jwks_document(issuer), issuer.name)
+            document = self._jwks_document(issuer)
+            keys = parse_jwks(document, issuer.name)
         except KeySourceError as exc:
-            JWKS_LOADS.labels(issuer.name, "failed").inc()
-            state.error = str(exc)
-            log.warning("issuer keys not loaded", extra={"issuer": issuer.name, "reason": str(exc)})
-            return state.error
+            return self._failed(issuer, state, str(exc))
         if not keys:
-            JWKS_LOADS.labels(issuer.name, "failed").inc()
-            state.error = "the JWKS has no usable signing key"
-            log.warning(
-                "issuer keys not loaded", extra={"issuer": issuer.name, "reason": state.error}
-            )
-            return state.error
+            return self._failed(issuer, state, "the JWKS has no usable signing key")
+        if self._cache is not None and issuer.jwks_file is None:
+            self._cache.save(issuer, document, self._wall())
         JWKS_LOADS.labels(issuer.name, "ok").inc()
         state.keys = keys  # swapped whole: readers never see a half-built set
         state.loaded_at = self._clock()
@@ -135,6 +136,39 @@ class KeyStore:
             "issuer keys loaded", extra={"issuer": issuer.name, "kids": sorted(map(str, keys))}
         )
         return None
+
+    def _failed(self, issuer: IssuerConfig, state: _IssuerKeys, reason: str) -> str:
+        JWKS_LOADS.labels(issuer.name, "failed").inc()
+        state.error = reason
+        log.warning("issuer keys not loaded", extra={"issuer": issuer.name, "reason": reason})
+        if not state.keys:
+            self._take_shared(issuer, state)
+        return reason
+
+    def _take_shared(self, issuer: IssuerConfig, state: _IssuerKeys) -> None:
+        """The keys a sibling worker last fetched, when this one has none. ``loaded_at`` stays
+        unset, so the periodic refresh keeps trying the issuer itself."""
+        if self._cache is None or issuer.jwks_file is not None:
+            return
+        cached = self._cache.load(issuer)
+        if cached is None:
+            return
+        try:
+            keys = parse_jwks(cached.document, issuer.name)
+        except KeySourceError:
+            keys = {}
+        if not keys:
+            return
+        state.keys = keys
+        JWKS_LOADS.labels(issuer.name, "shared").inc()
+        log.warning(
+            "issuer keys taken from another worker's last fetch",
+            extra={
+                "issuer": issuer.name,
+                "kids": sorted(map(str, keys)),
+                "age_seconds": round(max(0.0, self._wall() - cached.saved_at), 1),
+            },
+        )
 
     def _jwks_document(self, issuer: IssuerConfig) -> Any:
         timeout = self._config.http_timeout_seconds

@@ -321,6 +321,28 @@ def test_jwks_down_cached_keys_serve_a_new_key_is_refused_until_it_is_back(
     assert {denials()[rid] for rid in denied} == {1}
 
 
+def test_an_authz_worker_restarted_while_the_jwks_is_down_verifies_with_its_siblings_keys(
+    gateway: Gateway,
+) -> None:
+    """A worker that starts during an issuer outage cannot fetch the keys; it takes the last
+    ones its siblings fetched instead of refusing every token they accept."""
+    assert gateway.request(token=gateway.token(sub="before-outage"), source=SWEDEN).status == 200
+    gateway.issuer.stop()
+    try:
+        pid = gateway.kill_worker("authz", 1)
+        gateway.wait_worker_serving("authz", 1, not_pid=pid, timeout=20)
+        wait_back_in_rotation(gateway, "authz", 1)
+        served = int(gateway.upstream_host("authz", 1)["rq_total"])
+        # Fresh subjects: nothing comes from a worker's verified-token cache.
+        for i in range(8):
+            reply = gateway.request(token=gateway.token(sub=f"outage-{i}"), source=SWEDEN)
+            assert reply.status == 200, reply.body
+        assert int(gateway.upstream_host("authz", 1)["rq_total"]) > served
+        assert "issuer keys taken from another worker's last fetch" in gateway.authz_log()
+    finally:
+        gateway.issuer.start()
+
+
 def _allowed_with(gateway: Gateway, token: str, times: int) -> bool:
     return all(gateway.request(token=token, source=SWEDEN).status == 200 for _ in range(times))
 

@@ -13,6 +13,8 @@ from extproc.config.validation import load_section
 from extproc.demo.issuer import PrivateKey, claims_for, public_jwk, sign
 from extproc.errors import ConfigError, IdentityError, KeyRefreshNeeded
 from extproc.identity.config import IdentityConfig, IssuerConfig
+from extproc.identity.jwks import KeySourceError
+from extproc.identity.key_cache import KeyCache
 from extproc.identity.keys import KeyStore
 from extproc.identity.settings import IdentitySettings, compile_identity
 from extproc.identity.verifier import TokenVerifier
@@ -260,3 +262,68 @@ def test_keys_are_not_carried_to_an_issuer_whose_configuration_changed() -> None
     fresh.load_all()
     assert fresh.adopt(old_store) == []
     assert not fresh.has_keys("corp")
+
+
+def _down(url: str, timeout: float) -> Any:
+    raise KeySourceError(f"GET {url} failed: connection refused")
+
+
+def test_a_worker_started_while_the_issuer_is_down_takes_the_keys_a_sibling_fetched(
+    tmp_path: Path,
+) -> None:
+    key = tokens.rsa_key()
+    _verifier, running, endpoint, clock = make([key])
+    config = running._config
+    shared = KeyCache(tmp_path)
+    sibling = KeyStore(config, fetch_json=endpoint, clock=clock, cache=shared)
+    assert sibling.load_all() == {"corp": None}
+    (saved,) = tmp_path.glob("*.json")
+    assert '"d"' not in saved.read_text()  # public keys only
+
+    restarted = KeyStore(config, fetch_json=_down, clock=clock, cache=shared)
+    assert restarted.load_all()["corp"] == "GET https://idp.example/jwks failed: connection refused"
+    assert restarted.has_keys("corp")
+    verifier = TokenVerifier(config, restarted, clock=clock)
+    assert verifier.verify(token(key, clock)).subject == "alice"
+
+    # Shared keys are not a fetch: the periodic refresh keeps asking the issuer itself.
+    restarted._fetch = endpoint
+    before = endpoint.fetches
+    restarted.refresh_stale()
+    assert endpoint.fetches == before + 1
+    assert restarted.error("corp") is None
+
+
+def test_shared_keys_are_never_taken_for_another_configuration_or_from_a_bad_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dataclasses import replace as changed
+
+    _verifier, running, endpoint, clock = make([tokens.rsa_key()])
+    shared = KeyCache(tmp_path)
+    KeyStore(running._config, fetch_json=endpoint, clock=clock, cache=shared).load_all()
+    moved = changed(running._config.issuers[0], jwks_uri="https://other.example/jwks")
+    elsewhere = KeyStore(IdentityConfig(issuers=(moved,)), fetch_json=_down, cache=shared)
+    elsewhere.load_all()
+    assert not elsewhere.has_keys("corp")
+
+    (saved,) = tmp_path.glob("*.json")
+    saved.write_text('{"saved_at": 1, "jwks": {"keys"')
+    restarted = KeyStore(running._config, fetch_json=_down, cache=shared)
+    restarted.load_all()
+    assert not restarted.has_keys("corp")
+    (unreadable,) = [r for r in caplog.records if r.getMessage() == "shared issuer keys unreadable"]
+    assert getattr(unreadable, "reason", None) == "not JSON"
+
+
+def test_keys_read_from_a_jwks_file_are_not_shared(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [public_jwk(tokens.rsa_key())]}))
+    issuer = IssuerConfig(
+        name="local", issuer=ISSUER, audiences=("gateway",), algorithms=("RS256",), jwks_file=jwks
+    )
+    cache = tmp_path / "shared"
+    cache.mkdir()
+    store = KeyStore(IdentityConfig(issuers=(issuer,)), cache=KeyCache(cache))
+    assert store.load_all() == {"local": None}
+    assert list(cache.iterdir()) == []
