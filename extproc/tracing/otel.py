@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from extproc.abandoned_streams import closed_when_done
+from extproc.tracing.abandoned import closed_when_done
 from extproc.tracing.notes import open_notes
 from extproc.tracing.settings import TracingConfig
 

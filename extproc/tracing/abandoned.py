@@ -1,10 +1,11 @@
-"""Close a streaming handler's answers as soon as its call is done.
+"""Close a traced streaming handler's answers as soon as its call is done.
 
 When a call ends while grpc is still sending an answer (Envoy resets an ext_proc stream once it
 has what it needs, a client goes away mid-stream), grpc stops iterating the handler's async
-generator and leaves it suspended at its ``yield``. Nothing closes it but the garbage collector,
-so whatever its ``finally`` does (the exchange's audit record, a trace span, a watcher's
-cleanup) would wait for a collection that may come late or, at exit, never.
+generator and leaves it suspended at its ``yield``. Untraced, grpc held the last reference and
+the generator is closed as grpc lets go of it. Behind the tracing wrapper it sits in a reference
+cycle: the processor's closing audit record and the span waited for a garbage collection, which
+may come late or, at exit, never, and the span ended as an error (the collector's GeneratorExit).
 """
 
 from __future__ import annotations
