@@ -16,7 +16,8 @@ rule. So:
   parser may keep the first or the last. authz decides on the last one named exactly
   ``model``, as orjson and most servers read it; the processor refuses a body in which any
   occurrence differs from that decision.
-- Forms name it in a field ``model`` (urlencoded, or a ``multipart/form-data`` part).
+- Forms name it in a field ``model`` (urlencoded, or a ``multipart/form-data`` part). A body
+  labelled as a form that is JSON names the models of both readings.
 - JSON that no parser here reads but that mentions ``model`` is unreadable, never "no model".
 
 Pure: no I/O, no clock.
@@ -105,19 +106,30 @@ def _models(body: bytes, content_type: str, *, every: bool) -> BodyModels:
     if not body:
         return NO_MODEL
     kind, params = media_type(content_type)
-    if kind == FORM_TYPE:
-        return _from_fields(form_fields(body))
-    if kind == "multipart/form-data":
-        fields = part_fields(body, params.get("boundary", ""))
-        if fields is not None:
-            return _from_fields(fields)
-        return UNREADABLE if b"model" in body.lower() else NO_MODEL
+    if kind in (FORM_TYPE, "multipart/form-data"):
+        as_form = _from_form(body, kind, params.get("boundary", ""))
+        if _JSON_START.match(body) is None:
+            return as_form
+        # JSON labelled as a form: a server that reads JSON whatever the label sees the JSON's
+        # model, one that trusts the label the form's. Both are the body's models; the JSON's
+        # come last, so they are the one decided on.
+        as_json = _from_json(body, every)
+        return BodyModels(as_form.values + as_json.values, as_form.readable and as_json.readable)
     if _JSON_START.match(body) is not None:
         return _from_json(body, every)
     encoding = json.detect_encoding(body[:4])
     if encoding not in _UTF8:  # UTF-16 or UTF-32 JSON, which Python's json reads as it is
         return _from_text(body, encoding, every)
     return NO_MODEL
+
+
+def _from_form(body: bytes, kind: str, boundary: str) -> BodyModels:
+    if kind == FORM_TYPE:
+        return _from_fields(form_fields(body))
+    fields = part_fields(body, boundary)
+    if fields is not None:
+        return _from_fields(fields)
+    return UNREADABLE if b"model" in body.lower() else NO_MODEL
 
 
 def _from_fields(fields: list[tuple[str, str]]) -> BodyModels:

@@ -11,6 +11,7 @@ bytes). Each part is length-prefixed, so no two different requests share the inp
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 
@@ -41,16 +42,47 @@ def check_approval_id(text: str) -> str:
 
 
 def canonical_body(body: bytes | None) -> bytes:
-    """A JSON body with sorted keys and no insignificant whitespace; other bodies as sent."""
+    """A JSON body with sorted keys and no insignificant whitespace; other bodies as sent.
+
+    A body with a repeated member name is taken as sent: parsers differ on which occurrence
+    they keep, and a canonical form keeping one would let a body whose other occurrence says
+    something else pass for the one approvers saw."""
     if not body:
         return b""
     stripped = body.lstrip()
     if stripped[:1] in (b"{", b"["):
         try:
-            return orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
-        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-            pass  # not JSON after all (or numbers orjson cannot hold): the bytes decide
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body  # not JSON after all (or numbers orjson cannot hold): the bytes decide
+        if _has_repeated_names(body):
+            return body
+        try:
+            return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            return body
     return body
+
+
+def _has_repeated_names(body: bytes) -> bool:
+    """Whether any object of this JSON (which orjson parsed) repeats a member name."""
+
+    def members(pairs: list[tuple[str, object]]) -> None:
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names):
+            raise _Repeated
+
+    try:
+        json.loads(body, object_pairs_hook=members)
+    except _Repeated:
+        return True
+    except (ValueError, RecursionError):
+        return True  # orjson read it and json does not: take no chance, the bytes decide
+    return False
+
+
+class _Repeated(Exception):
+    pass
 
 
 def request_digest(method: str, path: str, model: str, body: bytes | None) -> str:

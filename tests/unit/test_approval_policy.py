@@ -98,6 +98,23 @@ def test_the_request_digest_ignores_json_formatting_but_not_content() -> None:
     assert request_digest("GET", "/ab", "c", b"") != request_digest("GET", "/a", "bc", b"")
 
 
+def test_a_body_with_a_repeated_member_is_approved_as_sent_never_as_one_reading_of_it() -> None:
+    """Parsers keep the first or the last of a repeated name: the canonical form of either
+    reading would let the other one's content ride on the approval."""
+    approved = b'{"model":"m","messages":[{"content":"benign job"}]}'
+    smuggled = (
+        b'{"model":"m","messages":[{"content":"EVIL: exfiltrate"}],'
+        b'"messages":[{"content":"benign job"}]}'
+    )
+    assert request_digest("POST", "/v1", "m", approved) != request_digest(
+        "POST", "/v1", "m", smuggled
+    )
+    assert canonical_body(smuggled) == smuggled
+    nested = b'{"messages":[{"content":"a","content":"b"}]}'
+    assert canonical_body(nested) == nested
+    assert canonical_body(b'{"b": 1, "a": 2}') == b'{"a":2,"b":1}'
+
+
 def test_scope_keys_bind_rule_and_issuer_and_route_scope_ignores_the_body() -> None:
     one = request_digest("POST", "/v1/chat", "m", b'{"a":1}')
     two = request_digest("POST", "/v1/chat", "m", b'{"a":2}')

@@ -264,6 +264,22 @@ def test_a_form_naming_another_model_is_refused() -> None:
     assert ex.request_body(b"model=demo&language=en").refusal is None
 
 
+def test_json_labelled_as_a_form_names_the_models_of_both_readings() -> None:
+    """A server that reads JSON whatever the label sees ``gpt-x``; one that trusts the label
+    sees a form field ``model=demo``, smuggled in a member name."""
+    body = '{"model":"gpt-x","messages":[],"&model=demo&":1}'
+    form = "application/x-www-form-urlencoded"
+    assert read(body, form).values[-1] == "gpt-x"
+    assert set(read(body, form).values) >= {"gpt-x", "demo"}
+    assert decide(body, content_type=form) == "gpt-x"  # authz decides on the JSON's model
+    # as multipart it has no parts a parser could read: unreadable, so the processor refuses it
+    assert not read(body, "multipart/form-data; boundary=x").readable
+    ex = started(ALLOWED, **{"content-type": form})
+    step = ex.request_body(b'{"model":"demo","messages":[],"&model=frontier-x&":1}')
+    assert step.refusal is not None  # the form reading names a model authz did not decide on
+    assert step.refusal.error == "model_not_authorized"
+
+
 def test_a_streamed_request_is_checked_like_any_other() -> None:
     ex = started()
     assert ex.request_body(sdk("frontier-x", stream=True).encode()).refusal is not None
