@@ -6,11 +6,14 @@ are) → key by ``kid`` (its type must fit the algorithm) → signature and clai
 required, ``nbf``, ``iat``, exact ``iss``, ``aud``, with the issuer's leeway).
 
 Verified tokens are cached by the token string until the moment they would fail verification
-(``exp`` + leeway), bounded to ``token_cache_size`` entries (oldest evicted first).
+(``exp`` + leeway), bounded to ``token_cache_size`` entries (oldest evicted first), and only
+while the key that verified them is still the issuer's: a key the issuer withdrew (a refresh
+no longer finds it) stops vouching for the tokens it signed.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -47,14 +50,15 @@ class TokenVerifier:
         self._keys = keys
         self._clock = clock
         self._cache_size = config.token_cache_size
-        self._cache: dict[str, tuple[Identity, float]] = {}
+        # token → (identity, valid until, the key that verified it, that key's kid)
+        self._cache: dict[str, tuple[Identity, float, jwt.PyJWK, str | None]] = {}
 
     def verify_cached(self, token: str) -> Identity | None:
         entry = self._cache.get(token)
         if entry is None:
             return None
-        identity, valid_until = entry
-        if self._clock() >= valid_until:
+        identity, valid_until, key, kid = entry
+        if self._clock() >= valid_until or self._keys.key(identity.issuer, kid) is not key:
             self._cache.pop(token, None)
             return None
         return identity
@@ -65,11 +69,12 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.DecodeError:
+        except jwt.InvalidTokenError:  # malformed, or a header this gateway cannot honour (crit)
             raise IdentityError(
                 "the token is not a well-formed JWT", code=Code.MALFORMED_TOKEN
             ) from None
-        issuer = self._issuers.get(unverified.get("iss"))  # type: ignore[arg-type]
+        named = unverified.get("iss")
+        issuer = self._issuers.get(named) if isinstance(named, str) else None
         if issuer is None:
             raise IdentityError("the token's issuer is not trusted", code=Code.UNKNOWN_ISSUER)
         algorithm = header.get("alg")
@@ -78,11 +83,12 @@ class TokenVerifier:
                 f"algorithm {algorithm!r} is not allowed for this issuer",
                 code=Code.ALGORITHM_NOT_ALLOWED,
             )
-        kid = header.get("kid")
-        key = self._keys.key(issuer.name, kid if isinstance(kid, str) else None)
+        named_kid = header.get("kid")
+        kid = named_kid if isinstance(named_kid, str) else None
+        key = self._keys.key(issuer.name, kid)
         if key is None:
             if not refreshed:
-                raise KeyRefreshNeeded(issuer.name, kid if isinstance(kid, str) else None)
+                raise KeyRefreshNeeded(issuer.name, kid)
             if not self._keys.has_keys(issuer.name):
                 raise IdentityError("the issuer's keys are unavailable", code=Code.KEYS_UNAVAILABLE)
             raise IdentityError("the token's signing key is not known", code=Code.UNKNOWN_KEY)
@@ -94,7 +100,7 @@ class TokenVerifier:
         claims = self._decode(token, key, algorithm, issuer)
         self._check_times(claims, issuer.leeway_seconds)
         identity = self._identity(claims, issuer)
-        self._remember(token, identity, identity.expires_at + issuer.leeway_seconds)
+        self._remember(token, (identity, identity.expires_at + issuer.leeway_seconds, key, kid))
         return identity
 
     def _decode(self, token: str, key: jwt.PyJWK, algorithm: str, issuer: IssuerConfig) -> Any:
@@ -132,6 +138,10 @@ class TokenVerifier:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise IdentityError(f"the {name!r} claim must be a number", code=Code.INVALID_CLAIM)
+            if not math.isfinite(value):  # NaN compares false to every time: it never expires
+                raise IdentityError(
+                    f"the {name!r} claim must be a finite number", code=Code.INVALID_CLAIM
+                )
             times[name] = float(value)
         if now >= times["exp"] + leeway:
             raise IdentityError("the token has expired", code=Code.TOKEN_EXPIRED)
@@ -143,13 +153,15 @@ class TokenVerifier:
     def _identity(self, claims: Mapping[str, Any], issuer: IssuerConfig) -> Identity:
         return identity_from_claims(claims, issuer)
 
-    def _remember(self, token: str, identity: Identity, valid_until: float) -> None:
+    def _remember(
+        self, token: str, entry: tuple[Identity, float, jwt.PyJWK, str | None]
+    ) -> None:
         if self._cache_size <= 0:
             return
         if len(self._cache) >= self._cache_size:
             # dicts keep insertion order: drop the oldest entry
             self._cache.pop(next(iter(self._cache)))
-        self._cache[token] = (identity, valid_until)
+        self._cache[token] = entry
 
 
 def identity_from_claims(claims: Mapping[str, Any], issuer: IssuerConfig) -> Identity:

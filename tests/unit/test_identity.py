@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jwt import api_jws as jws
 
 from extproc.config.document import parse_document
 from extproc.config.validation import load_section
@@ -112,6 +113,56 @@ def test_an_unknown_kid_asks_for_a_refresh_then_verifies_after_rotation() -> Non
     endpoint.keys = [old, new]
     assert store.refresh("corp")
     assert verifier.verify(rotated).subject == "alice"
+
+
+def test_a_key_the_issuer_withdrew_stops_vouching_for_the_tokens_it_verified() -> None:
+    """A compromised signing key is withdrawn from the JWKS: tokens it signed, even ones
+    verified and cached before, are refused once a refresh no longer finds it."""
+    old, new = tokens.rsa_key(), tokens.rsa_key()
+    verifier, store, endpoint, clock = make([old], jwks_min_refresh_seconds=0)
+    signed_by_old = token(old, clock)
+    assert verifier.verify(signed_by_old).subject == "alice"
+    assert verifier.verify_cached(signed_by_old) is not None
+    endpoint.keys = [new]
+    assert store.refresh("corp")
+    assert verifier.verify_cached(signed_by_old) is None
+    with pytest.raises(IdentityError) as caught:
+        verifier.verify(signed_by_old, refreshed=True)
+    assert caught.value.code == "unknown_key"
+
+
+def test_headers_and_claims_no_token_may_carry_are_refused_as_the_callers_error() -> None:
+    key = tokens.rsa_key()
+    verifier, _store, _endpoint, clock = make([key])
+    cases = [
+        (sign_raw(key, _claims(clock), {"crit": ["zzz"]}), "malformed_token"),
+        (sign_raw(key, _claims(clock), {"crit": "x"}), "malformed_token"),
+        (sign_raw(key, {**_claims(clock), "iss": [ISSUER]}), "unknown_issuer"),
+        (sign_raw(key, {**_claims(clock), "iss": {"a": 1}}), "unknown_issuer"),
+        (sign_raw(key, {**_claims(clock), "exp": float("inf")}), "invalid_claim"),
+        (sign_raw(key, {**_claims(clock), "exp": float("nan")}), "invalid_claim"),
+        (sign_raw(key, {**_claims(clock), "nbf": float("nan")}), "invalid_claim"),
+        (sign_raw(key, {**_claims(clock), "iat": float("-inf")}), "invalid_claim"),
+    ]
+    for signed, code in cases:
+        with pytest.raises(IdentityError) as caught:
+            verifier.verify(signed)
+        assert caught.value.code == code, signed
+
+
+def sign_raw(key: PrivateKey, claims: dict[str, Any], headers: dict[str, Any] | None = None) -> str:
+    """Signed as an issuer could sign anything (PyJWT's encoder refuses some of these)."""
+    jwk = public_jwk(key)
+    payload = json.dumps(claims).encode()  # NaN and Infinity as Python's json writes them
+    return jws.encode(
+        payload, key, algorithm=jwk["alg"], headers={"kid": jwk["kid"], **(headers or {})}
+    )
+
+
+def _claims(clock: FakeClock) -> dict[str, Any]:
+    claims = claims_for(ISSUER, "alice", ["ml-eu"], "gateway", 600, {})
+    claims.update({"iat": int(clock.now), "nbf": int(clock.now), "exp": int(clock.now) + 600})
+    return claims
 
 
 def test_refreshes_are_rate_limited_so_forged_kids_cannot_hammer_the_issuer() -> None:
