@@ -153,9 +153,7 @@ class TokenVerifier:
     def _identity(self, claims: Mapping[str, Any], issuer: IssuerConfig) -> Identity:
         return identity_from_claims(claims, issuer)
 
-    def _remember(
-        self, token: str, entry: tuple[Identity, float, jwt.PyJWK, str | None]
-    ) -> None:
+    def _remember(self, token: str, entry: tuple[Identity, float, jwt.PyJWK, str | None]) -> None:
         if self._cache_size <= 0:
             return
         if len(self._cache) >= self._cache_size:

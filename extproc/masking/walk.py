@@ -6,6 +6,11 @@ by its masked form (renamed ``~`` when that collides with a sibling); a number h
 becomes a JSON string with the masked value: there is no masked number. Objects parsed
 leniently (``Members``) keep every duplicate key, and each duplicate's value is masked.
 
+Servers join sibling text parts into one prompt (``content`` parts, ``input_text`` items, a
+``prompt`` list): a value split across them is whole to the model. So once every string is
+masked, each array of two or more text parts is read joined as servers join them (without a
+separator, with a space, with a newline), and a value found there is masked across its parts.
+
 Locations are linked ``(parent, name)`` pairs, rendered only for a finding and bounded, and
 field rules and ``scan`` paths advance a small automaton one member at a time, so neither
 costs O(depth) per node. A location names the masked key, never the raw one.
@@ -13,11 +18,13 @@ costs O(depth) per node. A location names the masked key, never the raw one.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 from extproc.masking.jsondoc import Members
 from extproc.masking.operators import operator
 from extproc.masking.paths import ANY, Step
+from extproc.masking.restore import RESTORE_DIRECTION
 from extproc.masking.results import Finding
 
 if TYPE_CHECKING:
@@ -27,6 +34,8 @@ MIN_VALUE_CHARS = 6  # no detected value is shorter ("a@b.co")
 MIN_NUMBER = 10**5  # a number of fewer than six digits holds no detected value
 EXACT_FLOAT = 2**53  # beyond, a float's digits are not the ones that were written
 RENDERED_PARTS = 32
+JOINERS = ("", " ", "\n")  # how servers join the text parts of one prompt
+TEXT_LISTS = frozenset({"prompt", "content", "input", "text"})  # arrays of strings, joined
 NAME_CACHE_ENTRIES = 4096
 Link = tuple[Any, ...]  # () for the root, else (parent link, key or index)
 State = frozenset[tuple[int, int]]  # (path, steps matched) pairs of the rules automaton
@@ -110,6 +119,7 @@ class _Walk:
         self.hits = masker.hits_for(direction)
         # The hit cache read directly on the hot path (empty when hits come from elsewhere).
         self.cached = masker.hit_cache_for(direction)
+        self.parts: list[tuple[list[Any], Link]] = []  # arrays of text parts, read joined
 
     def run(self, document: Any) -> Any:
         paths = self.paths
@@ -126,6 +136,8 @@ class _Walk:
                 self.plain_object(node, link, stack)
             else:
                 self.members(node, link, state, stack)
+        for node, link in self.parts:
+            self.joined(node, link)
         return document
 
     def plain_object(self, node: dict[str, Any], link: Link, stack: list[Any]) -> None:
@@ -165,6 +177,8 @@ class _Walk:
     def elements(self, node: list[Any], link: Link, state: State | None, stack: list[Any]) -> None:
         paths = self.paths
         hits = self.hits
+        if len(node) > 1 and (state is None or self.scan_all) and _may_hold_parts(node, link):
+            self.parts.append((node, link))
         for index, item in enumerate(node):
             child = paths.step(state, index) if paths is not None and state is not None else None
             kind = type(item)
@@ -214,6 +228,63 @@ class _Walk:
                 node[key] = item
             if renamed:
                 _rename_members(node, renamed)
+
+    def joined(self, node: list[Any], link: Link) -> None:
+        """Mask what the array's text parts hold once joined, across the parts it spans."""
+        slots = _text_slots(node)
+        if len(slots) < 2:
+            return
+        # Restoring, a part holds the caller's own values again: only a value that spans parts
+        # is one no part was checked for.
+        spanning_only = self.masker.tokens is not None and self.direction == RESTORE_DIRECTION
+        for joiner in JOINERS:
+            texts = [container[key] for _, container, key in slots]
+            joined = joiner.join(texts)
+            found = self.hits(joined, cache=False)
+            if not found:
+                continue
+            starts = []
+            position = 0
+            for text in texts:
+                starts.append(position)
+                position += len(text) + len(joiner)
+            edits: dict[int, list[tuple[int, int, str]]] = {}
+            for hit in found:
+                start, end = hit[0], hit[1]
+                first = bisect_right(starts, start) - 1
+                last = bisect_right(starts, end - 1) - 1
+                if spanning_only and first == last:
+                    continue
+                location = render((link, slots[first][0]))
+                masked = self.masker.apply(
+                    joined,
+                    [hit],
+                    self.direction,
+                    location,
+                    self.findings,
+                    offset=-starts[first],  # the finding's offset is in its first part
+                    cache=False,
+                )
+                replacement = masked[start : len(masked) - (len(joined) - end)]
+                for index in range(first, last + 1):
+                    low = max(start - starts[index], 0)
+                    high = min(end - starts[index], len(texts[index]))
+                    edits.setdefault(index, []).append(
+                        (low, high, replacement if index == first else "")
+                    )
+            if self.masker.report:
+                continue
+            for index, changes in edits.items():
+                text = texts[index]
+                pieces, position = [], 0
+                for low, high, replacement in sorted(changes):
+                    pieces.append(text[position:low] + replacement)
+                    position = max(position, high)
+                pieces.append(text[position:])
+                new = "".join(pieces)
+                self.replaced.append((text, new))
+                _, container, key = slots[index]
+                container[key] = new
 
     def apply(self, text: str, found: list[Any], link: Link, where: str = "") -> str:
         location = where or render(link)
@@ -281,6 +352,34 @@ class _Walk:
             node.update((key, item) for key, item in keep)
         else:
             node.pairs[:] = keep
+
+
+# Where one text part sits: its index in the array, and the container and key that hold it
+# (the array itself, an object's "text" member, or a [key, value] pair of a ``Members``).
+Slot = tuple[int, Any, Any]
+
+
+def _may_hold_parts(node: list[Any], link: Link) -> bool:
+    if link and link[1] in TEXT_LISTS:
+        return True
+    return any(type(item) is Members or (type(item) is dict and "text" in item) for item in node)
+
+
+def _text_slots(node: list[Any]) -> list[Slot]:
+    slots: list[Slot] = []
+    for index, item in enumerate(node):
+        kind = type(item)
+        if kind is str:
+            slots.append((index, node, index))
+        elif kind is dict:
+            if type(item.get("text")) is str:
+                slots.append((index, item, "text"))
+        elif kind is Members:
+            # Every "text" of a repeated name: a server keeps one, which is not known here.
+            slots.extend(
+                (index, pair, 1) for pair in item if pair[0] == "text" and type(pair[1]) is str
+            )
+    return slots
 
 
 def _keys(node: Any) -> list[str]:

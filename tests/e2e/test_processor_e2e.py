@@ -23,7 +23,7 @@ SENSITIVE = "card 4111 1111 1111 1111, mail jane.doe@example.com, ssn 123-45-678
 RAW_VALUES = ("4111 1111 1111 1111", "jane.doe@example.com", "123-45-6789")
 
 
-def chat(content: str, model: str = "demo-echo", **extra: object) -> dict[str, object]:
+def chat(content: object, model: str = "demo-echo", **extra: object) -> dict[str, object]:
     return {"model": model, "messages": [{"role": "user", "content": content}], **extra}
 
 
@@ -52,6 +52,26 @@ def test_sensitive_values_in_a_json_request_never_reach_the_model(gateway: Gatew
     assert content.startswith("card [REDACTED:CARD], mail <EMAIL:")
     assert content.endswith(", ssn [REDACTED:US_SSN]")
     assert reply.json()["choices"][0]["message"]["content"] == content
+
+
+def test_a_value_split_across_the_text_parts_of_a_prompt_never_reaches_the_model(
+    gateway: Gateway,
+) -> None:
+    """Servers join a prompt's text parts: each part alone holds nothing, joined they hold a
+    card, an e-mail and an SSN. Checked on the prompt as the demo model reads it (joined)."""
+    parts = ["card 4111 1111", " 1111 1111, mail jane.doe", "@example.com, ssn 123-45", "-6789"]
+    content: list[dict[str, object]] = [{"type": "text", "text": part} for part in parts]
+    content.insert(2, {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}})
+    gateway.model.clear()
+    reply = gateway.request(token=gateway.token(), source=SWEDEN, body=chat(content))
+    assert reply.status == 200, reply.body
+    sent = json.loads(gateway.model.requests()[-1].body)["messages"][0]["content"]
+    prompt = "".join(part.get("text", "") for part in sent)
+    for raw in RAW_VALUES:
+        assert raw not in prompt
+        assert raw not in reply.body.decode()
+    assert "[REDACTED:CARD]" in prompt
+    assert "[REDACTED:US_SSN]" in prompt
 
 
 def test_the_same_value_always_gets_the_same_token(gateway: Gateway) -> None:

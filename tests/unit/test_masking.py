@@ -3,6 +3,7 @@ report mode, blocking, and the invariants (valid JSON, same shape) as properties
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -326,3 +327,57 @@ def test_a_card_split_across_sse_events_and_chunks_arrives_masked(
             assert digits not in contents[-1]
     assert "".join(contents) == "Here: [REDACTED:CARD] and [REDACTED:EMAIL], bye."
     assert {f.type for f in masker.all_findings()} == {"CARD", "EMAIL"}
+
+
+# -- values split across the text parts of one prompt --------------------------------------------
+SPLIT_VALUES = ("4111 1111 1111 1111", "jane.doe@example.com", "123-45-6789")
+
+
+def _mask_parts(document: dict[str, Any], profile: Profile | None = None) -> dict[str, Any]:
+    masker = Masker(profile or Profile("p"), KEY)
+    masked: dict[str, Any] = json.loads(
+        masker.mask_json(json.dumps(document).encode(), "request").body
+    )
+    return masked
+
+
+@given(
+    cuts=st.lists(st.integers(min_value=0, max_value=80), min_size=1, max_size=6),
+    shape=st.sampled_from(["content", "input_text", "prompt"]),
+)
+@settings(max_examples=200, deadline=None)
+def test_a_value_split_across_text_parts_is_masked_however_the_server_joins_them(
+    cuts: list[int], shape: str
+) -> None:
+    text = f"card {SPLIT_VALUES[0]}, mail {SPLIT_VALUES[1]}, ssn {SPLIT_VALUES[2]} ok"
+    bounds = sorted({0, len(text), *(min(cut, len(text)) for cut in cuts)})
+    parts = [text[low:high] for low, high in itertools.pairwise(bounds)]
+    if shape == "prompt":
+        document: dict[str, Any] = {"prompt": parts}
+    else:
+        kind = "text" if shape == "content" else "input_text"
+        items = [{"type": kind, "text": part} for part in parts]
+        document = {"messages": [{"role": "user", "content": items}]}
+    masked = _mask_parts(document)
+    if shape == "prompt":
+        texts = masked["prompt"]
+    else:
+        texts = [item["text"] for item in masked["messages"][0]["content"]]
+    for joiner in ("", " ", "\n"):
+        joined = joiner.join(texts)
+        for raw in SPLIT_VALUES:
+            assert raw not in joined, (joiner, texts)
+        assert "4111" not in joined
+
+
+def test_text_parts_are_joined_only_where_servers_join_them() -> None:
+    # Records of a list are not one prompt: a number in one and a number in the next stay.
+    records = {"rows": [{"id": "4111 1111"}, {"id": "1111 1111"}]}
+    assert _mask_parts(records) == records
+    # A finding within one part that only its neighbour's keyword reveals is masked too.
+    keyword = {"prompt": ["my social security number is", " 123456789"]}
+    assert "123456789" not in json.dumps(_mask_parts(keyword))
+    # Report mode records the finding and changes nothing.
+    report = Profile("r", mode="report")
+    split = {"prompt": ["card 4111 1111", " 1111 1111"]}
+    assert _mask_parts(split, report) == split
