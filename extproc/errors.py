@@ -50,6 +50,7 @@ class Code(StrEnum):
     RESPONSE_TOO_LARGE = "response_too_large"
     EXCHANGE_INCOMPLETE = "exchange_incomplete"
     REQUEST_TIMEOUT = "request_timeout"
+    BAD_REQUEST = "bad_request"
     AUTHZ_UNAVAILABLE = "authz_unavailable"
     # the gateway cannot decide or record (5xx: fail closed)
     GEO_UNAVAILABLE = "geo_unavailable"
@@ -127,6 +128,9 @@ CODES: dict[Code, CodeInfo] = {
         502, "the exchange ended before the model's answer was complete"
     ),
     Code.REQUEST_TIMEOUT: CodeInfo(408, "the request was not received in time"),
+    Code.BAD_REQUEST: CodeInfo(
+        400, "Envoy refused the request as malformed (an escaped slash in its path, say)"
+    ),
     Code.AUTHZ_UNAVAILABLE: CodeInfo(503, "the authorization service could not answer"),
     Code.GEO_UNAVAILABLE: CodeInfo(500, "the GeoIP database is unusable"),
     Code.GEO_LOOKUP_FAILED: CodeInfo(500, "the GeoIP lookup failed"),

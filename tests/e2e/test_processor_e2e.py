@@ -74,6 +74,29 @@ def test_a_value_split_across_the_text_parts_of_a_prompt_never_reaches_the_model
     assert "[REDACTED:US_SSN]" in prompt
 
 
+def test_paths_are_normalized_before_any_rule_reads_them_and_escaped_slashes_refused(
+    gateway: Gateway,
+) -> None:
+    """A rule on a path must not be passed by another spelling the model server reads as it."""
+    token = gateway.token()
+    for spelling in (
+        "/eu/v1//chat/completions",
+        "/eu/v1/x/../chat/./completions",
+        "/eu/v1/%63hat/completions",
+    ):
+        gateway.model.clear()
+        reply = gateway.request(spelling, token=token, source=SWEDEN, body=chat("hi"))
+        assert reply.status == 200, (spelling, reply.body)
+        assert [seen.path for seen in gateway.model.requests()] == ["/v1/chat/completions"]
+    gateway.model.clear()
+    reply = gateway.request(
+        "/eu/v1/chat%2Fcompletions", token=token, source=SWEDEN, body=chat("hi")
+    )
+    assert reply.status == 400
+    assert reply.json()["error"] == "bad_request"
+    assert gateway.model.requests() == []
+
+
 def test_the_same_value_always_gets_the_same_token(gateway: Gateway) -> None:
     gateway.model.clear()
     for _ in range(2):
