@@ -203,6 +203,25 @@ policy:
     assert policy.evaluate(replace(matching, route={})).effect == "deny"
 
 
+def test_a_header_sent_twice_cannot_pass_a_deny_rule() -> None:
+    """Envoy joins a repeated header with commas: ``x-tenant: red`` twice is ``red,red``."""
+    policy = policy_from(
+        """
+policy:
+  rules:
+    - name: no-red
+      when: {headers: {x-tenant: red}}
+      effect: deny
+    - name: rest
+      effect: allow
+"""
+    )
+    for joined in ("red", "red,red", "blue, red", "red,blue"):
+        assert policy.evaluate(replace(facts(), headers={"x-tenant": joined})).rule == "no-red"
+    for other in ("blue", "blue,green", "reddish"):
+        assert policy.evaluate(replace(facts(), headers={"x-tenant": other})).rule == "rest"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
