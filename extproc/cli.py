@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import ipaddress
 import os
 import sys
 from collections.abc import Sequence
@@ -39,8 +41,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("extproc")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _address(text: str) -> str:
+    """An IPv4 or IPv6 address, as Envoy computes a client's (a typo is not 'unknown')."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
+    return text
+
+
+def _positive_seconds(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {seconds}")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="extproc", description=_DESCRIPTION)
+    parser.add_argument(
+        "--version", action="version", version=f"extproc {_version()}", help="print the version"
+    )
     commands = parser.add_subparsers(metavar="COMMAND")
 
     check = commands.add_parser(
@@ -55,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="show how a request would be decided, and why")
     explain.add_argument("--config", type=Path, required=True)
     explain.add_argument("--token", default=None, help="the caller's JWT (omit for none)")
-    explain.add_argument("--source-ip", required=True, help="the client address Envoy computed")
+    explain.add_argument(
+        "--source-ip", required=True, type=_address, help="the client address Envoy computed"
+    )
     explain.add_argument("--path", required=True)
     explain.add_argument("--method", default="POST")
     explain.add_argument("--host", default="localhost")
@@ -180,7 +213,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", required=True)
     token.add_argument("--groups", default="", help="comma separated")
     token.add_argument("--claim", action="append", default=[], metavar="K=V")
-    token.add_argument("--ttl", type=int, default=3600, help="seconds")
+    token.add_argument("--ttl", type=_positive_seconds, default=3600, help="seconds")
     token.add_argument("--audience", default="extproc-demo")
     token.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     token.set_defaults(run=_token)

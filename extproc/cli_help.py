@@ -63,9 +63,30 @@ for _action in ("list", "show", "approve", "deny", "revoke", "watch"):
     HELP[(f"approvals {_action}", "--timeout")] = _TIMEOUT
 
 
+class _Defaults(argparse.HelpFormatter):
+    """A default in the help line, unless the line already says it, or there is none to say
+    (a flag's False, an option's None or empty value)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default is None
+            or default is False
+            or (isinstance(default, str | list | tuple) and not default)
+            or default is argparse.SUPPRESS
+            or not (
+                action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
+            )
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def document(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> None:
     """Fill in missing help from ``HELP`` and show defaults, for this parser and below."""
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.formatter_class = _Defaults
     command = " ".join(path)
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):

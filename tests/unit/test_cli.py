@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -279,12 +280,18 @@ def test_every_option_of_every_command_explains_itself_and_shows_its_default() -
                     missing += walk(sub, f"{path} {name}".strip())
             elif action.dest != "help" and not action.help:
                 missing.append(f"{path}: {action.option_strings or action.dest}")
-        assert parser.formatter_class is argparse.ArgumentDefaultsHelpFormatter, path
         return missing
 
     assert walk(_parser(), "") == []
     serve_help = run_cli("serve", "--help").stdout.decode()
     assert "(default: 1.0)" in serve_help  # --reload-interval
+    # One default per line, and none for a flag or an option that has none.
+    for command in (("serve",), ("approvals", "watch"), ("audit", "verify"), ("token",)):
+        text = run_cli(*command, "--help").stdout.decode()
+        assert "(default: False)" not in text, command
+        assert "(default: None)" not in text, command
+        for entry in re.split(r"\n  (?=-|\w)", text):
+            assert entry.count("default") <= 1, (command, entry)
 
 
 def test_token_and_explain_work_offline_against_a_demo_state_directory(tmp_path: Path) -> None:
@@ -301,3 +308,15 @@ def test_token_and_explain_work_offline_against_a_demo_state_directory(tmp_path:
     )  # fmt: skip
     assert explained.returncode == 0, explained.stdout + explained.stderr
     assert b"decision: ALLOW" in explained.stdout
+
+
+def test_a_mistyped_address_or_a_negative_ttl_is_refused_and_the_version_is_printed() -> None:
+    mistyped = run_cli("explain", "--config", "c.yaml", "--source-ip", "192.0.2.1O", "--path", "/")
+    assert mistyped.returncode == 2
+    assert b"not an IP address: '192.0.2.1O'" in mistyped.stderr
+    expired = run_cli("token", "--sub", "alice", "--ttl", "-5")
+    assert expired.returncode == 2
+    assert b"must be more than 0 seconds" in expired.stderr
+    version = run_cli("--version")
+    assert version.returncode == 0
+    assert version.stdout.decode().startswith("extproc ")
