@@ -398,7 +398,8 @@ def _mask(args: argparse.Namespace) -> int:
 
     config = masking_config(args.config)
     if args.profile is not None and args.profile not in config.profiles:
-        raise ExtprocError(f"no masking profile named {args.profile!r}")
+        known = ", ".join(sorted(config.profiles))
+        raise ExtprocError(f"no masking profile named {args.profile!r} (defined: {known})")
     return run_mask(
         config,
         profile=args.profile,

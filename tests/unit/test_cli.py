@@ -320,3 +320,10 @@ def test_a_mistyped_address_or_a_negative_ttl_is_refused_and_the_version_is_prin
     version = run_cli("--version")
     assert version.returncode == 0
     assert version.stdout.decode().startswith("extproc ")
+
+
+def test_mask_with_a_profile_the_config_lacks_names_the_ones_it_has(tmp_path: Path) -> None:
+    assert run_cli("demo", "init", str(tmp_path)).returncode == 0
+    unknown = run_cli("mask", "--config", str(tmp_path / "config.yaml"), "--profile", "nope")
+    assert unknown.returncode != 0
+    assert b"no masking profile named 'nope' (defined: " in unknown.stderr
