@@ -8,8 +8,9 @@ therefore runs on a folded view:
 
 - ``\\uXXXX`` escapes (and surrogate pairs) are decoded; a lone surrogate reads as U+FFFD;
 - each non-ASCII character is replaced by its NFKC form, decimal digits of any script by ASCII
-  digits, tag characters by the ASCII they mirror, and format characters (zero-width spaces,
-  bidi controls) and combining marks are dropped.
+  digits, dashes and the minus sign by ``-``, characters that render blank (Hangul fillers,
+  the braille blank) by a space, tag characters by the ASCII they mirror, and format
+  characters (zero-width spaces, bidi controls) and combining marks are dropped.
 
 Spans found in the view map back to whole original characters or escape sequences, so the
 masked output replaces exactly what encoded the value and stays valid. ASCII text without a
@@ -27,6 +28,8 @@ _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _DROPPED = frozenset({"Cf", "Mn", "Me"})
 _TAGS = range(0xE0020, 0xE007F)
+# Letters and symbols that render as a blank (NFKC keeps them): read as a space between digits.
+_BLANKS = frozenset("\u115f\u1160\u2800\u3164\uffa0\u2028\u2029")
 _FOLD_CACHE_LIMIT = 65_536
 
 
@@ -163,7 +166,13 @@ def _fold_char(char: str) -> str:
         category = unicodedata.category(part)
         if category in _DROPPED:
             continue
-        out.append(str(unicodedata.decimal(part)) if category == "Nd" else part)
+        if category == "Nd":
+            part = str(unicodedata.decimal(part))
+        elif category == "Pd" or part == "\u2212":  # every dash and the minus sign read as "-"
+            part = "-"
+        elif part in _BLANKS:
+            part = " "
+        out.append(part)
     return "".join(out)
 
 

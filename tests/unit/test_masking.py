@@ -381,3 +381,26 @@ def test_text_parts_are_joined_only_where_servers_join_them() -> None:
     report = Profile("r", mode="report")
     split = {"prompt": ["card 4111 1111", " 1111 1111"]}
     assert _mask_parts(split, report) == split
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("card 4111\t1111\t1111\t1111", "CARD"),  # a JSON "\t" between the groups
+        ("card 4111\u20131111\u20131111\u20131111", "CARD"),  # en dashes
+        ("card 4111\u22121111\u22121111\u22121111", "CARD"),  # minus signs
+        ("card 4111\u28001111\u28001111\u28001111", "CARD"),  # the braille blank
+        ("card 4111\u31641111\u31641111\u31641111", "CARD"),  # the Hangul filler
+        ("SSN 123\u201345\u20136789", "US_SSN"),
+        ("SSN 123\u201045\u20106789", "US_SSN"),  # the hyphen U+2010
+    ],
+)
+def test_dashes_and_blanks_of_other_scripts_separate_digits_as_their_ascii_forms(
+    text: str, label: str
+) -> None:
+    assert f"[REDACTED:{label}]" in mask(text)
+
+
+def test_dashes_in_prose_stay_prose() -> None:
+    for text in ("pages 10\u201320 of the 2019\u20132020 report", "a \u2014 b", "x \u2212 y = 3"):
+        assert mask(text) == text

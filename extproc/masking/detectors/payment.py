@@ -22,7 +22,11 @@ from extproc.masking.detectors.base import (
 # boundary: a number glued to letters (TRK123..., 1Z...) is a tracking or order code, not a
 # card. Cards inside a run are looked for group by group, so "qty 2 4111 1111 1111 1111" and
 # "2024-01-15 4111 1111 1111 1111" still yield the card.
-_CARD_RUN = re.compile(r"(?<![\w.\-])(?:\d+(?: \d+)+|\d+(?:-\d+)+|\d+)(?![\w\-]|\.\d)", FLAGS)
+# Digit groups separated by one space, one dash or one tab throughout: a mixed run would join
+# an SSN's dashes to the card after it and hide the card in a candidate that overlaps the SSN.
+_CARD_RUN = re.compile(
+    r"(?<![\w.\-])(?:\d+(?: \d+)+|\d+(?:-\d+)+|\d+(?:\t\d+)+|\d+)(?![\w\-]|\.\d)", FLAGS
+)
 _CARD_DIGITS = (13, 19)
 _ISSUERS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     # (low prefix, high prefix, lengths) of issuer ranges
@@ -46,7 +50,7 @@ _ISSUERS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
 # The groups a card is printed in: fours (the last may be shorter), or Amex/Diners 4-6-5, 4-6-4.
 _SPLIT_LAYOUTS = ((4, 6, 5), (4, 6, 4))
 CACHED_RUN_CHARS = 64  # a card and a few groups around it; longer runs are not cached
-_GROUP_SEPARATOR = re.compile(r"[ -]")
+_GROUP_SEPARATOR = re.compile(r"[ \t-]")
 _CAPITAL = re.compile(r"[A-Z]")
 _IBAN_BEFORE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){0,7} ?\Z", FLAGS)
 
@@ -199,7 +203,7 @@ DETECTORS: dict[str, Detector] = {
 }
 TRIGGERS = (
     # Every issuer range starts with 2-6; timestamps and ids glued to letters do not trigger.
-    Trigger("card", r"\b[2-6](?:[ -]?\d){12,}", before=2, after=2),
+    Trigger("card", r"\b[2-6](?:[ \t-]?\d){12,}", before=2, after=2),
     Trigger("iban", r"\b[A-Z]{2}\d{2} ?[A-Z0-9]{4}", before=2, after=40),
     keyword_trigger("us_routing", _ROUTING_KEYWORDS),
 )
