@@ -35,7 +35,7 @@ from extproc.errors import Code, ConfigError, ExtprocError
 from extproc.logs import configure_logging
 from extproc.metrics_http import serve_metrics
 from extproc.reload import RuntimeHolder
-from extproc.supervise import Supervisor, Worker
+from extproc.supervise import GIVE_UP_AFTER, Supervisor, Worker
 from extproc.tracing.settings import INSTALL_HINT, TracingConfig, opentelemetry_problem
 
 if TYPE_CHECKING:
@@ -140,8 +140,7 @@ async def run_worker(spec: WorkerSpec) -> None:
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     address = f"{spec.host}:{spec.port}"
-    if server.add_insecure_port(address) == 0:
-        raise ExtprocError(f"cannot listen on {address}", code=Code.LISTEN_FAILED)
+    _listen(server, address)
     await server.start()
     for name in ("", service_name):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -173,6 +172,21 @@ async def run_worker(spec: WorkerSpec) -> None:
     sinks.close_all()  # flush every queued audit event before the process ends
     if tracing is not None:
         await asyncio.to_thread(tracing.shutdown)  # export the spans still queued
+
+
+def _listen(server: grpc.aio.Server, address: str) -> None:
+    """Bind ``address`` or raise ``listen_failed`` naming it. Older grpc versions return 0 when
+    the port cannot be bound, newer ones raise RuntimeError: both mean the same to an operator
+    (the port is taken, or the host is not an address of this machine)."""
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        raise ExtprocError(
+            f"cannot listen on {address}: the port is in use or the address is not this host's",
+            code=Code.LISTEN_FAILED,
+        )
 
 
 def _start_tracing(config: TracingConfig, spec: WorkerSpec) -> Tracing | None:
@@ -235,7 +249,10 @@ def _worker_entry(spec: WorkerSpec) -> None:
     try:
         asyncio.run(run_worker(spec))
     except ExtprocError as exc:
-        log.error("worker failed", extra={"reason": exc.reason, "worker": spec.index})
+        log.error(
+            "worker failed",
+            extra={"reason": exc.reason, "error": exc.code, "worker": spec.index},
+        )
         raise SystemExit(2) from None
 
 
@@ -319,6 +336,22 @@ def _supervise(specs: list[WorkerSpec], config: bytes, metrics_port: int | None)
     signal.signal(signal.SIGINT, request_stop)
     by_index = {spec.index: spec for spec in specs}
     first = specs[0]
+    endpoint = None
+    if metrics_port is not None:  # before any worker starts: a taken port stops nothing running
+        try:
+            endpoint = serve_metrics(
+                first.host, metrics_port, first.service, lambda: (_serving(specs), len(specs))
+            )
+        except OSError as exc:
+            log.error(
+                "cannot serve metrics",
+                extra={
+                    "reason": f"cannot listen on {first.host}:{metrics_port}: {exc.strerror}",
+                    "error": Code.LISTEN_FAILED,
+                },
+            )
+            return 2
+        log.info("metrics", extra={"url": f"http://{first.host}:{metrics_port}/metrics"})
     supervisor = Supervisor(
         len(specs),
         config,
@@ -327,12 +360,6 @@ def _supervise(specs: list[WorkerSpec], config: bytes, metrics_port: int | None)
         clock=time.monotonic,
         on_exit=_forget_samples,
     )
-    endpoint = None
-    if metrics_port is not None:
-        endpoint = serve_metrics(
-            first.host, metrics_port, first.service, lambda: (_serving(specs), len(specs))
-        )
-        log.info("metrics", extra={"url": f"http://{first.host}:{metrics_port}/metrics"})
     failed = False
     stamp = _stamp(first.config_path)
     while not stopping:
@@ -341,7 +368,14 @@ def _supervise(specs: list[WorkerSpec], config: bytes, metrics_port: int | None)
             stamp = current
             supervisor.config_changed()  # a worker restarted later gets what its siblings serve
         if not stopping and not supervisor.tick():
-            log.error("no worker can serve; stopping", extra={"service": first.service})
+            log.error(
+                "no worker can serve; stopping",
+                extra={
+                    "service": first.service,
+                    "reason": f"every worker failed {GIVE_UP_AFTER} times in a row at start "
+                    '(the "worker failed" lines above say why)',
+                },
+            )
             failed = True
             break
     if endpoint is not None:
