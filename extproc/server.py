@@ -32,6 +32,7 @@ from grpc_health.v1._async import HealthServicer
 from extproc import app, metrics
 from extproc.audit.sink import AuditSinks
 from extproc.errors import Code, ConfigError, ExtprocError
+from extproc.lifeline import die_with_parent, orphaned
 from extproc.logs import configure_logging
 from extproc.metrics_http import serve_metrics
 from extproc.reload import RuntimeHolder
@@ -53,6 +54,7 @@ GRPC_OPTIONS = (
     ("grpc.http2.max_pings_without_data", 0),
 )
 KEY_REFRESH_INTERVAL_SECONDS = 60.0
+SUPERVISOR_POLL_SECONDS = 1.0
 AUDIT_STATS_INTERVAL_SECONDS = 60.0
 AUDIT_METRICS_INTERVAL_SECONDS = 5.0
 
@@ -68,6 +70,7 @@ class WorkerSpec:
     reload_interval: float
     config_data: bytes | None = None  # the last good content; None: read the file
     keys_directory: Path | None = None  # issuer keys shared by the service's workers
+    supervisor_pid: int | None = None  # the worker stops once this process is gone
 
 
 def _register_authz(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:
@@ -156,6 +159,8 @@ async def run_worker(spec: WorkerSpec) -> None:
         asyncio.create_task(holder.watch(spec.reload_interval)),
         asyncio.create_task(_report_audit_stats(sinks)),
     ]
+    if spec.supervisor_pid is not None:
+        tasks.append(asyncio.create_task(_stop_when_orphaned(spec.supervisor_pid, stop)))
     if spec.service in ("authz", "approvals"):
         tasks.append(asyncio.create_task(_refresh_keys(holder)))
     if spec.service == "approvals" and spec.index == 0:
@@ -229,6 +234,16 @@ async def _report_audit_stats(sinks: AuditSinks) -> None:
             log.log(level, "audit stats", extra={"chain": chain, **counters})
 
 
+async def _stop_when_orphaned(supervisor: int, stop: asyncio.Event) -> None:
+    """A supervisor killed with SIGKILL cannot stop its workers: each notices it is gone and
+    stops on its own (flushing its audit queue) instead of holding its port. On Linux the
+    kernel's SIGTERM (``die_with_parent``) usually comes first; this covers other systems."""
+    while not orphaned(supervisor):
+        await asyncio.sleep(SUPERVISOR_POLL_SECONDS)
+    log.warning("the supervisor is gone; stopping", extra={"supervisor_pid": supervisor})
+    stop.set()
+
+
 async def _refresh_keys(holder: RuntimeHolder[Any]) -> None:
     while True:
         await asyncio.sleep(KEY_REFRESH_INTERVAL_SECONDS)
@@ -239,6 +254,8 @@ async def _refresh_keys(holder: RuntimeHolder[Any]) -> None:
 
 
 def _worker_entry(spec: WorkerSpec) -> None:
+    if spec.supervisor_pid is not None:
+        die_with_parent(spec.supervisor_pid)
     configure_logging(spec.log_level)
     try:
         import uvloop
@@ -424,6 +441,7 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 
 
 def _start(context: Any, spec: WorkerSpec) -> BaseProcess:
+    spec = replace(spec, supervisor_pid=os.getpid())
     process: BaseProcess = context.Process(
         target=_worker_entry, args=(spec,), name=f"extproc-{spec.service}-{spec.index}"
     )

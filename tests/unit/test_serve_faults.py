@@ -233,3 +233,33 @@ def test_a_taken_metrics_port_stops_the_service_before_any_worker_starts(tmp_pat
     assert "Traceback" not in output
     assert f"cannot listen on 127.0.0.1:{metrics_port}" in output
     assert '"serving"' not in output
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    from tests.support.processes import descendants, kill_all, wait_until_gone
+
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    write_demo_database(tmp_path / "demo.mmdb")
+    port = free_port_range(2)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "extproc", "serve", "authz", "--config",
+             str(tmp_path / "config.yaml"), "--port", str(port), "--workers", "2"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    children: set[int] = set()
+    try:
+        wait_for_grpc_health(port, process=process)
+        wait_for_grpc_health(port + 1, process=process)
+        workers = set(worker_pids(log).values())
+        children = descendants(process.pid)
+        assert workers <= children
+        process.kill()  # SIGKILL: the supervisor cannot stop its workers itself
+        process.wait()
+        assert wait_until_gone(children, timeout=5) == set(), log.read_text()[-3000:]
+        assert not serving(port)
+        assert not serving(port + 1)
+    finally:
+        kill_all(children | {process.pid})
