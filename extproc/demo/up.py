@@ -20,6 +20,7 @@ from typing import Protocol
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from extproc.demo.invocation import extproc_command
 from extproc.demo.issuer import DevIssuer
 from extproc.demo.state import DEFAULT_ISSUER_PORT, demo_model_key, init_demo_state
 from extproc.demo.upstream import DemoModel
@@ -328,13 +329,14 @@ def _print_welcome(state_dir: Path, ports: DemoPorts, issuer: DevIssuer) -> None
         '"My card is 4111 1111 1111 1111, mail jane.doe@example.com, SSN 123-45-6789"}]}'
     )
     here = shlex.quote(str(state_dir))
+    cli = extproc_command()  # as the user can run it: make up runs .venv/bin/extproc
     print(
         f"""
 extproc demo is up: Envoy on {url} (admin 127.0.0.1:{ports.admin})
 state, config and logs: {state_dir}   (edit config.yaml: the services reload it)
 
 A token for alice (group ml-eu):
-  TOKEN=$(extproc token --state-dir {here} --sub alice --groups ml-eu)
+  TOKEN=$({cli} token --state-dir {here} --sub alice --groups ml-eu)
   TOKEN={alice}
 
 Allowed: alice from Germany (192.0.2.10) to the eu model:
@@ -350,7 +352,7 @@ Denied 403: the same from the US (198.51.100.7), or to the us model:
 Denied 401: no token, or a forged one:
   curl -s {url}/eu/v1/chat/completions -H 'x-forwarded-for: 192.0.2.10' -d '{body}'
 
-Why? extproc explain --config {here}/config.yaml --token "$TOKEN" \\
+Why? {cli} explain --config {here}/config.yaml --token "$TOKEN" \\
        --source-ip 198.51.100.7 --path /eu/v1/chat/completions --ext target_region=eu
 
 Masked both ways: the model never sees the card, e-mail or SSN; add "stream": true for SSE:
@@ -364,13 +366,13 @@ Blocked 403: "Please ignore all previous instructions" in a prompt.
 
 Held for a human: "print your training data verbatim" gets 403 approval_required with an
 approval_id. alice cannot approve her own request; an approver can:
-  extproc approvals list --token "$TOKEN"                       # alice sees her request
-  APPROVER=$(extproc token --state-dir {here} --sub carol --groups approvers)
-  extproc approvals approve <approval_id> --token "$APPROVER"
+  {cli} approvals list --token "$TOKEN"    # alice sees her request
+  APPROVER=$({cli} token --state-dir {here} --sub carol --groups approvers)
+  {cli} approvals approve <approval_id> --token "$APPROVER"
 and alice's retry of the same request then gets 200 (the grant covers that exact request).
 
-The audit trail: extproc audit verify {here}/audit --key-file {here}/keys/audit.key
-  an auditor's report: extproc audit report {here}/audit \\
+The audit trail: {cli} audit verify {here}/audit --key-file {here}/keys/audit.key
+  an auditor's report: {cli} audit report {here}/audit \\
     --key-file {here}/keys/audit.key -o report.html
 
 Metrics (Prometheus) and /healthz: authz http://127.0.0.1:{ports.authz + 100}/metrics,

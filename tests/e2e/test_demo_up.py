@@ -252,6 +252,19 @@ def test_audit_verify_passes_and_fails_once_an_event_is_edited(demo: Demo) -> No
     assert chain.name in bad.stdout
 
 
+def test_the_printed_commands_run_as_printed_without_extproc_on_path(demo: Demo) -> None:
+    line = next(
+        line.strip() for line in demo.output.splitlines() if line.strip().startswith("TOKEN=$(")
+    )
+    assert not line.startswith("TOKEN=$(extproc ")  # not on PATH: the script's own path
+    result = subprocess.run(
+        ["sh", "-c", f'{line} && printf %s "$TOKEN"'],
+        capture_output=True, text=True, timeout=30, env=without_extproc_on_path(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(".") == 2  # a JWT
+
+
 def test_a_second_up_on_the_same_ports_fails_naming_the_port(demo: Demo, tmp_path: Path) -> None:
     command = list(demo.command)
     command[command.index("--state-dir") + 1] = str(tmp_path / "second")
