@@ -170,6 +170,15 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="check every chain; name every bad record and every recorded gap"
     )
     _audit_trail_arguments(audit_verify)
+    audit_verify.add_argument(
+        "--heads",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="copies of the chains' .head files kept elsewhere: every chain they name must be "
+        "here and still hold the record its copy names (finds a chain removed or rolled back "
+        "together with its head)",
+    )
     audit_verify.set_defaults(run=_audit_verify)
     audit_report = audit_commands.add_parser(
         "report", help="verify the trail and summarise a time window (HTML or JSON)"
@@ -423,7 +432,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     from extproc.audit.verify import run_verify_cli
 
     paths, key = _audit_trail(args)
-    return run_verify_cli(paths, key, sys.stdout)
+    return run_verify_cli(paths, key, sys.stdout, heads=args.heads)
 
 
 def _audit_report(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from extproc.errors import ExtprocError
+from extproc.lifeline import tied_to_parent
 
 
 def envoy_binary() -> Path:
@@ -165,13 +166,19 @@ class EnvoyProcess:
         concurrency: int = 1,
         log_level: str = "warn",
         extra_args: Sequence[str] = (),
+        die_with_parent: bool = False,
     ) -> None:
+        """``die_with_parent``: Envoy gets SIGTERM when this process dies, even by SIGKILL
+        (Linux; it runs in its own session, so nothing else would stop it). Only for a caller
+        that starts and stops it from one thread for its whole life: the kernel's signal follows
+        the thread that started Envoy."""
         self.config_path = config_path
         self.admin_port = admin_port
         self.log_path = log_path
         self.concurrency = concurrency
         self.log_level = log_level
         self.extra_args = tuple(extra_args)
+        self.die_with_parent = die_with_parent
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
@@ -183,11 +190,12 @@ class EnvoyProcess:
             "-l", self.log_level,
             *self.extra_args,
         ]  # fmt: skip
-        log = self.log_path.open("ab")
-        self._process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
+        if self.die_with_parent:
+            command = tied_to_parent(command)
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -205,6 +213,10 @@ class EnvoyProcess:
         request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method)
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback admin
             return str(response.read().decode("utf-8", "replace"))
+
+    def poll(self) -> int | None:
+        """Envoy's exit code once it has exited (None while it runs or before it starts)."""
+        return None if self._process is None else self._process.poll()
 
     def set_log_level(self, logger: str, level: str) -> None:
         self.admin(f"/logging?{logger}={level}", method="POST")

@@ -32,10 +32,11 @@ from grpc_health.v1._async import HealthServicer
 from extproc import app, metrics
 from extproc.audit.sink import AuditSinks
 from extproc.errors import Code, ConfigError, ExtprocError
+from extproc.lifeline import die_with_parent, orphaned
 from extproc.logs import configure_logging
 from extproc.metrics_http import serve_metrics
 from extproc.reload import RuntimeHolder
-from extproc.supervise import Supervisor, Worker
+from extproc.supervise import GIVE_UP_AFTER, Supervisor, Worker
 from extproc.tracing.settings import INSTALL_HINT, TracingConfig, opentelemetry_problem
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ GRPC_OPTIONS = (
     ("grpc.http2.max_pings_without_data", 0),
 )
 KEY_REFRESH_INTERVAL_SECONDS = 60.0
+SUPERVISOR_POLL_SECONDS = 1.0
 AUDIT_STATS_INTERVAL_SECONDS = 60.0
 AUDIT_METRICS_INTERVAL_SECONDS = 5.0
 
@@ -68,6 +70,7 @@ class WorkerSpec:
     reload_interval: float
     config_data: bytes | None = None  # the last good content; None: read the file
     keys_directory: Path | None = None  # issuer keys shared by the service's workers
+    supervisor_pid: int | None = None  # the worker stops once this process is gone
 
 
 def _register_authz(server: grpc.aio.Server, holder: RuntimeHolder[Any]) -> str:
@@ -140,8 +143,7 @@ async def run_worker(spec: WorkerSpec) -> None:
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     address = f"{spec.host}:{spec.port}"
-    if server.add_insecure_port(address) == 0:
-        raise ExtprocError(f"cannot listen on {address}", code=Code.LISTEN_FAILED)
+    _listen(server, address)
     await server.start()
     for name in ("", service_name):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -157,6 +159,8 @@ async def run_worker(spec: WorkerSpec) -> None:
         asyncio.create_task(holder.watch(spec.reload_interval)),
         asyncio.create_task(_report_audit_stats(sinks)),
     ]
+    if spec.supervisor_pid is not None:
+        tasks.append(asyncio.create_task(_stop_when_orphaned(spec.supervisor_pid, stop)))
     if spec.service in ("authz", "approvals"):
         tasks.append(asyncio.create_task(_refresh_keys(holder)))
     if spec.service == "approvals" and spec.index == 0:
@@ -173,6 +177,21 @@ async def run_worker(spec: WorkerSpec) -> None:
     sinks.close_all()  # flush every queued audit event before the process ends
     if tracing is not None:
         await asyncio.to_thread(tracing.shutdown)  # export the spans still queued
+
+
+def _listen(server: grpc.aio.Server, address: str) -> None:
+    """Bind ``address`` or raise ``listen_failed`` naming it. Older grpc versions return 0 when
+    the port cannot be bound, newer ones raise RuntimeError: both mean the same to an operator
+    (the port is taken, or the host is not an address of this machine)."""
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        raise ExtprocError(
+            f"cannot listen on {address}: the port is in use or the address is not this host's",
+            code=Code.LISTEN_FAILED,
+        )
 
 
 def _start_tracing(config: TracingConfig, spec: WorkerSpec) -> Tracing | None:
@@ -215,6 +234,16 @@ async def _report_audit_stats(sinks: AuditSinks) -> None:
             log.log(level, "audit stats", extra={"chain": chain, **counters})
 
 
+async def _stop_when_orphaned(supervisor: int, stop: asyncio.Event) -> None:
+    """A supervisor killed with SIGKILL cannot stop its workers: each notices it is gone and
+    stops on its own (flushing its audit queue) instead of holding its port. On Linux the
+    kernel's SIGTERM (``die_with_parent``) usually comes first; this covers other systems."""
+    while not orphaned(supervisor):
+        await asyncio.sleep(SUPERVISOR_POLL_SECONDS)
+    log.warning("the supervisor is gone; stopping", extra={"supervisor_pid": supervisor})
+    stop.set()
+
+
 async def _refresh_keys(holder: RuntimeHolder[Any]) -> None:
     while True:
         await asyncio.sleep(KEY_REFRESH_INTERVAL_SECONDS)
@@ -225,6 +254,8 @@ async def _refresh_keys(holder: RuntimeHolder[Any]) -> None:
 
 
 def _worker_entry(spec: WorkerSpec) -> None:
+    if spec.supervisor_pid is not None:
+        die_with_parent(spec.supervisor_pid)
     configure_logging(spec.log_level)
     try:
         import uvloop
@@ -235,7 +266,10 @@ def _worker_entry(spec: WorkerSpec) -> None:
     try:
         asyncio.run(run_worker(spec))
     except ExtprocError as exc:
-        log.error("worker failed", extra={"reason": exc.reason, "worker": spec.index})
+        log.error(
+            "worker failed",
+            extra={"reason": exc.reason, "error": exc.code, "worker": spec.index},
+        )
         raise SystemExit(2) from None
 
 
@@ -319,6 +353,22 @@ def _supervise(specs: list[WorkerSpec], config: bytes, metrics_port: int | None)
     signal.signal(signal.SIGINT, request_stop)
     by_index = {spec.index: spec for spec in specs}
     first = specs[0]
+    endpoint = None
+    if metrics_port is not None:  # before any worker starts: a taken port stops nothing running
+        try:
+            endpoint = serve_metrics(
+                first.host, metrics_port, first.service, lambda: (_serving(specs), len(specs))
+            )
+        except OSError as exc:
+            log.error(
+                "cannot serve metrics",
+                extra={
+                    "reason": f"cannot listen on {first.host}:{metrics_port}: {exc.strerror}",
+                    "error": Code.LISTEN_FAILED,
+                },
+            )
+            return 2
+        log.info("metrics", extra={"url": f"http://{first.host}:{metrics_port}/metrics"})
     supervisor = Supervisor(
         len(specs),
         config,
@@ -327,12 +377,6 @@ def _supervise(specs: list[WorkerSpec], config: bytes, metrics_port: int | None)
         clock=time.monotonic,
         on_exit=_forget_samples,
     )
-    endpoint = None
-    if metrics_port is not None:
-        endpoint = serve_metrics(
-            first.host, metrics_port, first.service, lambda: (_serving(specs), len(specs))
-        )
-        log.info("metrics", extra={"url": f"http://{first.host}:{metrics_port}/metrics"})
     failed = False
     stamp = _stamp(first.config_path)
     while not stopping:
@@ -341,7 +385,14 @@ def _supervise(specs: list[WorkerSpec], config: bytes, metrics_port: int | None)
             stamp = current
             supervisor.config_changed()  # a worker restarted later gets what its siblings serve
         if not stopping and not supervisor.tick():
-            log.error("no worker can serve; stopping", extra={"service": first.service})
+            log.error(
+                "no worker can serve; stopping",
+                extra={
+                    "service": first.service,
+                    "reason": f"every worker failed {GIVE_UP_AFTER} times in a row at start "
+                    '(the "worker failed" lines above say why)',
+                },
+            )
             failed = True
             break
     if endpoint is not None:
@@ -390,6 +441,7 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 
 
 def _start(context: Any, spec: WorkerSpec) -> BaseProcess:
+    spec = replace(spec, supervisor_pid=os.getpid())
     process: BaseProcess = context.Process(
         target=_worker_entry, args=(spec,), name=f"extproc-{spec.service}-{spec.index}"
     )

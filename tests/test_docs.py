@@ -11,6 +11,7 @@ import errno
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import sys
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -581,8 +583,12 @@ def _run(argv: list[str], stdin: bytes | None) -> tuple[int, str, str]:
     )
     saved = sys.stdin, sys.stdout, sys.stderr
     sys.stdin, sys.stdout, sys.stderr = streams
+    # The docs show a reader with extproc on PATH (an activated virtualenv): the commands
+    # extproc prints then name it as "extproc".
+    on_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     try:
-        code = main(argv)
+        with mock.patch.dict(os.environ, {"PATH": on_path}):
+            code = main(argv)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

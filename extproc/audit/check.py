@@ -33,10 +33,15 @@ _FILE_MISSING = "this chain file is missing (removed)"
 class ChainCheck:
     """One chain's walk: the state between records, and what it found."""
 
-    def __init__(self, directory: Path, chain: str, sealer: Sealer) -> None:
+    def __init__(
+        self, directory: Path, chain: str, sealer: Sealer, kept: Head | None = None
+    ) -> None:
+        """``kept``: a copy of the chain's head kept elsewhere (``verify --heads``); the chain
+        must still hold the record it names."""
         self.sealer = sealer
         self.report = ChainReport(chain, directory)
         self.head, self.head_problem = read_head(directory, chain, sealer)
+        self.kept = kept
         self.expected_seq: int | None = 0  # None: unknown after a record that did not open
         self.prev: str | None = GENESIS_PREV
         self.last: Where = (file_name(chain, 0), None, None)
@@ -47,6 +52,9 @@ class ChainCheck:
 
     def run(self, files: list[Path]) -> ChainReport:
         self.report.files = len(files)
+        if not files:  # only the head is left
+            self._no_files()
+            return self.report
         complete = self._walk(files)
         if complete:
             self._check_end()
@@ -100,6 +108,8 @@ class ChainCheck:
         problem, resync = self._sequence_problem(record, seq)
         if problem is None and self._differs_from_head(seq, opened.hash):
             problem = "it differs from the record the signed head names (replaced)"
+        if problem is None and self._differs_from_kept(seq, opened.hash):
+            problem = "it differs from the record the kept copy of the head names (replaced)"
         if problem is not None:
             self._fail(where, problem)
             if not resync:
@@ -109,6 +119,10 @@ class ChainCheck:
         self.prev = opened.hash
         self.last = where
         return True
+
+    def _differs_from_kept(self, seq: int, digest: str) -> bool:
+        kept = self.kept
+        return kept is not None and kept.tip.seq == seq and kept.tip.hash != digest
 
     def _differs_from_head(self, seq: int, digest: str) -> bool:
         head = self.head
@@ -177,6 +191,20 @@ class ChainCheck:
         if recovery.get("cause") in RESTART_CAUSES or recovery.get("noted"):
             self.exchanges.writer_stopped()  # a new writer: the old one's opens stay open
 
+    def _no_files(self) -> None:
+        chain = self.report.chain
+        name = head_path(self.report.directory, chain).name
+        if self.head is None:
+            what = f"{self.head_problem}, and no file of this chain is here"
+        else:
+            what = (
+                f"no file of this chain is here, but its signed head names seq "
+                f"{self.head.tip.seq} in {file_name(chain, self.head.file_number)}: the chain's "
+                f"files were removed ({file_name(chain, 0)} .. "
+                f"{file_name(chain, self.head.file_number)} expected)"
+            )
+        self._fail((name, None, None), what)
+
     def _check_end(self) -> None:
         head: Head | None = self.head
         if head is None:
@@ -192,4 +220,12 @@ class ChainCheck:
                 f"the chain ends here, but its signed head names seq {head.tip.seq} in "
                 f"{file_name(self.report.chain, head.file_number)}: records were cut off the end "
                 "(truncated, or the latest rotated file is missing)",
+            )
+        kept = self.kept
+        if kept is not None and self.expected_seq is not None and kept.tip.seq >= self.expected_seq:
+            self._fail(
+                self.last,
+                f"the chain ends here, but the kept copy of its head names seq {kept.tip.seq} in "
+                f"{file_name(self.report.chain, kept.file_number)}: the chain was rolled back or "
+                "cut (with its head)",
             )

@@ -7,7 +7,8 @@ For each chain found in the given files and directories, records are read in cha
 - written with another key (or edited and re-hashed): the MAC does not verify;
 - deleted, inserted, reordered: an unexpected ``seq``, a wrong ``prev``, a foreign chain id;
 - truncated: an incomplete last line, a missing rotated file, or a chain that ends before the
-  record its head names (records cut off the end, or the latest rotated file removed);
+  record its head names (records cut off the end, or the latest rotated file removed); a head
+  whose chain has no file left at all (every data file removed) is a chain found, and fails;
 - gaps the chain records itself (``recovery`` records, see ``recovery_notes``): refused events
   and failed writes as warnings, events accepted and then lost, or records cut off while the
   writer was down, as failures;
@@ -26,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from extproc.audit.chain import Sealer
+from extproc.audit.chain import Head, Sealer
 from extproc.audit.chain_report import (
     WARNING,
     ChainProblem,
@@ -35,25 +36,38 @@ from extproc.audit.chain_report import (
     print_report,
 )
 from extproc.audit.check import ChainCheck
-from extproc.audit.files import parse_file_name
+from extproc.audit.files import CHAIN_ID, file_name, parse_file_name
 from extproc.audit.recording_files import (
     ExpiryLog,
     check_recording,
     read_expiry_log,
     recording_files,
 )
+from extproc.audit.resume import read_head
 
 __all__ = ["ChainProblem", "ChainReport", "VerifyReport", "collect", "run_verify_cli", "verify"]
 
 
-def verify(paths: Iterable[Path], key: bytes) -> VerifyReport:
-    """Check every chain in ``paths`` (chain files, or directories of them)."""
+def verify(paths: Iterable[Path], key: bytes, heads: Path | None = None) -> VerifyReport:
+    """Check every chain in ``paths`` (chain files, or directories of them); with ``heads``, a
+    directory of copies of the chains' heads kept elsewhere, also that every chain they name is
+    here and still holds the record its copy names."""
     sealer = Sealer(key)
     chains, errors = collect(paths)
     report = VerifyReport(errors=errors)
+    kept: dict[str, Head] = {}
+    if heads is not None:
+        kept = read_kept_heads(heads, sealer, report.errors)
+        present = {chain for _directory, chain in chains}
+        for chain in sorted(set(kept) - present):
+            head = kept[chain]
+            report.errors.append(
+                f"chain {chain} is missing: the kept copy of its head names seq {head.tip.seq} "
+                f"in {file_name(chain, head.file_number)} (removed with its head?)"
+            )
     expiry_logs: dict[Path, ExpiryLog] = {}
     for (directory, chain), files in chains.items():
-        checked = ChainCheck(directory, chain, sealer).run(files)
+        checked = ChainCheck(directory, chain, sealer, kept.get(chain)).run(files)
         if checked.recorded:
             if directory not in expiry_logs:
                 expiry_logs[directory] = read_expiry_log(directory, sealer)
@@ -63,6 +77,21 @@ def verify(paths: Iterable[Path], key: bytes) -> VerifyReport:
     for directory in expiry_logs:
         _note_unnamed_recordings(directory, [c for c in report.chains if c.directory == directory])
     return report
+
+
+def read_kept_heads(directory: Path, sealer: Sealer, errors: list[str]) -> dict[str, Head]:
+    """The authentic heads in ``directory`` by chain (problems go to ``errors``)."""
+    found: dict[str, Head] = {}
+    paths = sorted(directory.glob("*.head")) if directory.is_dir() else []
+    if not paths:
+        errors.append(f"{directory}: no copies of heads (<chain>.head) found")
+    for path in paths:
+        head, problem = read_head(directory, path.stem, sealer)
+        if head is None:
+            errors.append(f"{path}: {problem}")
+        else:
+            found[head.chain] = head
+    return found
 
 
 def _note_unnamed_recordings(directory: Path, chains: list[ChainReport]) -> None:
@@ -102,12 +131,17 @@ def check_recordings(report: ChainReport, expiry: ExpiryLog) -> None:
 
 
 def collect(paths: Iterable[Path]) -> tuple[dict[tuple[Path, str], list[Path]], list[str]]:
-    """Chain files grouped by (directory, chain id), each group in chain order."""
+    """Chain files grouped by (directory, chain id), each group in chain order. In a directory,
+    a chain's head counts too: a head without any data file is a chain whose files were all
+    removed (an empty group), which its check then reports."""
     found: dict[tuple[Path, str], dict[int, Path]] = {}
     errors: list[str] = []
     for path in paths:
         if path.is_dir():
             candidates = sorted(path.glob("*.jsonl"))
+            for head in sorted(path.glob("*.head")):
+                if CHAIN_ID.fullmatch(head.stem):
+                    found.setdefault((path, head.stem), {})
         elif path.is_file():
             if parse_file_name(path.name) is None:
                 errors.append(f"{path}: not an audit chain file (<chain>.<number>.jsonl)")
@@ -126,13 +160,18 @@ def collect(paths: Iterable[Path]) -> tuple[dict[tuple[Path, str], list[Path]], 
 
 
 def run_verify_cli(
-    paths: list[Path], key: bytes, out: TextIO | None = None, *, strict: bool = False
+    paths: list[Path],
+    key: bytes,
+    out: TextIO | None = None,
+    *,
+    strict: bool = False,
+    heads: Path | None = None,
 ) -> int:
     """``extproc audit verify``: one summary line per chain (records, events, first and last
     time, OK or the first problem), its notes and further problems indented below. 0 when
     everything verifies; with ``strict``, a chain with a warning fails too."""
     out = sys.stdout if out is None else out
-    report = verify(paths, key)
+    report = verify(paths, key, heads)
     for error in report.errors:
         out.write(f"error: {error}\n")
     if not report.chains:

@@ -114,8 +114,11 @@ class Authorizer:
         except ExtprocError:
             raise
         except Exception as exc:  # a corrupt database must deny, never crash the stream
-            reason = f"GeoIP lookup failed: {type(exc).__name__}"
-            raise GeoError(reason, code=Code.GEO_LOOKUP_FAILED) from None
+            # What went wrong is for the operator's log; the caller gets a fixed reason.
+            log.error(
+                "GeoIP lookup failed", extra={"reason": str(exc), "error_type": type(exc).__name__}
+            )
+            raise GeoError("GeoIP lookup failed", code=Code.GEO_LOOKUP_FAILED) from None
         route = view.route
         return RequestFacts(
             identity=identity,

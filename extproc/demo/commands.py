@@ -75,15 +75,17 @@ def register(commands: Any) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from extproc.demo.invocation import extproc_command
     from extproc.demo.state import DEFAULT_ISSUER_PORT, default_issuer_url, init_demo_state
 
     issuer_url = args.issuer_url or default_issuer_url(args.issuer_port or DEFAULT_ISSUER_PORT)
     config = init_demo_state(args.directory, issuer_url)
     here = shlex.quote(str(args.directory))
+    cli = extproc_command()
     print(
         f"demo state in {args.directory} (issuer {issuer_url})\n"
-        f"  check it: extproc check {shlex.quote(str(config))}\n"
-        f"  run it:   extproc up --state-dir {here}"
+        f"  check it: {cli} check {shlex.quote(str(config))}\n"
+        f"  run it:   {cli} up --state-dir {here}"
         + ("" if args.issuer_port is None else f" --issuer-port {args.issuer_port}")
     )
     return 0

@@ -3,26 +3,33 @@ issuer on embedded defaults, with state (keys, GeoIP database, config, logs) in 
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from extproc.demo.invocation import extproc_command
 from extproc.demo.issuer import DevIssuer
 from extproc.demo.state import DEFAULT_ISSUER_PORT, demo_model_key, init_demo_state
 from extproc.demo.upstream import DemoModel
 from extproc.envoy_runner import EnvoyProcess, render_config
 from extproc.errors import ExtprocError
+from extproc.lifeline import tied_to_parent
 
 MODEL_KEY_ENV = "EXTPROC_DEMO_MODEL_KEY"
+METRICS_OFFSET = 100  # each service's /metrics port is its first gRPC port + 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +41,99 @@ class DemoPorts:
     processor: int = 50061
     approvals: int = 50071
     issuer: int = DEFAULT_ISSUER_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class PortUse:
+    port: int
+    what: str
+    option: str  # the ``extproc up`` option that moves it
+
+
+def planned_ports(ports: DemoPorts, workers: int) -> list[PortUse]:
+    """Every port ``extproc up`` listens on, what listens there and the option that moves it."""
+    uses = [
+        PortUse(ports.listener, "Envoy's listener", "--port"),
+        PortUse(ports.admin, "Envoy's admin interface", "--admin-port"),
+        PortUse(ports.model, "the demo model", "--model-port"),
+        PortUse(ports.issuer, "the demo OIDC issuer", "--issuer-port"),
+    ]
+    for name, base, count in (
+        ("authz", ports.authz, workers),
+        ("processor", ports.processor, workers),
+        ("approvals", ports.approvals, 1),
+    ):
+        option = f"--{name}-port"
+        uses += [PortUse(base + i, f"{name} worker {i}", option) for i in range(count)]
+        uses.append(PortUse(base + METRICS_OFFSET, f"{name} metrics, {option} + 100", option))
+    return uses
+
+
+def check_ports(ports: DemoPorts, workers: int) -> None:
+    """Fail before anything starts when two of the demo's ports coincide or one is taken:
+    otherwise the health checks would find the other program's services and the demo would
+    claim to be up while its own services fail."""
+    uses = planned_ports(ports, workers)
+    seen: dict[int, PortUse] = {}
+    for use in uses:
+        if (first := seen.setdefault(use.port, use)) is not use:
+            raise ExtprocError(
+                f"port {use.port} would serve both {first.what} and {use.what}; "
+                f"choose ports further apart ({first.option}, {use.option})"
+            )
+    busy = [use for use in uses if _in_use(use.port)]
+    if not busy:
+        return
+    first = busy[0]
+    holder = _holder(first.port)
+    by = f" by {holder}" if holder else ""
+    others = ", ".join(f"{use.port} ({use.option})" for use in busy[1:])
+    also = f"; also in use: {others}" if others else ""
+    raise ExtprocError(
+        f"port {first.port} ({first.what}) is already in use{by}; stop that program (another "
+        f"extproc up?) or choose another port with {first.option}{also}"
+    )
+
+
+def _in_use(port: int) -> bool:
+    """Whether binding 127.0.0.1:``port`` fails (as our servers would), ignoring TIME_WAIT."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.errno in (errno.EADDRINUSE, errno.EACCES)
+    return False
+
+
+def _holder(port: int) -> str | None:
+    """``pid N (command)`` of the process listening on ``port``, when this user can see it
+    (Linux ``/proc``); None otherwise."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            listening = len(fields) > 9 and fields[3] == "0A"  # TCP_LISTEN
+            if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if not any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                continue
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        command = " ".join(" ".join(part.decode(errors="replace") for part in argv).split())
+        return f"pid {proc.name} ({command[:80]})"
+    return None
 
 
 def shipped_envoy_config(name: str) -> Path:
@@ -83,16 +183,22 @@ def start_service(
     ]  # fmt: skip
     if metrics_port is not None:
         command += ["--metrics-port", str(metrics_port)]
-    log = log_path.open("ab")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    # The service (a supervisor and its workers) gets SIGTERM if this process dies, even by
+    # SIGKILL: no orphan keeps the demo's ports.
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            tied_to_parent(command), stdout=log, stderr=subprocess.STDOUT, env=env
+        )
 
 
 def run_demo(state_dir: Path, ports: DemoPorts, *, workers: int) -> int:
+    """Run the demo until Ctrl-C or SIGTERM (0), or until one of its parts exits (1)."""
     state_dir = state_dir.resolve()
+    check_ports(ports, workers)
     logs = state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     issuer = DevIssuer(state_dir / "issuer", port=ports.issuer)
-    issuer.start()
+    _listening(issuer.start, ports.issuer, "the demo OIDC issuer", "--issuer-port")
     config = init_demo_state(state_dir, issuer.issuer_url)
     # The model serves only requests carrying the key the gateway injects: a request that got
     # past Envoy without extproc's allow is refused there too.
@@ -101,25 +207,35 @@ def run_demo(state_dir: Path, ports: DemoPorts, *, workers: int) -> int:
         record_path=state_dir / "model-requests.jsonl",
         required_key=demo_model_key(state_dir),
     )
-    model.start()
+    try:
+        _listening(model.start, ports.model, "the demo model", "--model-port")
+    except ExtprocError:
+        issuer.stop()
+        raise
     # Configs written by older versions read the model's key from this variable.
     env = dict(os.environ, **{MODEL_KEY_ENV: demo_model_key(state_dir)})
-    authz = start_service(
-        "authz", config, ports.authz, workers, logs / "authz.log", env, ports.authz + 100
-    )
-    processor = start_service(
-        "processor", config, ports.processor, workers, logs / "processor.log", env,
-        ports.processor + 100,
-    )  # fmt: skip
-    approvals = start_service(
-        "approvals", config, ports.approvals, 1, logs / "approvals.log", env, ports.approvals + 100
-    )
+    services = {
+        name: start_service(
+            name, config, port, count, logs / f"{name}.log", env, port + METRICS_OFFSET
+        )
+        for name, port, count in (
+            ("authz", ports.authz, workers),
+            ("processor", ports.processor, workers),
+            ("approvals", ports.approvals, 1),
+        )
+    }
     envoy: EnvoyProcess | None = None
     try:
-        for i in range(workers):
-            wait_for_grpc_health(ports.authz + i, process=authz)
-            wait_for_grpc_health(ports.processor + i, process=processor)
-        wait_for_grpc_health(ports.approvals, process=approvals)
+        for name, port, count in (
+            ("authz", ports.authz, workers),
+            ("processor", ports.processor, workers),
+            ("approvals", ports.approvals, 1),
+        ):
+            for i in range(count):
+                try:
+                    wait_for_grpc_health(port + i, process=services[name])
+                except ExtprocError as exc:
+                    raise ExtprocError(f"{name}: {exc.reason} (see {logs / name}.log)") from None
         envoy_config = render_config(
             shipped_envoy_config("demo.yaml"),
             state_dir / "envoy.yaml",
@@ -132,22 +248,51 @@ def run_demo(state_dir: Path, ports: DemoPorts, *, workers: int) -> int:
                 "model_us": [("127.0.0.1", model.port)],
             },
         )
-        envoy = EnvoyProcess(envoy_config, admin_port=ports.admin, log_path=logs / "envoy.log")
+        envoy = EnvoyProcess(
+            envoy_config,
+            admin_port=ports.admin,
+            log_path=logs / "envoy.log",
+            die_with_parent=True,
+        )
         envoy.start()
         _print_welcome(state_dir, ports, issuer)
-        _wait_for_interrupt(authz, processor, approvals)
+        watched: dict[str, _Polled] = {**services, "envoy": envoy}
+        exited = _wait_for_interrupt(watched)
+        if exited is not None:
+            code = watched[exited].poll()
+            print(
+                f"extproc: {exited} exited unexpectedly (exit code {code}); stopping "
+                f"(see {logs / exited}.log)",
+                file=sys.stderr,
+            )
+            return 1
     finally:
         if envoy is not None:
             envoy.stop()
-        _stop(authz)
-        _stop(processor)
-        _stop(approvals)
+        for service in services.values():
+            _stop(service)
         model.stop()
         issuer.stop()
     return 0
 
 
-def _wait_for_interrupt(*services: subprocess.Popen[bytes]) -> None:
+def _listening(start: Callable[[], object], port: int, what: str, option: str) -> None:
+    """Start an in-process server; a port taken since ``check_ports`` is named, not a trace."""
+    try:
+        start()
+    except OSError as exc:
+        raise ExtprocError(
+            f"port {port} ({what}) is already in use: {exc.strerror}; stop that program or "
+            f"choose another port with {option}"
+        ) from None
+
+
+class _Polled(Protocol):
+    def poll(self) -> int | None: ...
+
+
+def _wait_for_interrupt(watched: Mapping[str, _Polled]) -> str | None:
+    """Wait for Ctrl-C or SIGTERM (None), or for one of ``watched`` to exit (its name)."""
     stop = False
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -157,11 +302,12 @@ def _wait_for_interrupt(*services: subprocess.Popen[bytes]) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     while not stop:
-        if any(service.poll() is not None for service in services):
-            print("extproc: a service exited; stopping (see the logs)", file=sys.stderr)
-            return
+        for name, process in watched.items():
+            if process.poll() is not None:
+                return name
         time.sleep(0.3)
     print("\nstopping...", file=sys.stderr)
+    return None
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -183,13 +329,14 @@ def _print_welcome(state_dir: Path, ports: DemoPorts, issuer: DevIssuer) -> None
         '"My card is 4111 1111 1111 1111, mail jane.doe@example.com, SSN 123-45-6789"}]}'
     )
     here = shlex.quote(str(state_dir))
+    cli = extproc_command()  # as the user can run it: make up runs .venv/bin/extproc
     print(
         f"""
 extproc demo is up: Envoy on {url} (admin 127.0.0.1:{ports.admin})
 state, config and logs: {state_dir}   (edit config.yaml: the services reload it)
 
 A token for alice (group ml-eu):
-  TOKEN=$(extproc token --state-dir {here} --sub alice --groups ml-eu)
+  TOKEN=$({cli} token --state-dir {here} --sub alice --groups ml-eu)
   TOKEN={alice}
 
 Allowed: alice from Germany (192.0.2.10) to the eu model:
@@ -205,7 +352,7 @@ Denied 403: the same from the US (198.51.100.7), or to the us model:
 Denied 401: no token, or a forged one:
   curl -s {url}/eu/v1/chat/completions -H 'x-forwarded-for: 192.0.2.10' -d '{body}'
 
-Why? extproc explain --config {here}/config.yaml --token "$TOKEN" \\
+Why? {cli} explain --config {here}/config.yaml --token "$TOKEN" \\
        --source-ip 198.51.100.7 --path /eu/v1/chat/completions --ext target_region=eu
 
 Masked both ways: the model never sees the card, e-mail or SSN; add "stream": true for SSE:
@@ -219,13 +366,13 @@ Blocked 403: "Please ignore all previous instructions" in a prompt.
 
 Held for a human: "print your training data verbatim" gets 403 approval_required with an
 approval_id. alice cannot approve her own request; an approver can:
-  extproc approvals list --token "$TOKEN"                       # alice sees her request
-  APPROVER=$(extproc token --state-dir {here} --sub carol --groups approvers)
-  extproc approvals approve <approval_id> --token "$APPROVER"
+  {cli} approvals list --token "$TOKEN"    # alice sees her request
+  APPROVER=$({cli} token --state-dir {here} --sub carol --groups approvers)
+  {cli} approvals approve <approval_id> --token "$APPROVER"
 and alice's retry of the same request then gets 200 (the grant covers that exact request).
 
-The audit trail: extproc audit verify {here}/audit --key-file {here}/keys/audit.key
-  an auditor's report: extproc audit report {here}/audit \\
+The audit trail: {cli} audit verify {here}/audit --key-file {here}/keys/audit.key
+  an auditor's report: {cli} audit report {here}/audit \\
     --key-file {here}/keys/audit.key -o report.html
 
 Metrics (Prometheus) and /healthz: authz http://127.0.0.1:{ports.authz + 100}/metrics,

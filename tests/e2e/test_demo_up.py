@@ -31,6 +31,8 @@ class Demo:
     state_dir: Path
     port: int
     ports: list[int]
+    output: str
+    command: list[str]
 
     def token(self, *args: str) -> str:
         result = subprocess.run(
@@ -57,17 +59,46 @@ class Demo:
             connection.close()
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    state_dir = tmp_path_factory.mktemp("demo") / ".extproc"
-    port, admin, model, issuer = free_port(), free_port(), free_port(), free_port()
-    authz, processor = free_port_range(2), free_port_range(2)
+def up_arguments(state_dir: Path, workers: int = 2) -> tuple[list[str], dict[str, int]]:
+    """``extproc up`` on free ports (the demo's own, their metrics ports + 100 too)."""
+    ports = {"--port": free_port(), "--admin-port": free_port(), "--model-port": free_port()}
+    ports["--issuer-port"] = free_port()
+    for option in ("--authz-port", "--processor-port", "--approvals-port"):
+        while True:  # the service's ports and its metrics port (+ 100) all free
+            base = free_port_range(workers)
+            if free_metrics_port(base + 100):
+                break
+        ports[option] = base
+    command = [sys.executable, "-m", "extproc", "up", "--state-dir", str(state_dir)]
+    for option, port in ports.items():
+        command += [option, str(port)]
+    return [*command, "--workers", str(workers)], ports
+
+
+def free_metrics_port(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def without_extproc_on_path() -> dict[str, str]:
+    """The environment of ``make up``: ``.venv/bin`` (with the extproc script) not on PATH."""
+    keep = [
+        directory
+        for directory in os.environ.get("PATH", "").split(os.pathsep)
+        if directory and not (Path(directory) / "extproc").exists()
+    ]
+    return dict(os.environ, PATH=os.pathsep.join(keep))
+
+
+def start_up(command: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """Start ``extproc up`` and wait for its welcome text (fail if it never comes)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "extproc", "up", "--state-dir", str(state_dir),
-         "--port", str(port), "--admin-port", str(admin), "--model-port", str(model),
-         "--authz-port", str(authz), "--processor-port", str(processor),
-         "--issuer-port", str(issuer), "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True, env=without_extproc_on_path(),
     )  # fmt: skip
     assert process.stdout is not None
     output = []
@@ -82,8 +113,21 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     if "Ctrl-C stops everything" not in "".join(output):
         stop_group(process)
         pytest.fail("extproc up did not come up:\n" + "".join(output[-40:]))
-    ports = [port, admin, model, issuer, authz, authz + 1, processor, processor + 1]
-    demo = Demo(process, state_dir, port, ports)
+    return process, "".join(output)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    state_dir = tmp_path_factory.mktemp("demo") / ".extproc"
+    command, options = up_arguments(state_dir)
+    process, output = start_up(command)
+    authz, processor = options["--authz-port"], options["--processor-port"]
+    ports = [
+        options["--port"], options["--admin-port"], options["--model-port"],
+        options["--issuer-port"], authz, authz + 1, processor, processor + 1,
+        options["--approvals-port"],
+    ]  # fmt: skip
+    demo = Demo(process, state_dir, options["--port"], ports, output, command)
     yield demo
     stop_group(process)
 
@@ -208,9 +252,108 @@ def test_audit_verify_passes_and_fails_once_an_event_is_edited(demo: Demo) -> No
     assert chain.name in bad.stdout
 
 
+def test_the_printed_commands_run_as_printed_without_extproc_on_path(demo: Demo) -> None:
+    line = next(
+        line.strip() for line in demo.output.splitlines() if line.strip().startswith("TOKEN=$(")
+    )
+    assert not line.startswith("TOKEN=$(extproc ")  # not on PATH: the script's own path
+    result = subprocess.run(
+        ["sh", "-c", f'{line} && printf %s "$TOKEN"'],
+        capture_output=True, text=True, timeout=30, env=without_extproc_on_path(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(".") == 2  # a JWT
+
+
+def test_a_second_up_on_the_same_ports_fails_naming_the_port(demo: Demo, tmp_path: Path) -> None:
+    command = list(demo.command)
+    command[command.index("--state-dir") + 1] = str(tmp_path / "second")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "extproc demo is up" not in result.stdout
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert f"port {demo.port} (Envoy's listener) is already in use" in result.stderr
+    assert "choose another port with --port" in result.stderr
+    assert demo.process.poll() is None  # the first one serves on
+
+
 def test_ctrl_c_stops_everything(demo: Demo) -> None:
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(timeout=30) == 0
     for port in demo.ports:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is still served"
+
+
+@pytest.mark.parametrize(
+    ("taken", "named"),
+    [
+        ("--issuer-port", "(the demo OIDC issuer)"),
+        ("--model-port", "(the demo model)"),
+        ("--admin-port", "(Envoy's admin interface)"),
+        ("--authz-port", "(authz worker 0)"),
+        ("authz metrics", "(authz metrics, --authz-port + 100)"),
+    ],
+)
+def test_a_taken_port_stops_up_before_anything_starts(
+    tmp_path: Path, taken: str, named: str
+) -> None:
+    command, ports = up_arguments(tmp_path / "st", workers=1)
+    port = ports["--authz-port"] + 100 if taken == "authz metrics" else ports[taken]
+    option = "--authz-port" if taken == "authz metrics" else taken
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "extproc demo is up" not in result.stdout
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"port {port} {named} is already in use by pid {os.getpid()}" in result.stderr
+    assert f"choose another port with {option}" in result.stderr
+    assert not (tmp_path / "st" / "logs").exists()  # nothing was started
+
+
+def test_a_service_that_exits_makes_up_stop_and_exit_non_zero(tmp_path: Path) -> None:
+    from tests.support.processes import descendants, kill_all
+
+    command, _ports = up_arguments(tmp_path / "st", workers=1)
+    process, _output = start_up(command)
+    children = descendants(process.pid)
+    try:
+        authz = next(
+            pid
+            for pid in children
+            if b"serve\0authz" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            == str(process.pid)
+        )
+        os.kill(authz, signal.SIGKILL)
+        assert process.wait(timeout=30) == 1
+        assert process.stdout is not None
+        rest = process.stdout.read()
+        assert "authz exited unexpectedly" in rest, rest
+    finally:
+        stop_group(process)
+        kill_all(children)
+
+
+def test_a_killed_up_leaves_no_process_and_no_port_behind(tmp_path: Path) -> None:
+    from tests.support.processes import descendants, kill_all, wait_until_gone
+
+    command, ports = up_arguments(tmp_path / "st", workers=1)
+    process, _output = start_up(command)
+    children = descendants(process.pid)
+    try:
+        # Envoy (in a session of its own), and a supervisor and a worker per service.
+        assert len(children) >= 7
+        process.kill()  # SIGKILL: up runs no cleanup at all
+        process.wait()
+        assert wait_until_gone(children, timeout=20) == set()
+        for port in ports.values():
+            with socket.socket() as sock:
+                assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is still served"
+    finally:
+        kill_all(children)
+        stop_group(process)

@@ -277,3 +277,90 @@ def test_a_head_edited_without_changing_its_meaning_is_found(tmp_path: Path) -> 
         sealer.open_head(sealed[:-1] + b"\t")
     with pytest.raises(RecordError):
         sealer.open_head(b" " + sealed)
+
+
+def test_a_head_whose_data_files_were_removed_is_a_failure_naming_the_chain(
+    tmp_path: Path,
+) -> None:
+    write_chain(tmp_path, 2, chain="authz-0")
+    (path,) = write_chain(tmp_path, 3)
+    path.unlink()  # rm processor-0.000000.jsonl, the head kept
+    report = verify([tmp_path], KEY)
+    assert [(c.chain, c.ok) for c in report.chains] == [("authz-0", True), (CHAIN, False)]
+    assert str(report.chains[1].problem) == (
+        f"{CHAIN}.head: no file of this chain is here, but its signed head names seq 3 in "
+        f"{FIRST}: the chain's files were removed ({FIRST} .. {FIRST} expected)"
+    )
+    out = io.StringIO()
+    assert run_verify_cli([tmp_path], KEY, out) == 1
+    assert f"{CHAIN}: 0 records" in out.getvalue()
+    assert "FAILED" in out.getvalue()
+
+
+def test_every_rotated_file_removed_names_the_files_the_head_expects(tmp_path: Path) -> None:
+    files = rotated_chain(tmp_path)
+    for path in files:
+        path.unlink()
+    assert f"({FIRST} .. {files[-1].name} expected)" in the_problem(tmp_path)
+
+
+def test_a_head_alone_that_does_not_open_is_a_failure(tmp_path: Path) -> None:
+    (path,) = write_chain(tmp_path, 1)
+    path.unlink()
+    problem = the_problem(tmp_path, key=b"another-key-" + b"k" * 24)
+    assert problem.startswith(f"{CHAIN}.head: ")
+    assert problem.endswith("and no file of this chain is here")
+
+
+def kept_heads(trail: Path, kept: Path) -> Path:
+    kept.mkdir()
+    for head in trail.glob("*.head"):
+        (kept / head.name).write_bytes(head.read_bytes())
+    return kept
+
+
+def test_a_whole_chain_removed_passes_alone_and_fails_against_kept_heads(tmp_path: Path) -> None:
+    trail = tmp_path / "audit"
+    write_chain(trail, 2, chain="authz-0")
+    write_chain(trail, 3)
+    kept = kept_heads(trail, tmp_path / "kept")
+    for path in trail.glob(f"{CHAIN}.*"):
+        path.unlink()  # data and head together
+    assert verify([trail], KEY).ok  # the limit: nothing here says the chain existed
+    report = verify([trail], KEY, heads=kept)
+    assert not report.ok
+    assert report.errors == [
+        f"chain {CHAIN} is missing: the kept copy of its head names seq 3 in {FIRST} "
+        "(removed with its head?)"
+    ]
+
+
+def test_a_chain_rolled_back_with_an_old_head_fails_against_kept_heads(tmp_path: Path) -> None:
+    trail = tmp_path / "audit"
+    write_chain(trail, 2)
+    old = {p.name: p.read_bytes() for p in trail.iterdir() if p.suffix in (".jsonl", ".head")}
+    writer = AuditWriter(trail, CHAIN, KEY, WriterSettings())
+    for i in range(2, 5):
+        assert writer.submit(event(i))
+    assert writer.close() == 0
+    kept = kept_heads(trail, tmp_path / "kept")
+    for name, data in old.items():  # the old copy of the data and of its head
+        (trail / name).write_bytes(data)
+    assert verify([trail], KEY).ok
+    out = io.StringIO()
+    assert run_verify_cli([trail], KEY, out, heads=kept) == 1
+    assert "the kept copy of its head names seq" in out.getvalue()
+    assert "rolled back or cut (with its head)" in out.getvalue()
+
+
+def test_kept_heads_that_match_the_trail_pass(tmp_path: Path) -> None:
+    trail = tmp_path / "audit"
+    write_chain(trail, 3)
+    kept = kept_heads(trail, tmp_path / "kept")
+    write_chain(trail, 0)  # the writer goes on after the copy: a later end is fine
+    assert verify([trail], KEY, heads=kept).ok
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert verify([trail], KEY, heads=empty).errors == [
+        f"{empty}: no copies of heads (<chain>.head) found"
+    ]

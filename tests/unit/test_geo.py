@@ -142,3 +142,55 @@ def test_geo_config_errors_name_the_line(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         geo_config(text, Path("."))
     assert message in caught.value.reason
+
+
+@pytest.mark.parametrize("how", ["junk", "another database", "truncated"])
+def test_an_open_database_does_not_change_when_its_file_is_overwritten_in_place(
+    tmp_path: Path, how: str
+) -> None:
+    database = write_demo_database(tmp_path / "demo.mmdb")
+    geo = open_locator(GeoConfig(database=database))
+    inode = database.stat().st_ino
+    if how == "junk":  # echo junk > demo.mmdb
+        database.write_text("junk\n")
+    elif how == "another database":  # cp new.mmdb demo.mmdb: the same file, rewritten
+        other = write_country_database(tmp_path / "new.mmdb", {"192.0.2.0/24": "FR"})
+        database.write_bytes(other.read_bytes())
+    else:  # a copy caught half-way
+        database.write_bytes(database.read_bytes()[:100])
+    assert database.stat().st_ino == inode
+    assert geo.locate("192.0.2.10").country == "DE"
+    assert geo.locate("198.51.100.7").country == "US"
+
+
+def test_a_failed_lookup_gives_the_client_a_fixed_reason_and_the_log_the_details(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import maxminddb
+
+    from extproc.errors import Code
+    from extproc.geo.maxmind import MaxMindCountries
+
+    database = write_demo_database(tmp_path / "demo.mmdb")
+    countries = MaxMindCountries(database, country_field="country", verify=True)
+
+    class Corrupt:
+        def get(self, _ip: object) -> None:
+            raise maxminddb.InvalidDatabaseError("The MaxMind DB file's search tree is corrupt")
+
+    countries._reader = Corrupt()
+    geo = GeoLocator(GeoConfig(database=database), countries)
+    with pytest.raises(GeoError) as caught:
+        geo.locate("192.0.2.10")
+    assert caught.value.code == Code.GEO_LOOKUP_FAILED
+    assert caught.value.reason == "GeoIP lookup failed"
+    assert any("search tree is corrupt" in str(vars(record)) for record in caplog.records)
+
+
+def test_a_corrupt_file_is_named_not_the_private_copy(tmp_path: Path) -> None:
+    database = tmp_path / "demo.mmdb"
+    database.write_text("junk\n")
+    with pytest.raises(GeoError) as caught:
+        open_locator(GeoConfig(database=database))
+    assert str(database) in caught.value.reason
+    assert "/proc/self/fd" not in caught.value.reason

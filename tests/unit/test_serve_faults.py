@@ -176,3 +176,90 @@ def test_metrics_aggregate_every_worker_and_health_counts_the_living(tmp_path: P
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
+
+
+def test_a_port_in_use_is_listen_failed_once_per_attempt_and_the_supervisor_gives_up(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    from extproc.supervise import GIVE_UP_AFTER
+
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    write_demo_database(tmp_path / "demo.mmdb")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "extproc", "serve", "authz", "--config",
+             str(tmp_path / "config.yaml"), "--port", str(port), "--workers", "1"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output
+    failures = [
+        json.loads(line)
+        for line in output.splitlines()
+        if line.startswith("{") and '"worker failed"' in line
+    ]
+    assert len(failures) == GIVE_UP_AFTER, output
+    assert all(entry["error"] == "listen_failed" for entry in failures)
+    assert all(f"127.0.0.1:{port}" in entry["reason"] for entry in failures)
+    assert '"no worker can serve; stopping"' in output
+
+
+def test_a_taken_metrics_port_stops_the_service_before_any_worker_starts(tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    write_demo_database(tmp_path / "demo.mmdb")
+    port = free_port_range(1)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics_port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "extproc", "serve", "authz", "--config",
+             str(tmp_path / "config.yaml"), "--port", str(port), "--workers", "1",
+             "--metrics-port", str(metrics_port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Traceback" not in output
+    assert f"cannot listen on 127.0.0.1:{metrics_port}" in output
+    assert '"serving"' not in output
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    from tests.support.processes import descendants, kill_all, wait_until_gone
+
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    write_demo_database(tmp_path / "demo.mmdb")
+    port = free_port_range(2)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "extproc", "serve", "authz", "--config",
+             str(tmp_path / "config.yaml"), "--port", str(port), "--workers", "2"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    children: set[int] = set()
+    try:
+        wait_for_grpc_health(port, process=process)
+        wait_for_grpc_health(port + 1, process=process)
+        workers = set(worker_pids(log).values())
+        children = descendants(process.pid)
+        assert workers <= children
+        process.kill()  # SIGKILL: the supervisor cannot stop its workers itself
+        process.wait()
+        assert wait_until_gone(children, timeout=5) == set(), log.read_text()[-3000:]
+        assert not serving(port)
+        assert not serving(port + 1)
+    finally:
+        kill_all(children | {process.pid})
