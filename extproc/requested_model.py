@@ -17,7 +17,8 @@ rule. So:
   ``model``, as orjson and most servers read it; the processor refuses a body in which any
   occurrence differs from that decision.
 - Forms name it in a field ``model`` (urlencoded, or a part of a ``multipart/*`` body, as Rack
-  reads them all). A body labelled as a form that is JSON names the models of both readings.
+  reads them all). A body without a content type is a form to Rack too. A body labelled as a
+  form, or not labelled, that is JSON names the models of both readings.
 - A content type or a multipart body that masking refuses as read differently by different
   parsers (``forms.checked_media_type``, ``forms.boundary_of``, ``forms.part_fields``) is
   refused here with the same code; authz decides on no model.
@@ -120,6 +121,8 @@ def _models(body: bytes, content_type: str, *, every: bool) -> BodyModels:
         as_form = NO_MODEL
         if labelled_form:
             as_form = _from_form(body, kind, content_type, params)
+        elif not kind and json.detect_encoding(body[:4]) in _UTF8:
+            as_form = _from_fields(form_fields(body))  # Rack reads such a POST as a form
     except MaskingError:
         # Masking refuses what parsers read differently: the processor refuses it with the
         # same code; authz decides on no model, which the processor then refuses too.
@@ -127,8 +130,8 @@ def _models(body: bytes, content_type: str, *, every: bool) -> BodyModels:
             raise
         return UNREADABLE
     if _JSON_START.match(body) is not None:
-        # JSON labelled as a form: a server that reads JSON whatever the label sees the JSON's
-        # model, one that trusts the label the form's.
+        # JSON labelled as a form, or not labelled: a server that reads JSON whatever the label
+        # sees the JSON's model, one that trusts the label (or Rack, without one) the form's.
         # Both are the body's models; the JSON's come last, so they are the one decided on.
         as_json = _from_json(body, every)
         if as_form == NO_MODEL:

@@ -3,11 +3,12 @@
 A label is the sender's claim; the model server's parser decides what it reads. So: anything
 that starts like JSON (after an optional BOM and whitespace, ``{`` or ``[``) is masked as JSON
 whatever the label; several JSON documents one per line (NDJSON) line by line; forms field by
-field and multipart bodies part by part (``forms``); the rest as text, with escapes decoded and
-compatibility forms folded for detection. A content type parsers read differently (two media
-types, a repeated parameter) is refused. A charset we cannot read the way the receiver does
-(UTF-16 and UTF-32, which Python's ``json.loads`` detects by itself; UTF-7; legacy multibyte
-sets) is refused rather than guessed.
+field and multipart bodies part by part (``forms``); a body without a content type that
+percent-decoding would change, as a form and as text (Rack parses such a POST as a form); the
+rest as text, with escapes decoded and compatibility forms folded for detection. A content type
+parsers read differently (two media types, a repeated parameter) is refused. A charset we
+cannot read the way the receiver does (UTF-16 and UTF-32, which Python's ``json.loads`` detects
+by itself; UTF-7; legacy multibyte sets) is refused rather than guessed.
 
 JSON takes the fast path (orjson, then the in-place walk) unless the body has duplicate keys,
 which orjson silently collapses: the count of object members the walk saw is compared with the
@@ -79,6 +80,8 @@ def mask_body(
         return mask_lines(masker, body, direction, declared=declared)
     if declared or _JSON_START.match(body) is not None:
         return mask_json(masker, body, direction, declared=declared)
+    if not kind and forms.reads_as_form(body):
+        return forms.mask_unlabelled(masker, body, direction)
     return masker.mask_bytes_as_text(body, direction)
 
 
@@ -211,7 +214,10 @@ def strings_of(body: bytes, content_type: str = "") -> str:
             return "\n".join(strings)
         if body.count(b"\n") and kind not in ("application/json",):
             return "\n".join(strings_of(line, "application/json") for line in body.splitlines())
-    return body.decode("utf-8", "replace")
+    text = body.decode("utf-8", "replace")
+    if not kind and forms.reads_as_form(body):  # read as a form too, as Rack reads it
+        return "\n".join([text, *forms.form_texts(body)])
+    return text
 
 
 def _json_strings(body: bytes) -> list[str] | None:

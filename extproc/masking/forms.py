@@ -18,6 +18,10 @@ Envoy joins two headers), a repeated or RFC 2231 (``name*=``) parameter; a bound
 pattern reads otherwise than RFC 2045 quoting does; a multipart body in which its boundary
 appears anywhere but on a delimiter line ended by CRLF or LF (none at all, a bare CR); a part
 whose headers repeat a name, fold, use RFC 2231 parameters or RFC 2047 encoded words.
+
+A body without a content type that is not JSON is read as a form as well (Rack parses such a
+POST as one): when it holds a percent escape or a ``+``, its fields are masked decoded, then the
+whole as text.
 """
 
 from __future__ import annotations
@@ -51,6 +55,23 @@ def mask_form(masker: Masker, body: bytes, direction: str) -> MaskResult:
     if not findings or masker.report:
         return MaskResult(body, tuple(findings), False)
     return MaskResult(b"&".join(out), tuple(findings), True)
+
+
+def mask_unlabelled(masker: Masker, body: bytes, direction: str) -> MaskResult:
+    """A body without a content type that is not JSON but holds a percent escape or a ``+``:
+    Rack reads such a POST as a form, so its fields are masked decoded (``mask_form``); any
+    other reader sees text, so the result is masked as text too."""
+    form = mask_form(masker, body, direction)
+    if masker.report and form.findings:
+        return form
+    text = masker.mask_bytes_as_text(form.body, direction)
+    findings = (*form.findings, *relocated(text.findings, "text:"))
+    return MaskResult(text.body, findings, form.changed or text.changed)
+
+
+def reads_as_form(body: bytes) -> bool:
+    """Whether a body without a content type reads differently as a form than as text."""
+    return b"%" in body or b"+" in body
 
 
 def _mask_component(

@@ -470,6 +470,32 @@ def test_a_content_type_holding_more_than_one_reading_is_refused(content_type: s
     assert refused(f"card={CARD_ESCAPED}".encode(), content_type) == "unsupported_content_type"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"card={CARD_ESCAPED}",
+        "card=4111+1111+1111+1111&m=jane.doe%40example.com",
+        f"free text {CARD_ESCAPED} and jane.doe@example.com",
+        f"a=1&{CARD_ESCAPED}",
+    ],
+)
+def test_a_body_without_a_content_type_is_masked_as_a_form_and_as_text(body: str) -> None:
+    result = masker().mask_body(body.encode(), "", "request")
+    text = result.body.decode()
+    assert_clean(text)  # a text reader
+    for name, value in parse_qsl(text, keep_blank_values=True):  # Rack, which reads a form
+        assert_clean(name)
+        assert_clean(value)
+    assert result.findings
+
+
+def test_json_without_a_content_type_is_still_read_as_json() -> None:
+    body = json.dumps({"a": CARD, "b": "x+y%20z"}).encode()
+    result = masker().mask_body(body, "", "request")
+    assert json.loads(result.body) == {"a": "[REDACTED:CARD]", "b": "x+y%20z"}
+    assert masker().mask_body(b"plain text, nothing", "", "request").changed is False
+
+
 # -- blocking -------------------------------------------------------------------------------------
 def test_block_rules_read_decoded_and_folded_strings_and_every_duplicate() -> None:
     from extproc.masking.profile import BlockRule
@@ -484,6 +510,17 @@ def test_block_rules_read_decoded_and_folded_strings_and_every_duplicate() -> No
     ]:
         assert blocking.blocked(body, "request", content_type) is not None, body
     assert blocking.blocked(b'{"q": "hello"}', "request", "application/json") is None
+
+
+def test_block_rules_read_a_body_without_a_content_type_as_a_form_too() -> None:
+    from extproc.masking.profile import BlockRule
+
+    rule = BlockRule("inject", "prompt injection", pattern=re.compile("ignore previous"))
+    blocking = Masker(Profile("p", block=(rule,)), KEY)
+    assert blocking.blocked(b"q=ignore%20previous", "request", "") is not None
+    assert blocking.blocked(b"q=ignore+previous", "request", "") is not None
+    with pytest.raises(MaskingError):
+        blocking.blocked(b"q=hello", "request", "application/x-www-form-urlencoded,text/plain")
 
 
 # -- properties -----------------------------------------------------------------------------------

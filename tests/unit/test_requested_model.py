@@ -128,6 +128,18 @@ def test_a_part_named_by_its_content_id_alone_is_a_field_as_rack_reads_it() -> N
     assert read(parts, "multipart/form-data; boundary=XYZ").values == ("whisper-large",)
 
 
+def test_a_body_without_a_content_type_is_a_form_too() -> None:
+    assert read("model=whisper-1&language=en", "").values == ("whisper-1",)
+    assert read("mod%65l=a+b", "").values == ("a b",)
+    assert read(sdk("gpt-x"), "").values == ("gpt-x",)  # JSON is read as JSON
+    # JSON whose text a form parser splits into a field named model: both readings count
+    body = '{"model":"gpt-x","messages":[],"&model=demo&":1}'
+    assert read(body, "").values[-1] == "gpt-x"
+    assert "demo" in read(body, "").values
+    assert decide(body, content_type="") == "gpt-x"
+    assert decide("model=whisper-1", content_type="") == "whisper-1"
+
+
 def test_a_content_type_read_more_than_one_way_is_refused_with_its_own_code() -> None:
     for content_type in (
         "application/x-www-form-urlencoded,text/plain",
@@ -146,6 +158,19 @@ def test_a_content_type_read_more_than_one_way_is_refused_with_its_own_code() ->
     step = ex.request_body(b"model=demo")  # a profile that does not mask requests refuses too
     assert step.refusal is not None
     assert step.refusal.error == "unsupported_content_type"
+
+
+def test_a_body_without_a_content_type_naming_another_model_is_refused() -> None:
+    ex = started(ALLOWED, **{"content-type": ""})
+    step = ex.request_body(b"model=frontier-x&language=en")
+    assert step.refusal is not None
+    assert step.refusal.error == "model_not_authorized"
+    ex = started(ALLOWED, **{"content-type": ""})
+    card = "%34%31%31%31%20%31%31%31%31%20%31%31%31%31%20%31%31%31%31"
+    step = ex.request_body(f"model=demo&card={card}".encode())
+    assert step.refusal is None
+    assert step.body is not None
+    assert b"REDACTED" in step.body
 
 
 def decide(body: bytes | str, encoding: str = "", content_type: str = JSON) -> str | None:
