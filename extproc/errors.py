@@ -44,6 +44,8 @@ class Code(StrEnum):
     INVALID_UTF8 = "invalid_utf8"
     UNSUPPORTED_CHARSET = "unsupported_charset"
     BINARY_PART_REFUSED = "binary_part_refused"
+    UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
+    MALFORMED_MULTIPART = "malformed_multipart"
     BODY_TOO_LARGE = "body_too_large"
     MASKING_FAILED = "masking_failed"
     # answered by Envoy itself (its limits and timeouts, a service it cannot reach)
@@ -121,6 +123,12 @@ CODES: dict[Code, CodeInfo] = {
     Code.INVALID_UTF8: CodeInfo(400, "the body is not valid UTF-8"),
     Code.UNSUPPORTED_CHARSET: CodeInfo(415, "the body's charset cannot be inspected"),
     Code.BINARY_PART_REFUSED: CodeInfo(415, "a multipart body holds a part that cannot be read"),
+    Code.UNSUPPORTED_CONTENT_TYPE: CodeInfo(
+        415, "the body's content type can be read more than one way"
+    ),
+    Code.MALFORMED_MULTIPART: CodeInfo(
+        400, "a multipart body's delimiters or part headers can be read more than one way"
+    ),
     Code.BODY_TOO_LARGE: CodeInfo(413, "the body is larger than the gateway inspects"),
     Code.MASKING_FAILED: CodeInfo(502, "the body could not be masked"),
     Code.RESPONSE_TOO_LARGE: CodeInfo(502, "the model's answer is larger than the gateway reads"),

@@ -16,8 +16,12 @@ rule. So:
   parser may keep the first or the last. authz decides on the last one named exactly
   ``model``, as orjson and most servers read it; the processor refuses a body in which any
   occurrence differs from that decision.
-- Forms name it in a field ``model`` (urlencoded, or a ``multipart/form-data`` part). A body
-  labelled as a form that is JSON names the models of both readings.
+- Forms name it in a field ``model`` (urlencoded, or a part of a ``multipart/*`` body, as Rack
+  reads them all). A body without a content type is a form to Rack too. A body labelled as a
+  form, or not labelled, that is JSON names the models of both readings.
+- A content type or a multipart body that masking refuses as read differently by different
+  parsers (``forms.checked_media_type``, ``forms.boundary_of``, ``forms.part_fields``) is
+  refused here with the same code; authz decides on no model.
 - JSON that no parser here reads but that mentions ``model`` is unreadable, never "no model".
 
 Pure: no I/O, no clock.
@@ -32,7 +36,13 @@ from typing import Any
 
 import orjson
 
-from extproc.masking.forms import FORM_TYPE, form_fields, media_type, part_fields
+from extproc.masking.forms import (
+    FORM_TYPE,
+    boundary_of,
+    checked_media_type,
+    form_fields,
+    part_fields,
+)
 from extproc.masking.inflate import inflate
 from extproc.masking.jsondoc import Members, parse_lenient
 from extproc.masking.results import MaskingError
@@ -105,31 +115,40 @@ def body_models(body: bytes, content_type: str) -> BodyModels:
 def _models(body: bytes, content_type: str, *, every: bool) -> BodyModels:
     if not body:
         return NO_MODEL
-    kind, params = media_type(content_type)
-    if kind in (FORM_TYPE, "multipart/form-data"):
-        as_form = _from_form(body, kind, params.get("boundary", ""))
-        if _JSON_START.match(body) is None:
-            return as_form
-        # JSON labelled as a form: a server that reads JSON whatever the label sees the JSON's
-        # model, one that trusts the label the form's. Both are the body's models; the JSON's
-        # come last, so they are the one decided on.
-        as_json = _from_json(body, every)
-        return BodyModels(as_form.values + as_json.values, as_form.readable and as_json.readable)
+    try:
+        kind, params = checked_media_type(content_type)
+        labelled_form = kind == FORM_TYPE or kind.startswith("multipart/")
+        as_form = NO_MODEL
+        if labelled_form:
+            as_form = _from_form(body, kind, content_type, params)
+        elif not kind and json.detect_encoding(body[:4]) in _UTF8:
+            as_form = _from_fields(form_fields(body))  # Rack reads such a POST as a form
+    except MaskingError:
+        # Masking refuses what parsers read differently: the processor refuses it with the
+        # same code; authz decides on no model, which the processor then refuses too.
+        if every:
+            raise
+        return UNREADABLE
     if _JSON_START.match(body) is not None:
-        return _from_json(body, every)
+        # JSON labelled as a form, or not labelled: a server that reads JSON whatever the label
+        # sees the JSON's model, one that trusts the label (or Rack, without one) the form's.
+        # Both are the body's models; the JSON's come last, so they are the one decided on.
+        as_json = _from_json(body, every)
+        if as_form == NO_MODEL:
+            return as_json
+        return BodyModels(as_form.values + as_json.values, as_form.readable and as_json.readable)
+    if labelled_form:
+        return as_form
     encoding = json.detect_encoding(body[:4])
     if encoding not in _UTF8:  # UTF-16 or UTF-32 JSON, which Python's json reads as it is
         return _from_text(body, encoding, every)
-    return NO_MODEL
+    return as_form
 
 
-def _from_form(body: bytes, kind: str, boundary: str) -> BodyModels:
+def _from_form(body: bytes, kind: str, content_type: str, params: dict[str, str]) -> BodyModels:
     if kind == FORM_TYPE:
         return _from_fields(form_fields(body))
-    fields = part_fields(body, boundary)
-    if fields is not None:
-        return _from_fields(fields)
-    return UNREADABLE if b"model" in body.lower() else NO_MODEL
+    return _from_fields(part_fields(body, boundary_of(content_type, params)))
 
 
 def _from_fields(fields: list[tuple[str, str]]) -> BodyModels:

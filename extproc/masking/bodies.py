@@ -3,10 +3,12 @@
 A label is the sender's claim; the model server's parser decides what it reads. So: anything
 that starts like JSON (after an optional BOM and whitespace, ``{`` or ``[``) is masked as JSON
 whatever the label; several JSON documents one per line (NDJSON) line by line; forms field by
-field and multipart bodies part by part (``forms``); the rest as text, with escapes decoded and
-compatibility forms folded for detection. A charset we cannot read the way the receiver does
-(UTF-16 and UTF-32, which Python's ``json.loads`` detects by itself; UTF-7; legacy multibyte
-sets) is refused rather than guessed.
+field and multipart bodies part by part (``forms``); a body without a content type that
+percent-decoding would change, as a form and as text (Rack parses such a POST as a form); the
+rest as text, with escapes decoded and compatibility forms folded for detection. A content type
+parsers read differently (two media types, a repeated parameter) is refused. A charset we
+cannot read the way the receiver does (UTF-16 and UTF-32, which Python's ``json.loads`` detects
+by itself; UTF-7; legacy multibyte sets) is refused rather than guessed.
 
 JSON takes the fast path (orjson, then the in-place walk) unless the body has duplicate keys,
 which orjson silently collapses: the count of object members the walk saw is compared with the
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from extproc.errors import Code
 from extproc.masking import forms
-from extproc.masking.forms import media_type
+from extproc.masking.forms import boundary_of, checked_media_type
 from extproc.masking.jsondoc import Members, loads, parse_lenient, serialize
 from extproc.masking.jsondoc import dumps as dump_document
 from extproc.masking.results import Finding, MaskingError, MaskResult, relocated
@@ -60,7 +62,7 @@ def mask_body(
 ) -> MaskResult:
     if not body:
         return MaskResult(body, (), False)
-    kind, params = media_type(content_type)
+    kind, params = checked_media_type(content_type)
     readable_charset(body, params.get("charset", ""))
     if kind == forms.FORM_TYPE:
         return forms.mask_form(masker, body, direction)
@@ -69,7 +71,7 @@ def mask_body(
             mask_body,
             masker,
             body,
-            params.get("boundary", ""),
+            boundary_of(content_type, params),
             direction,
             binary_parts=binary_parts,
         )
@@ -78,6 +80,8 @@ def mask_body(
         return mask_lines(masker, body, direction, declared=declared)
     if declared or _JSON_START.match(body) is not None:
         return mask_json(masker, body, direction, declared=declared)
+    if not kind and forms.reads_as_form(body):
+        return forms.mask_unlabelled(masker, body, direction)
     return masker.mask_bytes_as_text(body, direction)
 
 
@@ -196,11 +200,13 @@ def _result(
 def strings_of(body: bytes, content_type: str = "") -> str:
     """Every string of the body as its receiver decodes it: JSON strings, keys and numbers
     (every duplicate), form fields and parts decoded, or the body as text."""
-    kind, params = media_type(content_type)
+    if not body:
+        return ""
+    kind, params = checked_media_type(content_type)
     if kind == forms.FORM_TYPE:
         return "\n".join(forms.form_texts(body))
     if kind.startswith("multipart/"):
-        parts = forms.part_texts(body, params.get("boundary", ""))
+        parts = forms.part_texts(body, boundary_of(content_type, params))
         return "\n".join(strings_of(content, part_type) for part_type, content in parts)
     if "json" in kind or _JSON_START.match(body) is not None:
         strings = _json_strings(body)
@@ -208,7 +214,10 @@ def strings_of(body: bytes, content_type: str = "") -> str:
             return "\n".join(strings)
         if body.count(b"\n") and kind not in ("application/json",):
             return "\n".join(strings_of(line, "application/json") for line in body.splitlines())
-    return body.decode("utf-8", "replace")
+    text = body.decode("utf-8", "replace")
+    if not kind and forms.reads_as_form(body):  # read as a form too, as Rack reads it
+        return "\n".join([text, *forms.form_texts(body)])
+    return text
 
 
 def _json_strings(body: bytes) -> list[str] | None:

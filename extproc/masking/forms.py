@@ -10,14 +10,25 @@ cannot read, binary content, a transfer encoding (base64, quoted-printable) or a
 multipart, is refused (``binary_parts="refuse"``, the default) or, with ``"pass"``, passed
 unchanged unless it decodes as UTF-8, in which case it is masked as text all the same: readable
 text never passes unscanned. Preamble and epilogue, which lenient parsers may read as content,
-are masked as text. A body that does not contain its boundary is masked as text.
+are masked as text.
+
+What parsers read differently is refused, never guessed (``unsupported_content_type``,
+``malformed_multipart``): a content type holding two media types (a comma outside quotes, as
+Envoy joins two headers), a repeated or RFC 2231 (``name*=``) parameter; a boundary Rack's
+pattern reads otherwise than RFC 2045 quoting does; a multipart body in which its boundary
+appears anywhere but on a delimiter line ended by CRLF or LF (none at all, a bare CR); a part
+whose headers repeat a name, fold, use RFC 2231 parameters or RFC 2047 encoded words.
+
+A body without a content type that is not JSON is read as a form as well (Rack parses such a
+POST as one): when it holds a percent escape or a ``+``, its fields are masked decoded, then the
+whole as text.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NoReturn
 from urllib.parse import quote_plus, unquote_plus
 
 from extproc.errors import Code
@@ -44,6 +55,23 @@ def mask_form(masker: Masker, body: bytes, direction: str) -> MaskResult:
     if not findings or masker.report:
         return MaskResult(body, tuple(findings), False)
     return MaskResult(b"&".join(out), tuple(findings), True)
+
+
+def mask_unlabelled(masker: Masker, body: bytes, direction: str) -> MaskResult:
+    """A body without a content type that is not JSON but holds a percent escape or a ``+``:
+    Rack reads such a POST as a form, so its fields are masked decoded (``mask_form``); any
+    other reader sees text, so the result is masked as text too."""
+    form = mask_form(masker, body, direction)
+    if masker.report and form.findings:
+        return form
+    text = masker.mask_bytes_as_text(form.body, direction)
+    findings = (*form.findings, *relocated(text.findings, "text:"))
+    return MaskResult(text.body, findings, form.changed or text.changed)
+
+
+def reads_as_form(body: bytes) -> bool:
+    """Whether a body without a content type reads differently as a form than as text."""
+    return b"%" in body or b"+" in body
 
 
 def _mask_component(
@@ -78,41 +106,51 @@ def _decoded(component: bytes) -> str:
 
 
 # -- multipart -----------------------------------------------------------------------------------
-def part_fields(body: bytes, boundary: str) -> list[tuple[str, str]] | None:
-    """The name (``content-disposition``) and content of each part, content read as UTF-8;
-    None when the body does not hold its boundary."""
-    sections = _sections(body, boundary)
-    if sections is None:
-        return None
+def part_fields(body: bytes, boundary: str) -> list[tuple[str, str]]:
+    """The name and content of each part, content read as UTF-8. The name is the
+    ``content-disposition`` one, or Rack's fallback, the ``content-id``. Refuses what
+    ``_sections`` and ``_split_part`` refuse."""
     fields = []
-    for kind, start, end in sections:
+    for kind, start, end in _sections(body, boundary):
         if kind == "part":
             _head, content, headers = _split_part(body[start:end])
-            _, params = media_type(headers.get("content-disposition", ""))
-            fields.append((params.get("name", ""), content.decode("utf-8", "replace")))
+            name = _disposition(headers).get("name")
+            if name is None:
+                name = headers.get("content-id", "")
+            fields.append((name, content.decode("utf-8", "replace")))
     return fields
 
 
-def _sections(body: bytes, boundary: str) -> list[tuple[str, int, int]] | None:
-    """(kind, start, end) of the preamble, each part and the epilogue; None without a
-    delimiter. The line ending before a delimiter belongs to the delimiter (RFC 2046)."""
-    if not boundary:
-        return None
+def _sections(body: bytes, boundary: str) -> list[tuple[str, int, int]]:
+    """(kind, start, end) of the preamble, each part and the epilogue. The line ending before
+    a delimiter belongs to the delimiter (RFC 2046).
+
+    A delimiter line starts the body or follows LF (or CRLF), and ends, after optional spaces,
+    with CRLF, LF or the end of the body. The boundary appears nowhere else (RFC 2046 says it
+    must not): where it does, a parser that also splits lines on a bare CR (Python's ``email``),
+    or looks for it anywhere (Rack 2), would see parts we do not, so the body is refused
+    (``malformed_multipart``), as is one without any delimiter: a body labelled multipart is
+    never read as text."""
     delimiter = b"--" + boundary.encode("latin-1", "replace")
     lines: list[tuple[int, int, bool]] = []  # (delimiter start, content start, closing)
     position = body.find(delimiter)
     while position >= 0:
         after = position + len(delimiter)
-        if position == 0 or body[position - 1 : position] == b"\n":
-            closing = body.startswith(b"--", after)
-            padding = _TRANSPORT_PADDING.match(body, after + 2 if closing else after)
-            if padding is not None:
-                lines.append((position, padding.end(), closing))
-                if closing:
-                    break
+        closing = body.startswith(b"--", after)
+        padding = _TRANSPORT_PADDING.match(body, after + 2 if closing else after)
+        at_line_start = position == 0 or body[position - 1 : position] == b"\n"
+        if not at_line_start or padding is None or (lines and lines[-1][2]):
+            raise MaskingError(
+                "the multipart boundary appears where parsers disagree on whether it delimits",
+                code=Code.MALFORMED_MULTIPART,
+            )
+        lines.append((position, padding.end(), closing))
         position = body.find(delimiter, after)
     if not lines:
-        return None
+        raise MaskingError(
+            "the body is labelled multipart but holds no delimiter of its boundary",
+            code=Code.MALFORMED_MULTIPART,
+        )
     sections = [("preamble", 0, _line_start(body, lines[0][0]))]
     for (_, content, closing), following in zip(lines, [*lines[1:], None], strict=True):
         if closing:
@@ -135,14 +173,130 @@ BodyMasker = Callable[..., MaskResult]
 
 
 def media_type(content_type: str) -> tuple[str, dict[str, str]]:
-    """``type/subtype`` in lower case and the parameters (values unquoted, case kept)."""
-    kind, _, rest = content_type.partition(";")
-    params: dict[str, str] = {}
-    for part in rest.split(";"):
-        name, sep, value = part.partition("=")
-        if sep:
-            params[name.strip().lower()] = value.strip().strip('"')
-    return kind.strip().lower(), params
+    """``type/subtype`` in lower case and the parameters (names in lower case, values unquoted,
+    case kept; a ``;`` inside quotes is part of the value). Lenient: for telling kinds apart;
+    what decides how a body is read goes through ``checked_media_type``."""
+    kind, params, _ = _parse_media_type(content_type)
+    return kind, dict(params)
+
+
+def checked_media_type(
+    content_type: str,
+    code: Code = Code.UNSUPPORTED_CONTENT_TYPE,
+    what: str = "content type",
+    *,
+    disposition: bool = False,
+) -> tuple[str, dict[str, str]]:
+    """``media_type``, refusing (``code``) a value parsers read differently: more than one
+    media type (a comma outside quotes: Envoy joins repeated headers so, Rack splits on it), a
+    parameter named twice (parsers keep either), an RFC 2231 parameter (``name*=``, ``name*0=``,
+    read by some parsers only), a malformed one. ``disposition``: a ``Content-Disposition``
+    (whose kind, ``form-data``, is a single token)."""
+    kind, params, problem = _parse_media_type(content_type, disposition)
+    if problem:
+        raise MaskingError(f"the {what} {problem}", code=code)
+    return kind, dict(params)
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_KIND = re.compile(rf"{_TOKEN.pattern}/{_TOKEN.pattern}")
+
+
+def _parse_media_type(
+    value: str, disposition: bool = False
+) -> tuple[str, list[tuple[str, str]], str]:
+    """(kind, parameters in order, the first problem found or ""). The kind of a disposition
+    (``form-data``) is a token, that of a media type ``type/subtype``."""
+    problems: list[str] = []
+    head, sep, rest = value.partition(";")
+    if "," in head:
+        problems.append("holds more than one media type")
+    kind = head.strip().lower()
+    if kind and not (_TOKEN if disposition else _KIND).fullmatch(kind):
+        problems.append("is malformed")
+    params: list[tuple[str, str]] = []
+    position, end = 0, len(rest)
+    while sep:
+        name_end = position
+        while name_end < end and rest[name_end] not in '=;,"':
+            name_end += 1
+        name = rest[position:name_end].strip().lower()
+        position = name_end
+        if position < end and rest[position] == "=":
+            param_value, position = _param_value(rest, position + 1, problems)
+            if "*" in name:
+                problems.append("has an RFC 2231 parameter")
+            elif not _TOKEN.fullmatch(name):
+                problems.append("has a malformed parameter")
+            elif any(seen == name for seen, _ in params):
+                problems.append("repeats a parameter")
+            params.append((name, param_value))
+        elif name or (position < end and rest[position] == '"'):
+            problems.append("has a malformed parameter")
+            while position < end and rest[position] not in ";,":
+                position += 1
+        if position < end and rest[position] == ",":
+            problems.append("holds more than one media type")
+        if position >= end:
+            break
+        position += 1
+    return kind, params, problems[0] if problems else ""
+
+
+def _param_value(text: str, position: int, problems: list[str]) -> tuple[str, int]:
+    """A parameter's value from ``position`` (a token, or a quoted string whose backslash
+    escapes are undone) and where the next ``;`` or ``,`` is."""
+    end = len(text)
+    while position < end and text[position] in " \t":
+        position += 1
+    if position < end and text[position] == '"':
+        chars: list[str] = []
+        position += 1
+        closed = False
+        while position < end:
+            char = text[position]
+            if char == "\\" and position + 1 < end:
+                chars.append(text[position + 1])
+                position += 2
+                continue
+            position += 1
+            if char == '"':
+                closed = True
+                break
+            chars.append(char)
+        if not closed:
+            problems.append("has an unterminated quoted string")
+        after = position
+        while position < end and text[position] not in ";,":
+            position += 1
+        if text[after:position].strip():
+            problems.append("has a malformed parameter")
+        return "".join(chars), position
+    start = position
+    while position < end and text[position] not in ";,":
+        position += 1
+    raw = text[start:position].strip()
+    if '"' in raw:
+        problems.append("has a malformed parameter")
+    return raw, position
+
+
+# Rack reads the boundary with this pattern (greedy: the last ``boundary=`` anywhere, a value
+# cut at ``;``, ``,`` or ``"``); Python's parsers by RFC 2045 quoting. Both must read one value.
+_RACK_BOUNDARY = re.compile(r'multipart/.*boundary="?([^";,]+)"?', re.IGNORECASE)
+_BCHARS = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+
+
+def boundary_of(content_type: str, params: dict[str, str]) -> str:
+    """The multipart boundary every parser reads, or ``unsupported_content_type``."""
+    boundary = params.get("boundary", "")
+    rack = _RACK_BOUNDARY.match(content_type)
+    if not _BCHARS.fullmatch(boundary) or rack is None or rack.group(1) != boundary:
+        raise MaskingError(
+            "the multipart boundary is missing or can be read more than one way",
+            code=Code.UNSUPPORTED_CONTENT_TYPE,
+        )
+    return boundary
 
 
 def mask_multipart(
@@ -155,8 +309,6 @@ def mask_multipart(
     binary_parts: Literal["refuse", "pass"] = "refuse",
 ) -> MaskResult:
     sections = _sections(body, boundary)
-    if sections is None:
-        return mask_body(masker, body, "text/plain", direction)
     findings: list[Finding] = []
     out: list[bytes] = []
     last = 0
@@ -181,18 +333,66 @@ def mask_multipart(
 
 
 def _split_part(part: bytes) -> tuple[bytes, bytes, dict[str, str]]:
-    """Headers, content, and the headers by lower-case name."""
+    """Headers, content, and the headers by lower-case name.
+
+    Headers parsers read differently are refused (``malformed_multipart``): a name given twice
+    in any case (parsers keep the first or the last: a second ``Content-Transfer-Encoding``),
+    a line that is not ``name: value`` (a folded continuation, a bare CR), a ``Content-Type``
+    or ``Content-Disposition`` ``checked_media_type`` refuses (RFC 2231 ``filename*=``, a
+    repeated ``name``), an RFC 2047 encoded word (``=?UTF-8?B?...?=``), decoded by some
+    parsers only, or a ``name`` Rack's pattern reads otherwise."""
     if part.startswith((b"\r\n", b"\n")):
         head, content = b"", part[2 if part.startswith(b"\r\n") else 1 :]
     else:
         end = _HEADER_END.search(part)
         head, content = (part, b"") if end is None else (part[: end.start()], part[end.end() :])
     headers: dict[str, str] = {}
-    for line in head.decode("utf-8", "replace").splitlines():
+    if not head:
+        return head, content, headers
+    text = head.decode("utf-8", "replace")
+    for line in _LINE_END.split(text):
         name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
+        key = name.lower()
+        if not sep or not _TOKEN.fullmatch(name) or "\r" in value:
+            _malformed("a part header line is not a single 'name: value'")
+        if key in headers:
+            _malformed(f"a part repeats its {key} header")
+        if _ENCODED_WORD.search(value):
+            _malformed("a part header holds an RFC 2047 encoded word")
+        headers[key] = value.strip()
+    if text.lower().count("content-disposition") > 1:
+        _malformed("a part names content-disposition more than once")
+    if "content-type" in headers:
+        checked_media_type(headers["content-type"], Code.MALFORMED_MULTIPART, "part content type")
+    disposition = _disposition(headers)
+    rack = _RACK_NAME.match(headers.get("content-disposition", ""))
+    if rack is not None and _dequoted(rack.group(1)) != disposition.get("name"):
+        _malformed("a part's name can be read more than one way")
     return head, content, headers
+
+
+_LINE_END = re.compile(r"\r?\n")
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?")
+# Rack 2 reads a part's name with this pattern (greedy: the last ``name=`` after a space).
+_RACK_NAME = re.compile(
+    r'.*\s+name=("(?:\\"|[^"])*"|[^\s()<>,;:\\"/\[\]?=]+)', re.IGNORECASE | re.DOTALL
+)
+
+
+def _dequoted(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def _disposition(headers: dict[str, str]) -> dict[str, str]:
+    disposition = headers.get("content-disposition", "")
+    what = "part's content disposition"
+    return checked_media_type(disposition, Code.MALFORMED_MULTIPART, what, disposition=True)[1]
+
+
+def _malformed(reason: str) -> NoReturn:
+    raise MaskingError(reason, code=Code.MALFORMED_MULTIPART)
 
 
 def _mask_part(
@@ -251,11 +451,8 @@ def _binary(
 
 def part_texts(body: bytes, boundary: str) -> list[tuple[str, bytes]]:
     """(content type, bytes) of each part's headers and content, the preamble and epilogue."""
-    sections = _sections(body, boundary)
-    if sections is None:
-        return [("text/plain", body)]
     out: list[tuple[str, bytes]] = []
-    for kind, start, end in sections:
+    for kind, start, end in _sections(body, boundary):
         if kind != "part":
             out.append(("text/plain", body[start:end]))
             continue

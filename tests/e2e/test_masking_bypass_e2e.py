@@ -8,6 +8,7 @@ its own decoding (``json.loads``, reassembling the deltas of its dialect). The c
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
 import json
@@ -16,7 +17,7 @@ import threading
 import unicodedata
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl, unquote_plus
 
 import pytest
 
@@ -109,6 +110,8 @@ BODIES = {
     "full-width digits": (chat_body(FULL_WIDTH), "application/json"),
     "a form": ("model=demo-echo&card=4111+1111+1111+1111&pct=%34%31%31%31%20%31%31%31%31%20"
                "%31%31%31%31%20%31%31%31%31", "application/x-www-form-urlencoded"),
+    "a form without a content type": ("model=demo-echo&card=%34%31%31%31%20%31%31%31%31%20"
+                                      "%31%31%31%31%20%31%31%31%31", None),
     "a JSON part in multipart": (
         '--XyZ\r\ncontent-disposition: form-data; name="payload"\r\n'
         "content-type: application/json\r\n\r\n" + chat_body(ESCAPED) + "\r\n--XyZ--\r\n",
@@ -135,6 +138,60 @@ def test_request_bodies_reach_the_model_without_the_card(
     assert not exposed(seen[0].body)
     assert "jane.doe@example.com" not in seen[0].body.decode("utf-8", "replace")
     assert not exposed(reply)
+
+
+# -- forms and multipart bodies that parsers read differently are refused ------------------------
+B64_CARD = base64.b64encode(CARD.encode()).decode()
+PART = 'Content-Disposition: form-data; name="f"'
+REFUSED = {
+    "a part repeating Content-Transfer-Encoding": (
+        f"--XyZ\r\n{PART}\r\nContent-Transfer-Encoding: base64\r\n"
+        f"Content-Transfer-Encoding: 7bit\r\n\r\n{B64_CARD}\r\n--XyZ--\r\n",
+        "multipart/form-data; boundary=XyZ", 400, "malformed_multipart",
+    ),
+    "a quoted boundary holding a semicolon": (
+        f"--XyZ;x\r\n{PART}\r\nContent-Transfer-Encoding: base64\r\n\r\n{B64_CARD}\r\n"
+        "--XyZ;x--\r\n",
+        'multipart/form-data; boundary="XyZ;x"', 415, "unsupported_content_type",
+    ),
+    "bare CR line endings": (
+        f"--XyZ\r{PART}\rContent-Transfer-Encoding: base64\r\r{B64_CARD}\r--XyZ--\r",
+        "multipart/form-data; boundary=XyZ", 400, "malformed_multipart",
+    ),
+    "an RFC 2231 file name": (
+        f"--XyZ\r\n{PART}; filename*=UTF-8''jane.doe%40example.com\r\n\r\nhi\r\n--XyZ--\r\n",
+        "multipart/form-data; boundary=XyZ", 400, "malformed_multipart",
+    ),
+    "two media types joined": (
+        "model=demo-echo&card=%34%31%31%31%20%31%31%31%31%20%31%31%31%31%20%31%31%31%31",
+        "application/x-www-form-urlencoded,text/plain", 415, "unsupported_content_type",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "code"), REFUSED.values(),
+                         ids=list(REFUSED))  # fmt: skip
+def test_forms_parsers_read_differently_are_refused_before_the_model(
+    gateway: Gateway, body: str, content_type: str, status: int, code: str
+) -> None:
+    gateway.model.clear()
+    got, reply = send(gateway, body.encode(), content_type)
+    assert (got, json.loads(reply)["error"]) == (status, code), reply[:300]
+    assert not gateway.model.requests()
+
+
+def test_a_form_without_a_content_type_reaches_the_model_masked(gateway: Gateway) -> None:
+    """Rack parses a POST without a content type as a form: its fields arrive masked decoded."""
+    gateway.model.clear()
+    body = b"model=demo-echo&card=%34%31%31%31%20%31%31%31%31%20%31%31%31%31%20%31%31%31%31"
+    send(gateway, body, None)
+    seen = gateway.model.requests()
+    assert len(seen) == 1
+    assert "content-type" not in {name.lower() for name in seen[0].headers}
+    assert dict(parse_qsl(seen[0].body.decode())) == {
+        "model": "demo-echo",
+        "card": "[REDACTED:CARD]",
+    }
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ a multipart re-parse, NFKC), never on our own output bytes alone."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import unicodedata
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extproc.masking.engine import Masker, MaskingError
+from extproc.masking.forms import checked_media_type, media_type
 from extproc.masking.jsondoc import parse_deep
 from extproc.masking.paths import compile_path
 from extproc.masking.profile import FieldRule, Profile
@@ -313,9 +315,185 @@ def test_binary_parts_are_refused_or_passed_as_configured() -> None:
         masker().mask_body(encoded, "multipart/form-data; boundary=XyZ", "request")
 
 
-def test_multipart_without_its_boundary_is_masked_as_text() -> None:
-    result = masker().mask_body(f"no parts {CARD}".encode(), "multipart/form-data", "request")
-    assert result.body == b"no parts [REDACTED:CARD]"
+B64_CARD = base64.b64encode(CARD.encode())
+MULTIPART = "multipart/form-data; boundary=XyZ"
+
+
+def refused(body: bytes, content_type: str, **options: Any) -> str:
+    """The code ``mask_body`` refuses the body with."""
+    with pytest.raises(MaskingError) as caught:
+        masker().mask_body(body, content_type, "request", **options)
+    return caught.value.code
+
+
+def test_a_part_that_repeats_a_header_is_refused_whichever_one_a_parser_keeps() -> None:
+    body = multipart(
+        ('Content-Disposition: form-data; name="b"\r\nContent-Transfer-Encoding: base64\r\n'
+         "content-transfer-encoding: 7bit", B64_CARD)
+    )  # fmt: skip
+    # the receiver keeps the first header, decodes base64 and reads the card
+    assert reparsed(body)[0][1] == CARD.encode()
+    assert refused(body, MULTIPART) == "malformed_multipart"
+    assert refused(body, MULTIPART, binary_parts="pass") == "malformed_multipart"
+    for repeated in (
+        'Content-Disposition: form-data; name="a"\r\nContent-Disposition: form-data; name="b"',
+        'Content-Disposition: form-data; name="a"\r\nContent-Type: text/plain\r\n'
+        "CONTENT-TYPE: application/json",
+        'X-Note: Content-Disposition: form-data; name="model"\r\n'
+        'Content-Disposition: form-data; name="a"',
+    ):
+        assert refused(multipart((repeated, b"hi")), MULTIPART) == "malformed_multipart"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "boundary"),
+    [
+        ('multipart/form-data; boundary="B;x"', "B;x"),  # Rack reads B
+        ("multipart/form-data; boundary*=utf-8''B", "B"),  # RFC 2231: Python reads B, Rack none
+        ("multipart/form-data; boundary=B; boundary=Z", "B"),  # parsers keep either
+        ("multipart/form-data; BOUNDARY=Z; boundary=B", "B"),
+        ("multipart/form-data; boundary=B; xboundary=Z", "B"),  # Rack reads the last boundary=
+        ('multipart/form-data; boundary="B\\"x"', 'B"x'),
+        ("multipart/form-data; boundary=B,x", "B,x"),  # Rack reads B
+        ("multipart/form-data", "B"),  # no boundary: Rack reads the body as urlencoded
+        ("multipart/form-data; boundary=", "B"),
+        ('multipart/form-data; boundary="B', "B"),  # unterminated quote
+    ],
+)
+def test_a_boundary_parsers_read_differently_is_refused(content_type: str, boundary: str) -> None:
+    body = multipart(
+        ('Content-Disposition: form-data; name="b"\r\nContent-Transfer-Encoding: base64',
+         B64_CARD),
+        boundary=boundary,
+    )  # fmt: skip
+    assert refused(body, content_type) == "unsupported_content_type"
+
+
+def test_media_type_parameters_are_read_with_their_quotes() -> None:
+    assert media_type('Multipart/Form-Data; boundary="B;x"; a=b') == (
+        "multipart/form-data",
+        {"boundary": "B;x", "a": "b"},
+    )
+    assert media_type('text/plain; name="a\\"b"')[1] == {"name": 'a"b'}
+    assert checked_media_type("text/plain; charset=utf-8;") == ("text/plain", {"charset": "utf-8"})
+    assert checked_media_type("") == ("", {})
+
+
+def test_a_quoted_semicolon_is_part_of_a_parameter_and_a_quoted_boundary_is_read() -> None:
+    body = multipart(('Content-Disposition: form-data; name="q"', CARD.encode()))
+    for content_type in (
+        'multipart/form-data; boundary="XyZ"',
+        'multipart/form-data; note="a;b"; boundary=XyZ',
+        "Multipart/Form-Data;BOUNDARY=XyZ",
+    ):
+        result = masker().mask_body(body, content_type, "request")
+        assert reparsed(result.body)[0][1] == b"[REDACTED:CARD]"
+
+
+def test_a_body_labelled_multipart_without_a_delimiter_is_refused_never_read_as_text() -> None:
+    for body in (f"no parts {CARD}".encode(), b"--XyZz\r\n--XyZz--\r\n"):
+        assert refused(body, MULTIPART) == "malformed_multipart"
+    assert masker().mask_body(b"", MULTIPART, "request").body == b""  # no body, nothing to read
+
+
+def test_bare_cr_line_endings_are_refused_crlf_and_lf_are_read() -> None:
+    cr_only = (
+        b'--XyZ\rContent-Disposition: form-data; name="b"\rContent-Transfer-Encoding: base64'
+        b"\r\r" + B64_CARD + b"\r--XyZ--\r"
+    )
+    assert reparsed(cr_only)[0][1] == CARD.encode()  # Python's email parser reads it
+    assert refused(cr_only, MULTIPART) == "malformed_multipart"
+    # one bare CR before a delimiter is enough to hide a part
+    mixed = multipart(
+        ('Content-Disposition: form-data; name="a"', b"x\r--XyZ\r\n"
+         b'Content-Disposition: form-data; name="b"\r\nContent-Transfer-Encoding: base64\r\n'
+         b"\r\n" + B64_CARD),
+    )  # fmt: skip
+    assert reparsed(mixed)[1][1] == CARD.encode()
+    assert refused(mixed, MULTIPART) == "malformed_multipart"
+    for stray in (b"x--XyZ\r\ny", b"--XyZ--x", b"--XyZ\rx"):  # the boundary off a delimiter line
+        body = multipart(('Content-Disposition: form-data; name="a"', b"a\r\n" + stray))
+        assert refused(body, MULTIPART) == "malformed_multipart", stray
+    after_close = multipart(('Content-Disposition: form-data; name="a"', b"a")) + b"--XyZ\r\n"
+    assert refused(after_close, MULTIPART) == "malformed_multipart"
+    lf_only = multipart(('Content-Disposition: form-data; name="q"', CARD.encode())).replace(
+        b"\r\n", b"\n"
+    )
+    result = masker().mask_body(lf_only, MULTIPART, "request")
+    assert reparsed(result.body)[0][1] == b"[REDACTED:CARD]"
+    assert b"jane" not in result.body
+    assert b"4111" not in result.body
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        "form-data; name=\"f\"; filename*=UTF-8''jane.doe%40example.com",
+        "form-data; name*=UTF-8''4111%201111%201111%201111",
+        'form-data; name="f"; filename="=?UTF-8?B?amFuZS5kb2VAZXhhbXBsZS5jb20=?="',
+        'form-data; name="f"; filename*0="jane.doe"; filename*1="@example.com"',
+        'form-data; name="f"; name="model"',
+        'form-data; name="x"; filename="a; name=model"',  # Rack's pattern reads name=model
+        'form-data;\r\n name="model"',  # folded
+        'form-data; name="f"\r\nnot a header',
+        'form-data; name="f"\rContent-Transfer-Encoding: base64',
+    ],
+)
+def test_part_headers_with_encoded_parameters_or_words_are_refused(disposition: str) -> None:
+    body = multipart((f"Content-Disposition: {disposition}", b"hi"))
+    assert refused(body, MULTIPART) == "malformed_multipart"
+    assert refused(body, MULTIPART, binary_parts="pass") == "malformed_multipart"
+
+
+def test_a_part_content_type_parsers_read_differently_is_refused() -> None:
+    for content_type in ("text/plain; charset=utf-8; charset=utf-7", "text/plain, image/png"):
+        headers = f'Content-Disposition: form-data; name="a"\r\nContent-Type: {content_type}'
+        assert refused(multipart((headers, b"hi")), MULTIPART) == "malformed_multipart"
+
+
+CARD_ESCAPED = "%34%31%31%31%20%31%31%31%31%20%31%31%31%31%20%31%31%31%31"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded,text/plain",  # two headers, as Envoy joins them
+        "text/plain,application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=XyZ,text/plain",
+        "application/json, text/plain",
+        "text/plain; charset=utf-8; charset=utf-8",
+        "text/plain; title*=utf-8''x",
+        "text /plain",
+    ],
+)
+def test_a_content_type_holding_more_than_one_reading_is_refused(content_type: str) -> None:
+    assert refused(f"card={CARD_ESCAPED}".encode(), content_type) == "unsupported_content_type"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"card={CARD_ESCAPED}",
+        "card=4111+1111+1111+1111&m=jane.doe%40example.com",
+        f"free text {CARD_ESCAPED} and jane.doe@example.com",
+        f"a=1&{CARD_ESCAPED}",
+    ],
+)
+def test_a_body_without_a_content_type_is_masked_as_a_form_and_as_text(body: str) -> None:
+    result = masker().mask_body(body.encode(), "", "request")
+    text = result.body.decode()
+    assert_clean(text)  # a text reader
+    for name, value in parse_qsl(text, keep_blank_values=True):  # Rack, which reads a form
+        assert_clean(name)
+        assert_clean(value)
+    assert result.findings
+
+
+def test_json_without_a_content_type_is_still_read_as_json() -> None:
+    body = json.dumps({"a": CARD, "b": "x+y%20z"}).encode()
+    result = masker().mask_body(body, "", "request")
+    assert json.loads(result.body) == {"a": "[REDACTED:CARD]", "b": "x+y%20z"}
+    assert masker().mask_body(b"plain text, nothing", "", "request").changed is False
 
 
 # -- blocking -------------------------------------------------------------------------------------
@@ -332,6 +510,17 @@ def test_block_rules_read_decoded_and_folded_strings_and_every_duplicate() -> No
     ]:
         assert blocking.blocked(body, "request", content_type) is not None, body
     assert blocking.blocked(b'{"q": "hello"}', "request", "application/json") is None
+
+
+def test_block_rules_read_a_body_without_a_content_type_as_a_form_too() -> None:
+    from extproc.masking.profile import BlockRule
+
+    rule = BlockRule("inject", "prompt injection", pattern=re.compile("ignore previous"))
+    blocking = Masker(Profile("p", block=(rule,)), KEY)
+    assert blocking.blocked(b"q=ignore%20previous", "request", "") is not None
+    assert blocking.blocked(b"q=ignore+previous", "request", "") is not None
+    with pytest.raises(MaskingError):
+        blocking.blocked(b"q=hello", "request", "application/x-www-form-urlencoded,text/plain")
 
 
 # -- properties -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from extproc.decision import Decision
 from extproc.exchange.machine import Exchange
 from extproc.masking.engine import Masker
 from extproc.masking.profile import MaskingConfig, Profile
+from extproc.masking.results import MaskingError
 from extproc.processor.mapping import request_headers_response
 from extproc.requested_model import (
     NO_MODEL,
@@ -105,8 +106,71 @@ def test_forms_name_the_model_in_a_field() -> None:
         b"--XYZ--\r\n"
     )
     assert read(parts, "multipart/form-data; boundary=XYZ").values == ("whisper-large",)
-    assert read(parts, "multipart/form-data; boundary=other") == UNREADABLE
-    assert read(b"no parts", "multipart/form-data; boundary=other") == NO_MODEL
+    assert read(parts, 'multipart/mixed; boundary="XYZ"').values == ("whisper-large",)  # Rack
+    # what masking refuses as read differently, the processor refuses with the same code
+    for body, content_type in [
+        (parts, "multipart/form-data; boundary=other"),
+        (b"no parts", "multipart/form-data; boundary=other"),
+        (parts, "multipart/form-data; boundary=XYZ; boundary=other"),
+        (parts.replace(b"\r\n", b"\r"), "multipart/form-data; boundary=XYZ"),
+        (
+            parts.replace(b'; name="model"', b';\r\n name="model"'),
+            "multipart/form-data; boundary=XYZ",
+        ),
+    ]:
+        with pytest.raises(MaskingError):
+            read(body, content_type)
+        assert decide(body, content_type=content_type) is None
+
+
+def test_a_part_named_by_its_content_id_alone_is_a_field_as_rack_reads_it() -> None:
+    parts = b"--XYZ\r\nContent-ID: model\r\n\r\nwhisper-large\r\n--XYZ--\r\n"
+    assert read(parts, "multipart/form-data; boundary=XYZ").values == ("whisper-large",)
+
+
+def test_a_body_without_a_content_type_is_a_form_too() -> None:
+    assert read("model=whisper-1&language=en", "").values == ("whisper-1",)
+    assert read("mod%65l=a+b", "").values == ("a b",)
+    assert read(sdk("gpt-x"), "").values == ("gpt-x",)  # JSON is read as JSON
+    # JSON whose text a form parser splits into a field named model: both readings count
+    body = '{"model":"gpt-x","messages":[],"&model=demo&":1}'
+    assert read(body, "").values[-1] == "gpt-x"
+    assert "demo" in read(body, "").values
+    assert decide(body, content_type="") == "gpt-x"
+    assert decide("model=whisper-1", content_type="") == "whisper-1"
+
+
+def test_a_content_type_read_more_than_one_way_is_refused_with_its_own_code() -> None:
+    for content_type in (
+        "application/x-www-form-urlencoded,text/plain",
+        "multipart/form-data; boundary=B,text/plain",
+        "application/json; charset=utf-8; charset=utf-8",
+    ):
+        with pytest.raises(MaskingError) as caught:
+            read("model=frontier-x", content_type)
+        assert caught.value.code == "unsupported_content_type"
+        assert decide("model=frontier-x", content_type=content_type) is None
+        ex = started(ALLOWED, **{"content-type": content_type})
+        step = ex.request_body(b"model=frontier-x")
+        assert step.refusal is not None
+        assert (step.refusal.status, step.refusal.error) == (415, "unsupported_content_type")
+    ex = started(ALLOWED, "response", **{"content-type": "text/plain,multipart/form-data"})
+    step = ex.request_body(b"model=demo")  # a profile that does not mask requests refuses too
+    assert step.refusal is not None
+    assert step.refusal.error == "unsupported_content_type"
+
+
+def test_a_body_without_a_content_type_naming_another_model_is_refused() -> None:
+    ex = started(ALLOWED, **{"content-type": ""})
+    step = ex.request_body(b"model=frontier-x&language=en")
+    assert step.refusal is not None
+    assert step.refusal.error == "model_not_authorized"
+    ex = started(ALLOWED, **{"content-type": ""})
+    card = "%34%31%31%31%20%31%31%31%31%20%31%31%31%31%20%31%31%31%31"
+    step = ex.request_body(f"model=demo&card={card}".encode())
+    assert step.refusal is None
+    assert step.body is not None
+    assert b"REDACTED" in step.body
 
 
 def decide(body: bytes | str, encoding: str = "", content_type: str = JSON) -> str | None:
@@ -272,8 +336,11 @@ def test_json_labelled_as_a_form_names_the_models_of_both_readings() -> None:
     assert read(body, form).values[-1] == "gpt-x"
     assert set(read(body, form).values) >= {"gpt-x", "demo"}
     assert decide(body, content_type=form) == "gpt-x"  # authz decides on the JSON's model
-    # as multipart it has no parts a parser could read: unreadable, so the processor refuses it
-    assert not read(body, "multipart/form-data; boundary=x").readable
+    # as multipart it has no parts a parser could read: the processor refuses it, as masking does
+    with pytest.raises(MaskingError) as caught:
+        read(body, "multipart/form-data; boundary=x")
+    assert caught.value.code == "malformed_multipart"
+    assert decide(body, content_type="multipart/form-data; boundary=x") is None
     ex = started(ALLOWED, **{"content-type": form})
     step = ex.request_body(b'{"model":"demo","messages":[],"&model=frontier-x&":1}')
     assert step.refusal is not None  # the form reading names a model authz did not decide on
