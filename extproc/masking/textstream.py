@@ -8,6 +8,10 @@ already sent, so a keyword before a value ("ssn is") or a lookbehind sees what t
 would show: the concatenated output equals masking the whole text at once, and no part of a
 detected value is ever emitted unmasked.
 
+With ``lines``, a newline in the text joins two lines that a reader may also join with nothing
+(SSE ``data:`` lines): hold-back and detection read the text both ways, and a value found in
+either reading is masked whole, over the line breaks inside it.
+
 Findings are appended to the list given (shared by every text of one stream) as soon as they
 are made, so a stream cut short is still audited.
 """
@@ -21,7 +25,7 @@ from extproc.masking.restore import RESTORE_DIRECTION, RESTORED, partial_token_s
 from extproc.masking.results import Finding
 
 if TYPE_CHECKING:
-    from extproc.masking.engine import Masker
+    from extproc.masking.engine import Hit, Masker
 
 CONTEXT_CHARS = 64
 
@@ -33,6 +37,8 @@ class TextStreamMasker:
         direction: str,
         location: str = "stream",
         findings: list[Finding] | None = None,
+        *,
+        lines: bool = False,
     ) -> None:
         self._masker = masker
         self._direction = direction
@@ -43,6 +49,8 @@ class TextStreamMasker:
         self._pending = ""
         self._context = ""  # the end of what was already sent, as it arrived
         self._sent = 0  # characters of the original text sent so far
+        # "\n" joins lines that a reader may also join with nothing (SSE data lines).
+        self._lines = lines
         self.findings: list[Finding] = findings if findings is not None else []
 
     @property
@@ -63,7 +71,10 @@ class TextStreamMasker:
     def _emit(self, pending: str, *, final: bool) -> str:
         base = len(self._context)
         window = self._context + pending
+        joined = self._lines and "\n" in window
         cut = len(window) if final else max(base, hold_from(window))
+        if joined and not final:
+            cut = max(base, min(cut, _joined_hold(window)))
         if self._tokens and not final:
             cut = max(base, min(cut, partial_token_start(window)))
         if cut == base:
@@ -72,6 +83,8 @@ class TextStreamMasker:
             self._pending = pending
             return ""
         found = self._hits(window, cache=False)
+        if joined:
+            found = _both_readings(found, self._hits_joined(window))
         if not final:
             for start, end, type_, _ in found:
                 grows = end == len(window) and type_ != RESTORED  # a token ends at its '>'
@@ -100,3 +113,38 @@ class TextStreamMasker:
         self._context = window[max(0, cut - CONTEXT_CHARS) : cut]
         self._pending = window[cut:]
         return masked
+
+    def _hits_joined(self, window: str) -> list[Hit]:
+        """The hits of ``window`` read with its lines joined by nothing, at their places in
+        ``window`` (a hit over a line break covers the break)."""
+        joined, places = _without_breaks(window)
+        return [
+            (places[start], places[end - 1] + 1, type_, value)
+            for start, end, type_, value in self._hits(joined, cache=False)
+        ]
+
+
+def _without_breaks(window: str) -> tuple[str, list[int]]:
+    places = [place for place, char in enumerate(window) if char != "\n"]
+    return window.replace("\n", ""), places
+
+
+def _joined_hold(window: str) -> int:
+    """``hold_from`` of ``window`` read with its lines joined by nothing."""
+    joined, places = _without_breaks(window)
+    hold = hold_from(joined)
+    return places[hold] if hold < len(places) else len(window)
+
+
+def _both_readings(found: list[Hit], joined: list[Hit]) -> list[Hit]:
+    """The hits of two readings of one text, overlapping ones merged into one span."""
+    if not joined:
+        return found
+    merged: list[Hit] = []
+    for start, end, type_, value in sorted([*found, *joined]):
+        if merged and start < merged[-1][1]:
+            first = merged[-1]
+            merged[-1] = (first[0], max(end, first[1]), first[2], first[3])
+            continue
+        merged.append((start, end, type_, value))
+    return merged

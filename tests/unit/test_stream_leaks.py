@@ -1,0 +1,221 @@
+"""Streams that once let a value through: data lines without event delimiters, events larger
+than the buffering cap. Each is checked by reassembling what the client gets as clients do:
+SSE data lines joined with a newline (the spec) and with nothing (line-by-line readers),
+deltas per dialect."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from extproc.masking.engine import Masker
+from extproc.masking.profile import Profile
+from extproc.masking.stream import SseMasker
+
+KEY = b"k" * 32
+MASKER = Masker(Profile("p"), KEY)
+CARD = "4111 1111 1111 1111"
+SECRET_TEXT = f"card {CARD}, mail jane.doe@example.com, ssn 123-45-6789 ok"
+
+
+def masked(text: str) -> str:
+    return MASKER.mask_text(text, "response")
+
+
+def exposed(text: str) -> bool:
+    """What a reader would take for the value: digits with any separators, the address."""
+    flat = re.sub(r"[\s\-+.,/_]", "", unicodedata.normalize("NFKC", text))
+    return (
+        "4111111111111111" in flat
+        or "123456789" in flat
+        or "jane.doe@example.com" in text
+        or "janedoe@examplecom" in flat
+    )
+
+
+def run(stream: Any, raw: bytes, chunk: int) -> bytes:
+    out = b"".join(stream.feed(raw[i : i + chunk]) for i in range(0, len(raw), chunk))
+    return out + stream.finish()
+
+
+def data_readings(out: bytes) -> tuple[str, str]:
+    """The stream's text as a line-by-line reader gets it (every data line, concatenated) and
+    as the spec reads it (an event's lines joined by newlines, events concatenated)."""
+    lines: list[str] = []
+    events: list[str] = []
+    current: list[str] = []
+    for line in out.decode().replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if not line:
+            if current:
+                events.append("\n".join(current))
+            current = []
+            continue
+        field, _, value = line.partition(":")
+        if field == "data":
+            value = value.removeprefix(" ")
+            lines.append(value)
+            current.append(value)
+    if current:
+        events.append("\n".join(current))
+    return "".join(lines), "".join(events)
+
+
+def events_of(out: bytes) -> list[Any]:
+    found = []
+    for block in out.replace(b"\r\n", b"\n").split(b"\n\n"):
+        data = [line[5:].removeprefix(b" ") for line in block.split(b"\n") if line[:5] == b"data:"]
+        if data and data != [b"[DONE]"]:
+            found.append(json.loads(b"\n".join(data)))
+    return found
+
+
+# -- 1. data lines without blank lines -----------------------------------------------------------
+def undelimited(text: str, size: int, end: bytes = b"\n") -> bytes:
+    return b"".join(
+        b"data: " + text[i : i + size].encode() + end for i in range(0, len(text), size)
+    )
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+@pytest.mark.parametrize("cap", [64 * 1024, 40])
+def test_data_lines_without_delimiters_expose_nothing_joined_either_way(
+    size: int, cap: int
+) -> None:
+    raw = undelimited(SECRET_TEXT, size)
+    out = run(SseMasker(MASKER, "response", max_event_bytes=cap), raw, 7)
+    concatenated, spec = data_readings(out)
+    assert not exposed(concatenated), concatenated
+    assert not exposed(spec), spec
+    assert concatenated.replace("\n", "") == masked(SECRET_TEXT)
+
+
+def test_an_endless_undelimited_stream_is_masked_as_it_comes() -> None:
+    stream = SseMasker(MASKER, "response", max_event_bytes=4096)
+    text = SECRET_TEXT + " " + "Nothing to see here. " * 2000
+    raw = undelimited(text, 2)
+    sent = b""
+    for i in range(0, len(raw), 512):
+        sent += stream.feed(raw[i : i + 512])
+        if i > 16_384:
+            assert i - len(sent) < 8192  # bounded: the cap, then only a value's tail
+    sent += stream.finish()
+    concatenated, spec = data_readings(sent)
+    assert not exposed(concatenated)
+    assert not exposed(spec)
+    assert concatenated == masked(text)
+
+
+def test_a_long_data_line_after_the_cap_streams_through_the_same_text() -> None:
+    # The card starts in short lines and ends in a line far longer than the cap.
+    text = "x " * 30 + "card 4111 1111 "
+    raw = undelimited(text, 3) + b"data: 1111 1111 " + b"y " * 5000 + b"\n\n"
+    out = run(SseMasker(MASKER, "response", max_event_bytes=200), raw, 64)
+    concatenated, spec = data_readings(out)
+    assert not exposed(concatenated)
+    assert not exposed(spec)
+    assert concatenated == masked(text + "1111 1111 " + "y " * 5000)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["ok", "card", CARD, "jane.doe@example.com", "ssn 123-45-6789"]),
+            st.sampled_from([", ", " and ", "; "]),
+        )
+    ).map(lambda parts: "".join(part + separator for part, separator in parts)),
+    st.integers(1, 6),
+    st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    st.integers(1, 40),
+    st.sampled_from([64 * 1024, 24]),
+)
+def test_undelimited_lines_cut_anywhere_never_reassemble_a_value(
+    text: str, size: int, end: bytes, chunk: int, cap: int
+) -> None:
+    text += "end"
+    out = run(
+        SseMasker(MASKER, "response", max_event_bytes=cap), undelimited(text, size, end), chunk
+    )
+    concatenated, spec = data_readings(out)
+    for value in (CARD, "jane.doe@example.com", "123-45-6789"):
+        for reading in (concatenated, spec.replace("\n", "")):
+            assert value.replace(" ", "") not in reading.replace(" ", ""), reading
+
+
+# -- 2. events larger than the cap ---------------------------------------------------------------
+BIG = 70_000
+
+
+def dialect_events(kind: str, texts: list[str]) -> bytes:
+    out = b""
+    for text in texts:
+        if kind == "chat":
+            event: Any = {"id": "c", "choices": [{"index": 0, "delta": {"content": text},
+                                                  "finish_reason": None}]}  # fmt: skip
+        elif kind == "tools":
+            call = {"index": 0, "function": {"arguments": text}}
+            event = {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}
+        elif kind == "responses":
+            event = {"type": "response.output_text.delta", "item_id": "m", "output_index": 0,
+                     "content_index": 0, "delta": text, "sequence_number": 3}  # fmt: skip
+        elif kind == "anthropic":
+            event = {"type": "content_block_delta", "index": 0,
+                     "delta": {"type": "text_delta", "text": text}}  # fmt: skip
+        else:
+            out += b"data: " + text.encode() + b"\n\n"
+            continue
+        name = b"event: " + event["type"].encode() + b"\n" if "type" in event else b""
+        out += name + b"data: " + json.dumps(event).encode() + b"\n\n"
+    return out
+
+
+def dialect_text(kind: str, out: bytes) -> str:
+    if kind == "plain":
+        return data_readings(out)[1]
+    text = ""
+    for event in events_of(out):
+        if kind == "chat":
+            text += event["choices"][0]["delta"].get("content", "")
+        elif kind == "tools":
+            text += event["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+        elif kind == "responses":
+            text += event["delta"]
+        else:
+            text += event["delta"]["text"]
+    return text
+
+
+DIALECTS = ["chat", "tools", "responses", "anthropic", "plain"]
+
+
+@pytest.mark.parametrize("kind", DIALECTS)
+@pytest.mark.parametrize("chunk", [1000, 16_384, 100_000])
+def test_a_value_across_an_oversized_event_and_the_next_is_masked(kind: str, chunk: int) -> None:
+    texts = ["A" * (BIG - 10) + " card 4111 1111", " 1111 1111 end"]
+    out = run(SseMasker(MASKER, "response"), dialect_events(kind, texts), chunk)
+    got = dialect_text(kind, out)
+    assert not exposed(got[-300:]), got[-300:]
+    assert got == masked("".join(texts))
+
+
+@pytest.mark.parametrize("kind", DIALECTS)
+def test_a_value_from_an_event_into_the_next_oversized_one_is_masked(kind: str) -> None:
+    texts = ["card 4111 1111", " 1111 1111 " + "B" * BIG, " end"]
+    out = run(SseMasker(MASKER, "response"), dialect_events(kind, texts), 8192)
+    got = dialect_text(kind, out)
+    assert not exposed(got[:300]), got[:300]
+    assert got == masked("".join(texts))
+
+
+def test_an_oversized_event_split_keeps_escapes_and_characters_whole() -> None:
+    text = ('é\\"日\n🙂 ' * 20_000) + "mail jane.doe@"
+    texts = [text, "example.com done"]
+    for chunk in (999, 4096, 65_537):
+        out = run(SseMasker(MASKER, "response"), dialect_events("chat", texts), chunk)
+        assert dialect_text("chat", out) == masked("".join(texts))
