@@ -12,6 +12,10 @@ With ``lines``, a newline in the text joins two lines that a reader may also joi
 (SSE ``data:`` lines): hold-back and detection read the text both ways, and a value found in
 either reading is masked whole, over the line breaks inside it.
 
+A JWT or bearer token longer than the hold (``holdback.WORD_HOLD``) could never be matched
+once its start is released: from where it starts it is masked as a secret, and the rest of
+its word is dropped as it arrives (``outgrown_secret``).
+
 Findings are appended to the list given (shared by every text of one stream) as soon as they
 are made, so a stream cut short is still audited.
 """
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from extproc.masking.holdback import hold_from
+from extproc.masking.holdback import WORD_HOLD, hold_from, outgrown_secret, word_length
 from extproc.masking.restore import RESTORE_DIRECTION, RESTORED, partial_token_start
 from extproc.masking.results import Finding
 
@@ -49,6 +53,7 @@ class TextStreamMasker:
         self._pending = ""
         self._context = ""  # the end of what was already sent, as it arrived
         self._sent = 0  # characters of the original text sent so far
+        self._dropping = False  # the rest of an outgrown secret's word is being dropped
         # "\n" joins lines that a reader may also join with nothing (SSE data lines).
         self._lines = lines
         self.findings: list[Finding] = findings if findings is not None else []
@@ -61,6 +66,13 @@ class TextStreamMasker:
     def feed(self, text: str) -> str:
         if not text:
             return ""
+        if self._dropping:
+            dropped = word_length(text)
+            self._sent += dropped
+            if dropped == len(text):
+                return ""
+            self._dropping = False
+            text = text[dropped:]
         return self._emit(self._pending + text, final=False)
 
     def finish(self) -> str:
@@ -77,6 +89,10 @@ class TextStreamMasker:
             cut = max(base, min(cut, _joined_hold(window)))
         if self._tokens and not final:
             cut = max(base, min(cut, partial_token_start(window)))
+        if not final and len(window) - cut >= WORD_HOLD and self._masks_secrets():
+            secret = outgrown_secret(window, base, cut)
+            if secret >= 0:
+                return self._secret_from(window, base, secret)
         if cut == base:
             # All of it may still grow (a key block, a long token): detection cannot send
             # anything more, and running it on every piece would cost quadratic time.
@@ -113,6 +129,29 @@ class TextStreamMasker:
         self._context = window[max(0, cut - CONTEXT_CHARS) : cut]
         self._pending = window[cut:]
         return masked
+
+    def _masks_secrets(self) -> bool:
+        return any(detector.type == "SECRET" for detector in self._masker.profile.detectors)
+
+    def _secret_from(self, window: str, base: int, start: int) -> str:
+        """Send what precedes an outgrown secret masked as final, then the secret's start as
+        one finding; drop the rest of its word as it comes."""
+        head = self._emit(window[base:start], final=True) if start > base else ""
+        value = window[start:]
+        secret = self._masker.apply(
+            value,
+            [(0, len(value), "SECRET", value)],
+            self._direction,
+            self._location,
+            self.findings,
+            offset=self._sent,
+            cache=False,
+        )
+        self._sent += len(value)
+        self._context = ""
+        self._pending = ""
+        self._dropping = True
+        return head + secret
 
     def _hits_joined(self, window: str) -> list[Hit]:
         """The hits of ``window`` read with its lines joined by nothing, at their places in

@@ -1,10 +1,11 @@
 """Streams that once let a value through: data lines without event delimiters, events larger
-than the buffering cap. Each is checked by reassembling what the client gets as clients do:
-SSE data lines joined with a newline (the spec) and with nothing (line-by-line readers),
-deltas per dialect."""
+than the buffering cap, secrets longer than the hold. Each is checked by reassembling what the
+client gets as clients do: SSE data lines joined with a newline (the spec) and with nothing
+(line-by-line readers), deltas per dialect."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import unicodedata
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from extproc.masking.engine import Masker
 from extproc.masking.profile import Profile
 from extproc.masking.stream import SseMasker
+from extproc.masking.textstream import TextStreamMasker
 
 KEY = b"k" * 32
 MASKER = Masker(Profile("p"), KEY)
@@ -219,3 +221,48 @@ def test_an_oversized_event_split_keeps_escapes_and_characters_whole() -> None:
     for chunk in (999, 4096, 65_537):
         out = run(SseMasker(MASKER, "response"), dialect_events("chat", texts), chunk)
         assert dialect_text("chat", out) == masked("".join(texts))
+
+
+# -- 3. secrets longer than the hold -------------------------------------------------------------
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+JWT = ".".join((_b64(b'{"alg":"HS256","typ":"JWT"}'),
+                _b64(json.dumps({"sub": "x", "pad": "A" * 4500}).encode()),
+                _b64(b"s" * 32)))  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [1, 60, 5000])
+@pytest.mark.parametrize(
+    "value", [JWT, "Bearer " + "t0ken" * 1000, "AccountKey=" + "k1" * 2500], ids=str.__len__
+)
+def test_a_secret_longer_than_the_hold_is_masked_not_released(size: int, value: str) -> None:
+    text = "here: " + value + " and more"
+    stream = TextStreamMasker(MASKER, "response")
+    out = "".join(stream.feed(text[i : i + size]) for i in range(0, len(text), size))
+    out += stream.finish()
+    assert value[-40:] not in out
+    assert value[-200:-160] not in out
+    assert out.startswith("here: ")
+    assert out.endswith(" and more")
+    assert "[REDACTED:SECRET]" in out
+    assert [finding.type for finding in stream.findings] == ["SECRET"]
+
+
+@pytest.mark.parametrize("kind", ["chat", "tools", "responses", "anthropic", "plain"])
+def test_a_long_jwt_streamed_in_any_dialect_is_masked(kind: str) -> None:
+    text = "token " + JWT + " end"
+    texts = [text[i : i + 60] for i in range(0, len(text), 60)]
+    out = run(SseMasker(MASKER, "response"), dialect_events(kind, texts), 300)
+    got = dialect_text(kind, out)
+    assert JWT[:100] not in got
+    assert JWT[-40:] not in got
+    assert got == "token [REDACTED:SECRET] end"
+
+
+def test_a_long_word_that_is_no_secret_still_goes_out() -> None:
+    text = "data " + "Q" * 9000 + " end"
+    stream = TextStreamMasker(MASKER, "response")
+    out = "".join(stream.feed(text[i : i + 50]) for i in range(0, len(text), 50))
+    assert out + stream.finish() == text
