@@ -1,7 +1,7 @@
 """Streams that once let a value through: data lines without event delimiters, events larger
-than the buffering cap, secrets longer than the hold. Each is checked by reassembling what the
-client gets as clients do: SSE data lines joined with a newline (the spec) and with nothing
-(line-by-line readers), deltas per dialect."""
+than the buffering cap, secrets longer than the hold, event streams labelled as something
+else. Each is checked by reassembling what the client gets as clients do: SSE data lines
+joined with a newline (the spec) and with nothing (line-by-line readers), deltas per dialect."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from extproc.decision import Decision
+from extproc.exchange.machine import Exchange
 from extproc.masking.engine import Masker
-from extproc.masking.profile import Profile
-from extproc.masking.stream import SseMasker
+from extproc.masking.profile import MaskingConfig, Profile
+from extproc.masking.stream import SseMasker, sniff_stream, stream_masker, streamed_kind
 from extproc.masking.textstream import TextStreamMasker
 
 KEY = b"k" * 32
@@ -266,3 +268,90 @@ def test_a_long_word_that_is_no_secret_still_goes_out() -> None:
     stream = TextStreamMasker(MASKER, "response")
     out = "".join(stream.feed(text[i : i + 50]) for i in range(0, len(text), 50))
     assert out + stream.finish() == text
+
+
+# -- 4. event streams under another label --------------------------------------------------------
+PIECES = [SECRET_TEXT[i : i + 4] for i in range(0, len(SECRET_TEXT), 4)]
+
+
+def chat_sse(prefix: bytes = b"") -> bytes:
+    return prefix + dialect_events("chat", PIECES) + b"data: [DONE]\n\n"
+
+
+def ndjson_chunks() -> bytes:
+    lines = [{"model": "m", "message": {"role": "assistant", "content": p}, "done": False}
+             for p in PIECES]  # fmt: skip
+    lines.append({"model": "m", "message": {"role": "assistant", "content": ""}, "done": True})
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+
+def answered(content_type: str | None, body: bytes) -> tuple[bool, bytes]:
+    """Whether the exchange streamed the response, and the body the client gets."""
+    profiles = {"standard": Profile("standard")}
+    config = MaskingConfig(profiles, "standard", KEY, "decode", ())  # type: ignore[arg-type]
+    ex = Exchange(config, {"standard": Masker(profiles["standard"], KEY)})
+    ex.add_decision(Decision("d1", "r1", "allow", "eu-team", "ml-eu may reach eu models"))
+    ex.request_headers({":method": "POST", ":path": "/v1/chat/completions"})
+    headers = {":status": "200", **({"content-type": content_type} if content_type else {})}
+    step = ex.response_headers(headers)
+    if step.stream_body:
+        out = ex.response_chunk(body[:100], False).body or b""
+        return True, out + (ex.response_chunk(body[100:], True).body or b"")
+    result = ex.response_body(body)
+    assert result.refusal is None
+    return False, body if result.body is None else result.body
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "text/plain", "application/octet-stream", None]
+)
+@pytest.mark.parametrize("prefix", [b"", b"\xef\xbb\xbf", b"\n \r\n", b": hi\n\n"])
+def test_an_event_stream_under_another_label_is_masked_as_one(
+    content_type: str | None, prefix: bytes
+) -> None:
+    streamed, out = answered(content_type, chat_sse(prefix))
+    assert not streamed
+    text = dialect_text("chat", out.removeprefix(b"\xef\xbb\xbf").lstrip())
+    assert not exposed(text), text
+    assert text == masked(SECRET_TEXT)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", None])
+def test_ndjson_chunks_under_another_label_are_masked_as_a_stream(
+    content_type: str | None,
+) -> None:
+    streamed, out = answered(content_type, ndjson_chunks())
+    assert not streamed
+    text = "".join(json.loads(line)["message"]["content"] for line in out.splitlines())
+    assert not exposed(text), text
+    assert text == masked(SECRET_TEXT)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/event-stream, text/plain", "text/plain, text/event-stream;charset=x"]
+)
+def test_a_content_type_listing_the_event_stream_is_streamed_as_one(content_type: str) -> None:
+    streamed, out = answered(content_type, chat_sse())
+    assert streamed
+    text = dialect_text("chat", out)
+    assert not exposed(text)
+    assert text == masked(SECRET_TEXT)
+    assert streamed_kind(content_type) == "text/event-stream"
+    assert isinstance(stream_masker(content_type, MASKER, "response"), SseMasker)
+
+
+def test_what_is_sniffed_as_a_stream() -> None:
+    assert sniff_stream(b"data: x\n\n") == "text/event-stream"
+    assert sniff_stream(b"\xef\xbb\xbf  event: e\n") == "text/event-stream"
+    assert sniff_stream(b"retry: 10\n") == "text/event-stream"
+    assert sniff_stream(b'{"a": 1}') == ""
+    assert sniff_stream(b'{"a": 1}\n{"a": 2}\n') == ""  # JSON lines, but no stream's deltas
+    assert sniff_stream(b"database: 1") == ""
+    assert sniff_stream(b"Hello: world") == ""
+    assert sniff_stream(ndjson_chunks()) == "application/x-ndjson"
+
+
+def test_a_plain_answer_and_a_clean_stream_pass_unchanged() -> None:
+    assert answered("application/json", b'{"ok": true}') == (False, b'{"ok": true}')
+    clean = b"data: hello\n\ndata: world\n\n"
+    assert answered("text/plain", clean) == (False, clean)
