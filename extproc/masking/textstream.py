@@ -85,7 +85,7 @@ class TextStreamMasker:
         window = self._context + pending
         joined = self._lines and "\n" in window
         cut = len(window) if final else max(base, hold_from(window))
-        if joined and not final:
+        if joined and not final and cut > base:
             cut = max(base, min(cut, _joined_hold(window)))
         if self._tokens and not final:
             cut = max(base, min(cut, partial_token_start(window)))
@@ -156,23 +156,29 @@ class TextStreamMasker:
     def _hits_joined(self, window: str) -> list[Hit]:
         """The hits of ``window`` read with its lines joined by nothing, at their places in
         ``window`` (a hit over a line break covers the break)."""
-        joined, places = _without_breaks(window)
         return [
-            (places[start], places[end - 1] + 1, type_, value)
-            for start, end, type_, value in self._hits(joined, cache=False)
+            (_place(window, start), _place(window, end - 1) + 1, type_, value)
+            for start, end, type_, value in self._hits(window.replace("\n", ""), cache=False)
         ]
 
 
-def _without_breaks(window: str) -> tuple[str, list[int]]:
-    places = [place for place, char in enumerate(window) if char != "\n"]
-    return window.replace("\n", ""), places
+def _place(window: str, position: int) -> int:
+    """Where the character at ``position`` of ``window`` without its line breaks is in
+    ``window`` (its length past the end). A binary search on counts, in C: a window of short
+    lines has as many breaks as characters, and is read on every piece."""
+    low, high = position, len(window)
+    while low < high:  # the first place with position + 1 characters up to it
+        middle = (low + high) // 2
+        if middle + 1 - window.count("\n", 0, middle + 1) > position:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _joined_hold(window: str) -> int:
     """``hold_from`` of ``window`` read with its lines joined by nothing."""
-    joined, places = _without_breaks(window)
-    hold = hold_from(joined)
-    return places[hold] if hold < len(places) else len(window)
+    return _place(window, hold_from(window.replace("\n", "")))
 
 
 def _both_readings(found: list[Hit], joined: list[Hit]) -> list[Hit]:
