@@ -9,7 +9,9 @@ reproduces them on request so a user (and the end-to-end tests) can watch maskin
 - ``x-demo-no-delimiters: 1``: SSE without the blank lines that end events (one endless event);
 - ``x-demo-hold-after-bytes: N``: after N bytes the stream pauses until the model is told to go
   on (``DemoModel.resume``) or 15 s pass: the client can check what it got meanwhile;
-- ``x-demo-endless: 1``: the reply repeats until the client goes away (at most two minutes).
+- ``x-demo-endless: 1``: the reply repeats until the client goes away (at most two minutes);
+- ``x-demo-content-type: T``: the stream is labelled ``T`` (``none``: no content type at all),
+  as a misconfigured server or proxy labels it; SDKs parse it as a stream all the same.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ class StreamShape:
     no_delimiters: bool = False
     hold_after_bytes: int = 0
     endless: bool = False
+    content_type: str | None = None  # None: the dialect's own; "": no header
+
+    def label(self, default: str) -> str:
+        """The content type to send ("": none)."""
+        return default if self.content_type is None else self.content_type
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> StreamShape:
@@ -44,6 +51,7 @@ class StreamShape:
             no_delimiters=headers.get("x-demo-no-delimiters") == "1",
             hold_after_bytes=_number(headers.get("x-demo-hold-after-bytes")),
             endless=headers.get("x-demo-endless") == "1",
+            content_type=_label(headers.get("x-demo-content-type")),
         )
 
     def parts(self, text: str, size: int) -> Iterator[str]:
@@ -69,3 +77,9 @@ class StreamShape:
 
 def _number(value: str | None) -> int:
     return int(value) if value and value.isdigit() else 0
+
+
+def _label(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return "" if value.strip().lower() == "none" else value

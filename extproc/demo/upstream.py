@@ -241,9 +241,9 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
         ) -> None:
             ndjson = dialect == "ollama"
             self.send_response(200)
-            self.send_header(
-                "content-type", "application/x-ndjson" if ndjson else "text/event-stream"
-            )
+            label = shape.label("application/x-ndjson" if ndjson else "text/event-stream")
+            if label:
+                self.send_header("content-type", label)
             self.send_header("cache-control", "no-cache")
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()

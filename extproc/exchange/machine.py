@@ -44,20 +44,23 @@ from extproc.exchange.coding import READABLE_ENCODINGS, declared_length, encode,
 from extproc.exchange.gateway import gateway_answer
 from extproc.exchange.recording import Recorder
 from extproc.exchange.steps import BodyStep, HeaderStep, Hold
-from extproc.masking.bodies import LINE_TYPES
 from extproc.masking.engine import BlockHit, Finding, Masker, MaskingError, findings_by_type
-from extproc.masking.forms import media_type
 from extproc.masking.inflate import inflate
 from extproc.masking.profile import MaskingConfig, Profile
 from extproc.masking.restore import ExchangeTokens
-from extproc.masking.stream import StreamMasker, stream_masker
+from extproc.masking.stream import (
+    StreamMasker,
+    mask_buffered_stream,
+    sniff_stream,
+    stream_masker,
+    streamed_kind,
+)
 from extproc.masking.url import mask_target
 from extproc.requested_model import body_models, mismatch_reason
 
 JUSTIFICATION_HEADER = "x-approval-justification"
 _NOT_MASKED = "not masked by the profile (report mode or direction not masked)"
 _RESTORED = "carries values restored for the caller"
-_STREAMED_TYPES = ("text/event-stream", *LINE_TYPES)
 
 
 @dataclass(slots=True)
@@ -306,8 +309,9 @@ class Exchange:
                 "the model's response encoding cannot be inspected",
                 status=502,
             )
-        kind, _ = media_type(self.response.content_type)
-        if kind in _STREAMED_TYPES:
+        # Streamed if any media type listed is a stream's (two content-type headers merge
+        # into one list; SDKs read the body as SSE whatever else it names).
+        if streamed_kind(self.response.content_type):
             if is_compressed(self.response.encoding):
                 return self._refuse(
                     Code.UNSUPPORTED_ENCODING, "compressed streams are refused", status=502
@@ -348,7 +352,7 @@ class Exchange:
             return BodyStep()
         try:
             plain = self._inflate(body, self.response.encoding)
-            masked = self._mask(plain, self.response, "response")
+            masked = self._mask_response(plain)
         except MaskingError as exc:
             # The model's answer could not be made safe: the caller gets a gateway error.
             return BodyStep(refusal=self._refusal(exc.code, exc.reason, status=502))
@@ -431,6 +435,16 @@ class Exchange:
         )
         side.findings.extend(result.findings)
         return result.body if result.changed else None
+
+    def _mask_response(self, body: bytes) -> bytes | None:
+        """A whole answer; one that reads as an event stream (SSE or NDJSON chunks), whatever
+        its label, is masked as the stream a client's SDK will parse and join."""
+        kind = sniff_stream(body)
+        if not kind:
+            return self._mask(body, self.response, "response")
+        masked, findings = mask_buffered_stream(self.masker, body, kind, "response")
+        self.response.findings.extend(findings)
+        return masked if masked is not body else None
 
     def _unauthorized_model(self, plain: bytes) -> Refusal | None:
         """A body naming a model other than the one authz decided on never reaches the

@@ -44,8 +44,10 @@ class EventMasker:
         self._texts: dict[Key, _Text] = {}
         self._clean_shapes: set[bytes] = set()  # events (deltas blanked) that held nothing
 
-    def mask(self, event: Any, name: str = "") -> list[Event]:
-        """The events to send for this one, in order: flush events, then the event masked."""
+    def mask(self, event: Any, name: str = "", *, final: bool = True) -> list[Event]:
+        """The events to send for this one, in order: flush events, then the event masked.
+        ``final=False``: the event is the first part of one too large to buffer (its delta
+        cut short, ``sse``): it ends no text, whatever it says."""
         if not isinstance(event, dict):
             return [(name, self._masker.mask_json_value(event, self._direction, self.findings))]
         reading = read_event(event)
@@ -53,7 +55,7 @@ class EventMasker:
         for delta in reading.deltas:
             delta.holder[delta.field] = ""  # streamed: kept out of the whole-value walk
         masked = self._masked_whole(event)
-        ends = reading.ends
+        ends = reading.ends if final else None
         last_piece = {delta.key: number for number, (delta, _) in enumerate(pieces)}
         for number, (delta, text) in enumerate(pieces):
             held = self._texts.get(delta.key)

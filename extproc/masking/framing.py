@@ -6,7 +6,9 @@ byte, which may be its LF. It never copies what it already scanned.
 
 A frame (an SSE event, an NDJSON line) that passes the size cap without ending is not buffered
 further: ``Overflow`` masks its bytes as text, holding back only the tail that could still be
-part of a match, until the frame ends.
+part of a match, until the frame ends. An SSE event whose JSON is cut inside a string value
+is first split there instead (``split_open_string``), so its delta stays in its dialect's
+stream.
 """
 
 from __future__ import annotations
@@ -56,6 +58,15 @@ class LineReader:
         self._scanned = max(0, len(self._buffer) - 1)
         return lines
 
+    def peek(self) -> bytes:
+        """The unended line so far, left where it is."""
+        return bytes(self._buffer)
+
+    def replace(self, partial: bytes) -> None:
+        """Make ``partial`` the unended line (what was taken of it has gone out)."""
+        self._buffer[:] = partial
+        self._scanned = max(0, len(partial) - 1)
+
     def take(self) -> bytes:
         """The unended line so far (but a final CR, which may start a CRLF)."""
         keep = 1 if self._buffer.endswith(b"\r") else 0
@@ -72,6 +83,55 @@ class LineReader:
         if rest.endswith(b"\r"):
             return [(rest[:-1], b"\r")]
         return [(rest, b"")] if rest else []
+
+
+# A JSON string (its closing quote captured when it arrived) or a bracket.
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+(")?|[\[\]{}]')
+_CLOSERS = {ord("{"): b"}", ord("["): b"]"}
+_HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}\Z")
+_SPACE = b" \t\r\n"
+
+
+def split_open_string(data: bytes) -> tuple[bytes, int, int] | None:
+    """A JSON document cut inside a string value, made whole: the document closed after a
+    safe point of that string (not inside an escape, a UTF-8 sequence or a surrogate pair),
+    where the string starts (after its quote) and that point. None when ``data`` does not end
+    inside a string value (a key, a number, whole JSON...)."""
+    stack: list[int] = []
+    opened = -1
+    for token in _JSON_TOKEN.finditer(data):
+        start = token.start()
+        char = data[start]
+        if char != 0x22:  # a bracket
+            if char in _CLOSERS:
+                stack.append(char)
+            elif not stack:
+                return None
+            else:
+                stack.pop()
+        elif token.group(1) is None:
+            opened = start
+            break
+    if opened < 0 or not stack:
+        return None
+    before = data[:opened].rstrip(_SPACE)[-1:]
+    if not (before == b":" or (stack[-1] == 0x5B and before in (b"[", b","))):
+        return None  # a key: no delta
+    low = opened + 1
+    cut = len(data) - 4  # a UTF-8 sequence or an escape may be incomplete at the very end
+    escape = data.rfind(b"\\", max(low, cut - 12), cut)
+    if escape >= 0:  # cut before the run of backslashes: never inside an escape
+        cut = escape
+        while cut > low and data[cut - 1] == 0x5C:
+            cut -= 1
+    while cut > low and data[cut] & 0xC0 == 0x80:
+        cut -= 1
+    if _HIGH_SURROGATE.search(data, low, cut) is not None:
+        cut -= 6
+    if cut <= low:
+        return None
+    closers = b"".join(_CLOSERS[char] for char in reversed(stack))
+    return data[:cut] + b'"' + closers, low, cut
 
 
 class Overflow:

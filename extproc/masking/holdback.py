@@ -15,6 +15,12 @@ still change with more text. What stays back, and why:
 - a private key block from ``-----BEGIN`` until its ``-----END ...-----`` line, up to
   ``KEY_BLOCK_HOLD`` characters.
 
+A word that outgrows ``WORD_HOLD`` is released from its start, unless it is one of the secrets
+whose pattern has no upper bound and matches only once complete (a JWT needs its three
+segments; ``Bearer``, ``AccountKey=``, ``SharedAccessSignature=``, ``sig=`` take any length):
+``outgrown_secret`` finds where such a secret starts, and the stream masks it from there on
+rather than release a start no detector could match any more (fail closed).
+
 A word ended by a space or by punctuation no match contains (``Hello,``) goes out at once.
 The rules read the folded view (``normalize``), so full-width digits or an escaped ``@`` are
 held like their ASCII forms. They mirror the built-in detectors' shapes: a new detector whose
@@ -44,6 +50,13 @@ _DIGIT = re.compile(r"\d")
 _LAST_RUN_BACKWARDS = re.compile(r"[ \t]{0,2}(\S*)")
 _LAST_GROUP = re.compile(r"\S*\d\S*|[A-Z]{1,4}|(?=[A-Fa-f]*:)[A-Fa-f:]+")
 _BEARER_BEFORE = re.compile(r"[Bb](?:earer|EARER)\s*\Z")
+_WORD_RUN_FORWARD = re.compile(r"[\w.%+\-@\\/~=:]*")
+# The starts of the secrets whose patterns have no upper bound (see ``detectors.secrets``).
+_GROWING_SECRET = re.compile(
+    r"(?<![\w-])eyJ|(?<!\w)[Bb](?:earer|EARER)\s+"
+    r"|(?:AccountKey|SharedAccessKey|SharedAccessSignature)=|[?&]sig="
+)
+_SECRET_LOOKBACK = 32  # the longest start above, and the whitespace after ``Bearer``
 _KEY_BEGIN = "-----BEGIN"
 _KEY_END = re.compile(r"-----END [^\n]*-----")
 
@@ -82,3 +95,26 @@ def _may_end_in_a_group(text: str) -> bool:
     last = _LAST_RUN_BACKWARDS.match(text[: -NUMBER_HOLD - 3 : -1])
     run = last.group(1)[::-1] if last is not None else ""
     return _LAST_GROUP.fullmatch(run) is not None
+
+
+def outgrown_secret(text: str, low: int, cut: int) -> int:
+    """Where, in ``text[low:cut]`` (about to be released), an unbounded secret starts whose
+    word runs on to the end of ``text`` (``-1``: none). Called when the hold has reached
+    ``WORD_HOLD``: the word is longer than any bounded value, and if it started as a JWT or a
+    bearer token it can only be the secret's body."""
+    stop = low - _SECRET_LOOKBACK - 1
+    run = _WORD_RUN.match(text[cut - 1 : stop if stop >= 0 else None : -1] if cut else "")
+    start = cut - (run.end() if run is not None else 0)
+    high = min(len(text), cut + _SECRET_LOOKBACK)
+    for found in _GROWING_SECRET.finditer(text, max(low, start - _SECRET_LOOKBACK), high):
+        if found.start() >= cut:
+            break
+        if found.end() >= start:
+            return max(low, found.start())
+    return -1
+
+
+def word_length(text: str) -> int:
+    """How many characters at the start of ``text`` continue a word (see ``_WORD_RUN``)."""
+    run = _WORD_RUN_FORWARD.match(text)
+    return run.end() if run is not None else 0
