@@ -404,3 +404,10 @@ def test_dashes_and_blanks_of_other_scripts_separate_digits_as_their_ascii_forms
 def test_dashes_in_prose_stay_prose() -> None:
     for text in ("pages 10\u201320 of the 2019\u20132020 report", "a \u2014 b", "x \u2212 y = 3"):
         assert mask(text) == text
+
+
+def test_an_internationalised_e_mail_address_is_masked_whole() -> None:
+    for address in ("jörg@example.com", "jane.doe@exämple.com", "müller.hans@firma.de"):
+        masked = mask(f"write to {address} today")
+        assert masked == "write to [REDACTED:EMAIL] today", address
+    assert mask("version v1.2@3.4 and user@localhost") == "version v1.2@3.4 and user@localhost"

@@ -29,10 +29,11 @@ from extproc.masking.detectors.base import (
 
 DEFAULT_PHONE_REGIONS = ("US", "GB", "FR", "DE")
 
+# Letters and digits of any script (internationalised addresses: "jörg@exämple.de"), so that no
+# part of one is left beside its mask; ``[^\W_]`` is a letter or digit, ``[^\W\d_]`` a letter.
 _EMAIL = re.compile(
-    r"(?<![\w.+%-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])",
-    FLAGS,
+    r"(?<![\w.+%-])[^\W_](?:[\w.%+-]{0,62}[\w%+-])?"
+    r"@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w-])"
 )
 _INTERNATIONAL = re.compile(r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,7}(?!\d)", FLAGS)
 _NANP = re.compile(r"(?<![\w(])(?:\(\d{3}\) ?|\d{3}[.-])\d{3}[.-]\d{4}(?![\d-])", FLAGS)
