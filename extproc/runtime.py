@@ -85,11 +85,17 @@ class ProcessorRuntime:
             audit_available=self.audit.accepting(),
             approval_for=self.config.policy.approval_for,
             credential_for=self.credential_for,
+            credential_headers=self.credential_headers,
         )
 
     @property
     def recording(self) -> RecordingConfig | None:
         return None if self.recordings is None else self.recordings.config
+
+    @property
+    def credential_headers(self) -> frozenset[str]:
+        """The headers that carry the gateway's upstream credentials."""
+        return frozenset(c.header for c in self.config.upstreams.credentials.values())
 
     def credential_for(self, name: str) -> tuple[str, str] | None:
         """The (header, value) of an upstream credential, for a request an approver released."""

@@ -7,7 +7,8 @@ dialect (``extproc.demo.dialects``): ``/v1/chat/completions`` (OpenAI chat; a mo
 ``*tools*`` answers with a tool call, ``*plain*`` with bare ``data:`` lines),
 ``/v1/responses``, ``/v1/completions``, ``/v1/messages`` (Anthropic), ``/api/chat`` or
 ``/v1/api/chat`` (Ollama NDJSON, streamed unless ``"stream": false``). A model whose name has
-``leaky`` ignores the prompt and answers with sample sensitive data, for response masking.
+``leaky`` ignores the prompt and answers with sample sensitive data, in its body and in an
+``x-demo-record`` response header, for response masking.
 ``x-demo-*`` headers shape a stream (``extproc.demo.shapes``); ``x-demo-gzip: 1`` gzips a
 whole reply and ``x-demo-gzip-bomb: 1`` answers with a small gzip body that inflates to 1 GiB.
 """
@@ -44,6 +45,7 @@ ROUTES = {
     "/v1/api/chat": "ollama",  # under the gateway's /REGION/v1/ routes
 }
 BOMB_BYTES = 1 << 30
+LEAKY_HEADER = "x-demo-record"  # leaky models leak in a response header too
 LEAKY_REPLY = (
     "Customer record: card 4111 1111 1111 1111, e-mail jane.doe@example.com, "
     "SSN 123-45-6789, phone +1 415 555 0100."
@@ -149,10 +151,14 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
         def _headers(self) -> dict[str, str]:
             return {k.lower(): v for k, v in self.headers.items()}
 
-        def _send_json(self, status: int, body: Any, *, gzip_it: bool = False) -> None:
+        def _send_json(
+            self, status: int, body: Any, *, gzip_it: bool = False, leak: bool = False
+        ) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
+            if leak:
+                self.send_header(LEAKY_HEADER, LEAKY_REPLY)
             if gzip_it:
                 data = gzip.compress(data)
                 self.send_header("content-encoding", "gzip")
@@ -217,7 +223,7 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
                 "accept-encoding", ""
             )
             reply = whole(dialect, name, text, request.get("messages"))
-            self._send_json(200, reply, gzip_it=gzip_it)
+            self._send_json(200, reply, gzip_it=gzip_it, leak="leaky" in name)
 
         def _read_chunked(self) -> bytes:
             out = bytearray()
@@ -244,6 +250,8 @@ def _handler(model: DemoModel) -> type[BaseHTTPRequestHandler]:
             label = shape.label("application/x-ndjson" if ndjson else "text/event-stream")
             if label:
                 self.send_header("content-type", label)
+            if "leaky" in name:
+                self.send_header(LEAKY_HEADER, LEAKY_REPLY)
             self.send_header("cache-control", "no-cache")
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()

@@ -56,9 +56,23 @@ from extproc.masking.stream import (
     streamed_kind,
 )
 from extproc.masking.url import mask_target
+from extproc.masking.walk import MIN_VALUE_CHARS
 from extproc.requested_model import body_models, mismatch_reason
 
 JUSTIFICATION_HEADER = "x-approval-justification"
+# Headers whose values masking leaves alone, either way: HTTP's framing and coding, the caller's
+# and the gateway's credentials (authz strips or replaces them), the address Envoy computed, and
+# tracing and request ids, which carry no personal value and must reach their readers intact.
+KEPT_HEADERS = frozenset(
+    {
+        "content-type", "content-length", "content-encoding", "transfer-encoding", "host",
+        "te", "connection", "upgrade", "expect", "keep-alive", "authorization",
+        "proxy-authorization", "x-api-key", "x-request-id", "traceparent", "tracestate",
+        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "date", "etag",
+        "last-modified", "cache-control", "vary", "age", "expires",
+    }
+)  # fmt: skip
+KEPT_HEADER_PREFIXES = ("x-envoy-", "x-extproc-", "grpc-")
 _NOT_MASKED = "not masked by the profile (report mode or direction not masked)"
 _RESTORED = "carries values restored for the caller"
 
@@ -84,9 +98,11 @@ class Exchange:
         audit_available: bool = True,
         approval_for: Callable[[str], ApprovalPolicy | None] = lambda _rule: None,
         credential_for: Callable[[str], tuple[str, str] | None] = lambda _name: None,
+        credential_headers: frozenset[str] = frozenset(),
     ) -> None:
         self._approval_for = approval_for
         self._credential_for = credential_for
+        self._credential_headers = credential_headers  # the gateway's own: never masked
         self._hold_policy: ApprovalPolicy | None = None
         self.pending_hold: Hold | None = None  # set by a step; the adapter resolves it
         self.justification: str | None = None
@@ -226,9 +242,10 @@ class Exchange:
             self.recorder = Recorder(self._recording.max_bytes, self.started)
             self._record_headers("request", headers)
         skip = self._response_skipped
-        if masked_target is None:
-            return HeaderStep(remove=remove, skip_response_body=skip)
-        return HeaderStep(remove=remove, set=((":path", masked_target),), skip_response_body=skip)
+        masked_headers = self._masked_headers(headers, "request", self.request.findings)
+        if masked_target is not None:
+            masked_headers += ((":path", masked_target),)
+        return HeaderStep(remove=remove, set=masked_headers, skip_response_body=skip)
 
     def request_body(self, body: bytes) -> BodyStep:
         step = self._request_body(body)
@@ -317,8 +334,10 @@ class Exchange:
                     Code.UNSUPPORTED_ENCODING, "compressed streams are refused", status=502
                 )
             self._stream = stream_masker(self.response.content_type, self.masker, "response")
-            return HeaderStep(remove=("content-length",), stream_body=True)
-        return HeaderStep(remove=("content-length",))
+            masked = self._masked_headers(headers, "response", self.response.findings)
+            return HeaderStep(remove=("content-length",), set=masked, stream_body=True)
+        masked = self._masked_headers(headers, "response", self.response.findings)
+        return HeaderStep(remove=("content-length",), set=masked)
 
     def response_chunk(self, chunk: bytes, end_of_stream: bool) -> BodyStep:
         """A streamed response chunk: mask what is final, hold back only what could still
@@ -486,6 +505,28 @@ class Exchange:
         leaves a direction alone, lets raw values through: those are never recorded)."""
         profile = self.profile
         return profile.mode == "enforce" and direction in profile.directions
+
+    def _masked_headers(
+        self, headers: Mapping[str, str], direction: str, findings: list[Finding]
+    ) -> tuple[tuple[str, str], ...]:
+        """The headers whose values hold a finding, masked: a header reaches the model or the
+        caller like the body does. The protocol's own headers, Envoy's and the gateway's
+        credentials are left as they are."""
+        if direction not in self.profile.directions:
+            return ()
+        masker = self._chosen_masker  # unbound: a header value must not issue restore tokens
+        masked: list[tuple[str, str]] = []
+        for name, value in headers.items():
+            if name[:1] == ":" or name in KEPT_HEADERS or name in self._credential_headers:
+                continue
+            if name.startswith(KEPT_HEADER_PREFIXES):
+                continue
+            if len(value) < MIN_VALUE_CHARS and value.isascii():
+                continue
+            new = masker.mask_text(value, direction, f"headers.{name}", findings)
+            if new is not value and new != value:
+                masked.append((name, new))
+        return tuple(masked)
 
     def _record_headers(self, direction: str, headers: Mapping[str, str]) -> None:
         assert self.recorder is not None

@@ -13,7 +13,7 @@ import pytest
 
 from extproc.audit.read import read_events
 from extproc.audit.verify import run_verify_cli, verify
-from tests.e2e.harness import KEYS, Gateway
+from tests.e2e.harness import KEYS, MODEL_KEY, Gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -95,6 +95,25 @@ def test_paths_are_normalized_before_any_rule_reads_them_and_escaped_slashes_ref
     assert reply.status == 400
     assert reply.json()["error"] == "bad_request"
     assert gateway.model.requests() == []
+
+
+def test_headers_are_masked_like_bodies_both_ways(gateway: Gateway) -> None:
+    gateway.model.clear()
+    reply = gateway.request(
+        token=gateway.token(),
+        source=SWEDEN,
+        body=chat("hi", model="demo-leaky"),
+        headers={"x-note": "card 4111 1111 1111 1111", "x-user": "jane.doe@example.com"},
+    )
+    assert reply.status == 200, reply.body
+    (seen,) = gateway.model.requests()
+    assert seen.headers["x-note"] == "card [REDACTED:CARD]"
+    assert seen.headers["x-user"].startswith("<EMAIL:")
+    assert seen.headers["authorization"] == f"Bearer {MODEL_KEY}"  # the credential, intact
+    leaked = reply.headers["x-demo-record"]  # the demo model's leak in a response header
+    for raw in RAW_VALUES:
+        assert raw not in leaked
+    assert "[REDACTED:CARD]" in leaked
 
 
 def test_the_same_value_always_gets_the_same_token(gateway: Gateway) -> None:

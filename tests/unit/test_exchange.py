@@ -289,3 +289,41 @@ def test_a_complete_answer_or_one_without_a_body_is_not_incomplete() -> None:
     event = ex.audit_event()  # Envoy was told not to send the body: nothing is missing
     assert event is not None
     assert "error" not in event
+
+
+def test_header_values_holding_a_finding_are_masked_both_ways_and_counted() -> None:
+    ex = exchange(credential_headers=frozenset({"api-key"}))
+    ex.add_decision(DECISION)
+    step = ex.request_headers(
+        {
+            ":method": "POST",
+            ":path": "/v1/chat",
+            "content-type": "application/json",
+            "x-note": "card 4111 1111 1111 1111",
+            "x-user": "jane.doe@example.com",
+            "x-forwarded-for": "203.0.113.7",  # the address Envoy computed: left alone
+            "api-key": "sk-proj-Abcdefghijklmnopqrstuvwx12",  # the gateway's credential
+            "user-agent": "openai-python/1.40.0",
+        }
+    )
+    assert dict(step.set) == {
+        "x-note": "card [REDACTED:CARD]",
+        "x-user": "[REDACTED:EMAIL]",
+    }
+    answer = ex.response_headers(
+        {":status": "200", "content-type": "application/json", "x-debug": "ssn 123-45-6789"}
+    )
+    assert dict(answer.set) == {"x-debug": "ssn [REDACTED:US_SSN]"}
+    event = ex.audit_event()
+    assert event is not None
+    assert event["findings"] == {"request.CARD": 1, "request.EMAIL": 1, "response.US_SSN": 1}
+
+
+def test_headers_are_left_alone_in_a_direction_the_profile_does_not_mask() -> None:
+    ex = exchange({"responses": Profile("responses", directions=frozenset({"response"}))})
+    ex.add_decision(DECISION)
+    step = ex.request_headers({":method": "POST", "x-note": "card 4111 1111 1111 1111"})
+    assert step.set == ()
+    report = exchange({"r": Profile("r", mode="report")})
+    report.add_decision(DECISION)
+    assert report.request_headers({":method": "POST", "x-note": "ssn 123-45-6789"}).set == ()
