@@ -63,6 +63,7 @@ def test_the_client_address_is_the_one_envoy_computed_and_the_decision_reaches_t
     assert entry["subject"] == "alice"
     assert entry["target_region"] == "eu"
     assert (entry["effect"], entry["outcome"]) == ("allow", "allowed")
+    assert entry["details"] == "via_upstream"  # the model answered
     assert entry["path"] == "/eu/v1/chat/completions"
     assert "s3cr3t-in-the-url" not in json.dumps(entry)
 

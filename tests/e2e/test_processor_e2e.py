@@ -225,6 +225,22 @@ def test_a_blocked_prompt_gets_403_and_an_audit_event(gateway: Gateway) -> None:
     assert event["rule"] == "reveal-instructions"
     assert event["subject"] == "alice"
 
+    def access_log_entry() -> dict[str, str] | None:
+        for line in (gateway.root / "envoy.log").read_text(errors="replace").splitlines():
+            if line.startswith("{") and body["request_id"] in line:
+                entry: dict[str, str] = json.loads(line)
+                return entry
+        return None
+
+    # authz allowed it; the access log says the processor answered, and why.
+    entry = gateway.wait_until(access_log_entry)
+    assert entry is not None
+    assert (entry["outcome"], entry["status"], entry["details"]) == (
+        "allowed",
+        403,
+        "extproc_prompt_blocked",
+    )
+
 
 def test_every_exchange_has_one_audit_event_with_counts_but_no_values(gateway: Gateway) -> None:
     reply = gateway.request(token=gateway.token(), source=SWEDEN, body=chat(SENSITIVE))
