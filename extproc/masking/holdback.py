@@ -12,6 +12,7 @@ still change with more text. What stays back, and why:
   ``2001:db8::``, ``203.0.113.``): groups holding a digit, or an IBAN's letter group or an
   IPv6 hex group after one, separated by single spaces. Up to ``NUMBER_HOLD`` characters;
 - ``Bearer`` and the whitespace after it (the token follows);
+- a numeric character reference cut short (``&#5``, ``&#x4``): ``&#52;`` is a ``4``;
 - a private key block from ``-----BEGIN`` until its ``-----END ...-----`` line, up to
   ``KEY_BLOCK_HOLD`` characters.
 
@@ -58,6 +59,8 @@ _GROWING_SECRET = re.compile(
 )
 _SECRET_LOOKBACK = 32  # the longest start above, and the whitespace after ``Bearer``
 _KEY_BEGIN = "-----BEGIN"
+_REFERENCE_TAIL = re.compile(r"&#(?:[xX][0-9a-fA-F]{0,6}|[0-9]{0,7})\Z")
+_REFERENCE_CHARS = 10  # "&#x" and six hex digits, or "&#" and seven digits
 _KEY_END = re.compile(r"-----END [^\n]*-----")
 
 
@@ -66,7 +69,11 @@ def hold_from(text: str) -> int:
     if not needs_view(text):
         return _hold_from(text)
     seen = view(text)
-    return seen.original_position(_hold_from(seen.text))
+    cut = seen.original_position(_hold_from(seen.text))
+    # A character reference cut short ("&#5" of "&#52;"): the view already read it as another
+    # character; what it stands for is only known with the rest.
+    tail = _REFERENCE_TAIL.search(text, max(0, len(text) - _REFERENCE_CHARS))
+    return cut if tail is None else min(cut, tail.start())
 
 
 def _hold_from(text: str) -> int:

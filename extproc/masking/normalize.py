@@ -7,6 +7,8 @@ four is a digit with invisible marks, and Unicode tag characters spell ASCII inv
 therefore runs on a folded view:
 
 - ``\\uXXXX`` escapes (and surrogate pairs) are decoded; a lone surrogate reads as U+FFFD;
+- numeric character references (``&#52;``, ``&#x40;``) are decoded, as HTML readers and models
+  read them;
 - each non-ASCII character is replaced by its NFKC form, decimal digits of any script by ASCII
   digits, dashes and the minus sign by ``-``, characters that render blank (Hangul fillers,
   the braille blank) by a space, tag characters by the ASCII they mirror, and format
@@ -25,6 +27,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_ENTITY = re.compile(r"&#(?:0*([0-9]{1,7})|[xX]0*([0-9a-fA-F]{1,6}));?")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _DROPPED = frozenset({"Cf", "Mn", "Me"})
 _TAGS = range(0xE0020, 0xE007F)
@@ -92,7 +95,7 @@ class View:
 
 def needs_view(text: str) -> bool:
     # One-character ``in`` is a memchr; "\\u" in text is a hundred times slower on long text.
-    return not text.isascii() or ("\\" in text and "\\u" in text)
+    return not text.isascii() or ("\\" in text and "\\u" in text) or ("&" in text and "&#" in text)
 
 
 def view(text: str) -> View:
@@ -102,6 +105,11 @@ def view(text: str) -> View:
     if "\\" in text and "\\u" in text:
         text, offsets = _decode_escapes(text)
         maps.append(offsets)
+    if "&" in text and "&#" in text:
+        decoded = _decode_entities(text)
+        if decoded is not None:
+            text, offsets = decoded
+            maps.append(offsets)
     if not text.isascii():
         folded = _fold(text)
         if folded is not None:
@@ -141,6 +149,30 @@ def _decode_escapes(text: str) -> tuple[str, _Map]:
         length += 1
         last = end
         index += 1
+    pieces.append(text[last:])
+    return "".join(pieces), offsets
+
+
+def _decode_entities(text: str) -> tuple[str, _Map] | None:
+    """Numeric character references (``&#52;``, ``&#x40;``), as a browser or a model reads
+    them; None when none decodes to a character."""
+    pieces: list[str] = []
+    offsets = _Map()
+    last = 0
+    length = 0
+    for match in _ENTITY.finditer(text):
+        digits, hexdigits = match.group(1), match.group(2)
+        code = int(digits) if digits is not None else int(hexdigits, 16)
+        if code > 0x10FFFF or 0xD800 <= code < 0xE000 or code == 0:
+            continue
+        pieces.append(text[last : match.start()])
+        length += match.start() - last
+        offsets.add(length, length + 1, match.start(), match.end())
+        pieces.append(chr(code))
+        length += 1
+        last = match.end()
+    if not offsets.starts:
+        return None
     pieces.append(text[last:])
     return "".join(pieces), offsets
 

@@ -411,3 +411,33 @@ def test_an_internationalised_e_mail_address_is_masked_whole() -> None:
         masked = mask(f"write to {address} today")
         assert masked == "write to [REDACTED:EMAIL] today", address
     assert mask("version v1.2@3.4 and user@localhost") == "version v1.2@3.4 and user@localhost"
+
+
+def test_values_written_as_numeric_character_references_are_masked() -> None:
+    assert mask("card &#52;&#49;&#49;&#49; 1111 1111 1111 ok") == "card [REDACTED:CARD] ok"
+    assert mask("mail jane.doe&#64;example.com ok") == "mail [REDACTED:EMAIL] ok"
+    assert mask("a &#x34;111 1111 1111 1111") == "a [REDACTED:CARD]"
+    prose = "Tom &amp; Jerry &#38; 12 &#0; &#xD800;"
+    assert mask(prose) == prose
+
+
+@given(cut=st.integers(min_value=1, max_value=70))
+@settings(max_examples=70, deadline=None)
+def test_a_character_reference_cut_between_two_events_is_held_until_it_is_whole(cut: int) -> None:
+    import html
+
+    text = "card &#52;&#49;&#49;&#49; 1111 1111 1111 and mail jane&#x40;example.com end"
+    stream = SseMasker(Masker(Profile("p"), KEY), "response")
+    out = b""
+    for piece in (text[:cut], text[cut:]):
+        event = {"choices": [{"index": 0, "delta": {"content": piece}}]}
+        out += stream.feed(b"data: " + json.dumps(event).encode() + b"\n\n")
+    out += stream.finish()
+    joined = ""
+    for line in out.decode().splitlines():
+        if line.startswith("data: {"):
+            joined += json.loads(line[6:])["choices"][0]["delta"].get("content", "")
+    shown = html.unescape(joined)
+    assert "4111 1111 1111 1111" not in shown
+    assert "jane@example.com" not in shown
+    assert "&#" not in joined  # not even the first digit of the card goes out on its own
