@@ -30,6 +30,7 @@ returns what Envoy must do. The rules:
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,24 +56,26 @@ from extproc.masking.stream import (
     stream_masker,
     streamed_kind,
 )
-from extproc.masking.url import mask_target
+from extproc.masking.url import mask_header_value, mask_target
 from extproc.masking.walk import MIN_VALUE_CHARS
 from extproc.requested_model import body_models, mismatch_reason
 
 JUSTIFICATION_HEADER = "x-approval-justification"
-# Headers whose values masking leaves alone, either way: HTTP's framing and coding, the caller's
-# and the gateway's credentials (authz strips or replaces them), the address Envoy computed, and
-# tracing and request ids, which carry no personal value and must reach their readers intact.
+# Headers whose values masking leaves alone, either way: HTTP's framing and coding, the
+# credentials (authz strips the caller's and writes the gateway's), the request id Envoy
+# writes and the decision id authz writes. Every other value, whoever wrote it, is read.
 KEPT_HEADERS = frozenset(
     {
-        "content-type", "content-length", "content-encoding", "transfer-encoding", "host",
-        "te", "connection", "upgrade", "expect", "keep-alive", "authorization",
-        "proxy-authorization", "x-api-key", "x-request-id", "traceparent", "tracestate",
-        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "date", "etag",
-        "last-modified", "cache-control", "vary", "age", "expires",
+        "content-length", "content-encoding", "transfer-encoding", "te", "connection",
+        "upgrade", "keep-alive", "authorization", "proxy-authorization", "x-api-key",
+        "x-request-id", "x-extproc-decision-id",
     }
 )  # fmt: skip
-KEPT_HEADER_PREFIXES = ("x-envoy-", "x-extproc-", "grpc-")
+# Hop-by-hop client addresses: left alone while they hold addresses only (a value a client
+# put there that is anything else is read like any header).
+ADDRESS_HEADERS = frozenset(
+    {"x-forwarded-for", "x-envoy-external-address", "x-real-ip", "x-extproc-client-address"}
+)
 _NOT_MASKED = "not masked by the profile (report mode or direction not masked)"
 _RESTORED = "carries values restored for the caller"
 
@@ -242,7 +245,9 @@ class Exchange:
             self.recorder = Recorder(self._recording.max_bytes, self.started)
             self._record_headers("request", headers)
         skip = self._response_skipped
-        masked_headers = self._masked_headers(headers, "request", self.request.findings)
+        masked_headers = self._masked_headers(
+            headers, "request", self.request.findings, removed=remove
+        )
         if masked_target is not None:
             masked_headers += ((":path", masked_target),)
         return HeaderStep(remove=remove, set=masked_headers, skip_response_body=skip)
@@ -507,11 +512,16 @@ class Exchange:
         return profile.mode == "enforce" and direction in profile.directions
 
     def _masked_headers(
-        self, headers: Mapping[str, str], direction: str, findings: list[Finding]
+        self,
+        headers: Mapping[str, str],
+        direction: str,
+        findings: list[Finding],
+        removed: tuple[str, ...] = (),
     ) -> tuple[tuple[str, str], ...]:
         """The headers whose values hold a finding, masked: a header reaches the model or the
-        caller like the body does. The protocol's own headers, Envoy's and the gateway's
-        credentials are left as they are."""
+        caller like the body does, percent-escapes read as a URL reader reads them. Left as
+        they are: HTTP's framing, the credentials (the caller's, which authz strips, and the
+        gateway's, which must reach the model intact) and the request id Envoy writes."""
         if direction not in self.profile.directions:
             return ()
         masker = self._chosen_masker  # unbound: a header value must not issue restore tokens
@@ -519,12 +529,12 @@ class Exchange:
         for name, value in headers.items():
             if name[:1] == ":" or name in KEPT_HEADERS or name in self._credential_headers:
                 continue
-            if name.startswith(KEPT_HEADER_PREFIXES):
+            if name in removed or (len(value) < MIN_VALUE_CHARS and value.isascii()):
                 continue
-            if len(value) < MIN_VALUE_CHARS and value.isascii():
-                continue
-            new = masker.mask_text(value, direction, f"headers.{name}", findings)
-            if new is not value and new != value:
+            if name in ADDRESS_HEADERS and _only_addresses(value):
+                continue  # the hops Envoy and the proxies wrote: addresses, not content
+            new = mask_header_value(masker, value, direction, f"headers.{name}", findings)
+            if new != value:
                 masked.append((name, new))
         return tuple(masked)
 
@@ -620,3 +630,12 @@ class Exchange:
         if self.approval_status == "granted":
             event.update(outcome="allowed", approval_id=self.approval_id, approval_status="used")
         return event
+
+
+def _only_addresses(value: str) -> bool:
+    try:
+        for hop in value.split(","):
+            ipaddress.ip_address(hop.strip())
+    except ValueError:
+        return False
+    return True

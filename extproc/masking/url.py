@@ -65,3 +65,20 @@ def _component(
 
 def _quote(text: str) -> str:
     return quote(text, safe=_SEGMENT_SAFE)
+
+
+def mask_header_value(
+    masker: Masker, value: str, direction: str, location: str, findings: list[Finding]
+) -> str:
+    """A header value masked as read, then as a URL reader decodes it (``Referer``,
+    ``Location``, ``Link``, a cookie: ``jane.doe%40example.com``). A value that holds a finding
+    only once decoded is sent decoded and masked."""
+    masked = masker.mask_text(value, direction, location, findings)
+    if "%" not in masked and "+" not in masked:
+        return masked
+    decoded = unquote_plus(masked, errors="replace")
+    if decoded == masked:
+        return masked
+    found = len(findings)
+    unescaped = masker.mask_text(decoded, direction, location, findings)
+    return unescaped if len(findings) > found and not masker.report else masked

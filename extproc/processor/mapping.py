@@ -71,10 +71,13 @@ def _value(value: struct_pb2.Value) -> Any:
 
 
 def headers(message: ep.HttpHeaders) -> dict[str, str]:
+    """Names in lower case; a repeated header's values joined with commas, as Envoy joins them
+    for authz (a reader of the last value only would let the others pass unread)."""
     out: dict[str, str] = {}
     for header in message.headers.headers:
         value = header.raw_value.decode("utf-8", "replace") if header.raw_value else header.value
-        out[header.key.lower()] = value
+        name = header.key.lower()
+        out[name] = value if name not in out else f"{out[name]},{value}"
     return out
 
 

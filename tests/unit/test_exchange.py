@@ -327,3 +327,47 @@ def test_headers_are_left_alone_in_a_direction_the_profile_does_not_mask() -> No
     report = exchange({"r": Profile("r", mode="report")})
     report.add_decision(DECISION)
     assert report.request_headers({":method": "POST", "x-note": "ssn 123-45-6789"}).set == ()
+
+
+def test_every_header_a_client_or_a_model_writes_is_read_and_removed_ones_stay_removed() -> None:
+    ex = exchange()
+    ex.add_decision(DECISION)
+    step = ex.request_headers(
+        {
+            ":method": "POST",
+            "x-approval-justification": "my ssn 078-05-1120",  # for the approver only
+            "referer": "http://app.example/?e=jane.doe%40example.com",
+            "x-extproc-note": "card 4111 1111 1111 1111",  # a client-invented "own" name
+            "x-forwarded-for": "jane.doe@example.com, 89.160.20.112",
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        }
+    )
+    assert "x-approval-justification" in step.remove
+    masked = dict(step.set)
+    assert "x-approval-justification" not in masked
+    assert masked["referer"] == "http://app.example/?e=[REDACTED:EMAIL]"
+    assert masked["x-extproc-note"] == "card [REDACTED:CARD]"
+    assert "jane.doe" not in masked["x-forwarded-for"]
+    assert "traceparent" not in masked
+
+
+def test_a_repeated_header_is_read_whole_not_only_its_last_value() -> None:
+    from envoy.config.core.v3 import base_pb2
+    from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+
+    from extproc.processor.mapping import headers
+
+    message = ep.HttpHeaders(
+        headers=base_pb2.HeaderMap(
+            headers=[
+                base_pb2.HeaderValue(key="x-note", raw_value=b"card 4111 1111 1111 1111"),
+                base_pb2.HeaderValue(key="X-Note", raw_value=b"hello world"),
+            ]
+        )
+    )
+    read = headers(message)
+    assert read["x-note"] == "card 4111 1111 1111 1111,hello world"
+    ex = exchange()
+    ex.add_decision(DECISION)
+    step = ex.request_headers({":method": "POST", **read})
+    assert dict(step.set)["x-note"] == "card [REDACTED:CARD],hello world"
