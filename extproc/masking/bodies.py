@@ -23,6 +23,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
+
 from extproc.errors import Code
 from extproc.masking import forms
 from extproc.masking.forms import boundary_of, checked_media_type
@@ -65,6 +67,8 @@ def mask_body(
     kind, params = checked_media_type(content_type)
     readable_charset(body, params.get("charset", ""))
     if kind == forms.FORM_TYPE:
+        if _JSON_START.match(body) is not None and _is_json(body):
+            return _json_labelled_as_a_form(masker, body, direction)
         return forms.mask_form(masker, body, direction)
     if kind.startswith("multipart/"):
         return forms.mask_multipart(
@@ -83,6 +87,29 @@ def mask_body(
     if not kind and forms.reads_as_form(body):
         return forms.mask_unlabelled(masker, body, direction)
     return masker.mask_bytes_as_text(body, direction)
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _json_labelled_as_a_form(masker: Masker, body: bytes, direction: str) -> MaskResult:
+    """JSON sent with a form's label (``curl -d`` without a content type does it): servers
+    read it as JSON, so it is masked as JSON; what goes on must hold nothing for a reader that
+    trusts the label either, or it is refused."""
+    as_json = mask_json(masker, body, direction, declared=False)
+    as_form = forms.mask_form(masker, as_json.body, direction)
+    if as_form.findings:
+        raise MaskingError(
+            "the body is JSON labelled as a form and holds values only the form reading shows: "
+            "send it as application/json",
+            code=Code.UNSUPPORTED_CONTENT_TYPE,
+        )
+    return as_json
 
 
 def readable_charset(body: bytes, charset: str) -> None:

@@ -551,3 +551,21 @@ def test_nesting_beyond_any_parser_is_read_as_text_or_denied() -> None:
     with pytest.raises(MaskingError) as caught:
         masker(invalid_json="deny").mask_body(body, "application/json", "request")
     assert caught.value.code == "invalid_json"
+
+
+def test_json_labelled_as_a_form_is_masked_as_json_and_refused_if_a_form_reader_sees_more() -> None:
+    """``curl -d '{...}'`` labels JSON as a form; servers read it as JSON."""
+    masker = Masker(Profile("p"), KEY)
+    form = "application/x-www-form-urlencoded"
+    parts = [{"type": "text", "text": "card 4111 1111"}, {"type": "text", "text": " 1111 1111"}]
+    body = json.dumps({"messages": [{"role": "user", "content": parts}]}).encode()
+    masked = masker.mask_body(body, form, "request")
+    texts = [part["text"] for part in json.loads(masked.body)["messages"][0]["content"]]
+    assert "4111 1111 1111 1111" not in "".join(texts)
+    clean = b'{"model": "demo", "messages": [{"role": "user", "content": "hi"}]}'
+    assert masker.mask_body(clean, form, "request").body == clean  # as sent
+    digits = "%34%31%31%31%20%31%31%31%31%20%31%31%31%31%20%31%31%31%31"
+    escaped = json.dumps({"content": f"card {digits}"})
+    with pytest.raises(MaskingError) as refused:
+        masker.mask_body(escaped.encode(), form, "request")
+    assert refused.value.code == "unsupported_content_type"
