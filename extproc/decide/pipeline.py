@@ -27,7 +27,7 @@ from extproc.credentials import Upstreams
 from extproc.decide.answer import DECISION_ID_HEADER, Answer
 from extproc.decide.request import RequestView
 from extproc.decision import NO_OBLIGATIONS, Decision, Obligations
-from extproc.errors import Code, ExtprocError, GeoError, IdentityError, status_of
+from extproc.errors import Code, ExtprocError, GeoError, IdentityError, PolicyError, status_of
 from extproc.geo.locator import GeoLocator
 from extproc.geo.model import UNKNOWN_REGION
 from extproc.identity.model import Identity
@@ -90,7 +90,10 @@ class Authorizer:
             facts = self.facts(view, identity)
         except ExtprocError as exc:
             return self._failed(view, decision_id, exc.code, exc.reason, None)
-        verdict = self.policy.evaluate(facts)
+        try:
+            verdict = self.policy.evaluate(facts)
+        except PolicyError as exc:  # a request the rules cannot read one way (a header's values)
+            return self._failed(view, decision_id, exc.code, exc.reason, facts)
         for hit in verdict.dry_run:
             log.info(
                 "dry-run rule matched",

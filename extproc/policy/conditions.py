@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from extproc.config.problems import Problems
+from extproc.errors import Code, PolicyError
 from extproc.geo.model import UNKNOWN_REGION
 from extproc.policy.facts import RequestFacts
 from extproc.policy.trace import ConditionMiss
@@ -272,9 +273,19 @@ def _entry(key: str, name: str, values: tuple[str, ...], problems: Problems) -> 
                 return False
             if match(found):
                 return True
-            # A header sent twice reaches authz joined by Envoy ("red,red"): the condition
-            # holds when any of the values does, or a deny rule is passed by repeating one.
-            return "," in found and any(match(value.strip()) for value in found.split(","))
+            if "," not in found:
+                return False
+            # A header sent twice reaches authz joined by Envoy ("red,red"), as does a list a
+            # client writes ("red, blue"). Values that agree decide; values that disagree
+            # would let a deny rule or an allow rule be passed by adding one, so they refuse.
+            matched = {match(value.strip()) for value in found.split(",")}
+            if len(matched) > 1:
+                raise PolicyError(
+                    f"the header {name!r} holds several values that a rule reads differently: "
+                    "send it once",
+                    code=Code.AMBIGUOUS_HEADER,
+                )
+            return matched == {True}
     else:
 
         def observe(facts: RequestFacts) -> str:

@@ -11,7 +11,7 @@ import pytest
 from extproc.config.document import parse_document
 from extproc.config.validation import load_section
 from extproc.decision import Decision
-from extproc.errors import ConfigError
+from extproc.errors import ConfigError, PolicyError
 from extproc.geo.model import Location
 from extproc.identity.model import Identity
 from extproc.policy.conditions import all_of
@@ -216,10 +216,41 @@ policy:
       effect: allow
 """
     )
-    for joined in ("red", "red,red", "blue, red", "red,blue"):
-        assert policy.evaluate(replace(facts(), headers={"x-tenant": joined})).rule == "no-red"
+    for repeated in ("red", "red,red", "red, red"):
+        assert policy.evaluate(replace(facts(), headers={"x-tenant": repeated})).rule == "no-red"
     for other in ("blue", "blue,green", "reddish"):
         assert policy.evaluate(replace(facts(), headers={"x-tenant": other})).rule == "rest"
+    # Values that a rule reads differently are refused, whichever way the rule would go.
+    for mixed in ("blue, red", "red,blue"):
+        with pytest.raises(PolicyError) as refused:
+            policy.evaluate(replace(facts(), headers={"x-tenant": mixed}))
+        assert refused.value.code == "ambiguous_header"
+
+
+def test_an_allow_rule_on_a_header_cannot_be_met_by_adding_the_value_it_wants() -> None:
+    policy = policy_from(
+        """
+policy:
+  rules:
+    - name: partner-blue
+      when: {headers: {x-tenant: blue}}
+      effect: allow
+"""
+    )
+    assert policy.evaluate(replace(facts(), headers={"x-tenant": "blue"})).effect == "allow"
+    assert policy.evaluate(replace(facts(), headers={"x-tenant": "blue,blue"})).effect == "allow"
+    with pytest.raises(PolicyError):
+        policy.evaluate(replace(facts(), headers={"x-tenant": "red, blue"}))
+    # A value that holds a comma and matches whole is read whole.
+    ua = "Mozilla/5.0 (KHTML, like Gecko)"
+    agent = policy_from(
+        """
+policy:
+  rules:
+    - {name: browsers, when: {headers: {user-agent: "*Gecko*"}}, effect: allow}
+"""
+    )
+    assert agent.evaluate(replace(facts(), headers={"user-agent": ua})).effect == "allow"
 
 
 @pytest.mark.parametrize(
