@@ -5,19 +5,27 @@ text, and the key of that text) and the streams it ends. The key tells texts apa
 choice, each tool call of a choice, each Responses API item part, each Anthropic content
 block. Dialects:
 
-- OpenAI chat: ``choices[i].delta`` ``content``, ``refusal``, ``reasoning_content`` /
-  ``reasoning``, ``tool_calls[j].function.arguments``; ``finish_reason`` ends the choice;
+- OpenAI chat: ``choices[i].delta`` ``content`` (a string, or a list of parts whose ``text``
+  the SDK joins), ``refusal``, ``reasoning_content`` / ``reasoning``,
+  ``tool_calls[j].function.arguments``, the legacy ``function_call.arguments`` and
+  ``audio.transcript``; ``finish_reason`` ends the choice;
 - legacy completions: ``choices[i].text``;
 - OpenAI Responses: every ``response.*.delta`` event's ``delta`` (output text, function call
-  arguments, reasoning, refusal, transcripts...), per item, output, content and summary index;
+  arguments, reasoning, refusal, transcripts...), per output, content and summary index: what
+  SDKs join by (``output[i].content[j]``), whatever ``item_id`` says;
   its ``.done`` event ends that text (and repeats it whole: it is masked whole, like every other
   string), as do ``output_item.done``, ``content_part.done`` and the terminal events;
-- Anthropic messages: ``content_block_delta`` ``text_delta.text``,
+- Anthropic messages: the ``text`` or ``thinking`` a ``content_block_start`` seeds its block
+  with (the SDK starts the block's text from it), then ``content_block_delta`` ``text_delta.text``,
   ``input_json_delta.partial_json``, ``thinking_delta.thinking``; ``content_block_stop`` ends
   the block, ``message_delta``/``message_stop`` end all;
 - Gemini: ``candidates[i].content.parts[].text``; ``finishReason`` ends the candidate;
 - Ollama (NDJSON): ``message.content`` / ``message.thinking``, ``response`` / ``thinking``;
   ``done: true`` ends all.
+
+Every index is read as clients read it: ``"0"`` and ``0`` are one key (a JavaScript SDK indexes
+its arrays with either; Python ones coerce), so a text cannot be split by how its index is
+written.
 
 Text held at the end of a stream is sent in one more event of the same dialect
 (``flush_event``), built from the last event that carried that text.
@@ -31,9 +39,11 @@ from typing import Any
 
 Key = tuple[Hashable, ...]
 _CHAT_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
+_CHAT_OBJECTS = (("function_call", "arguments"), ("audio", "transcript"))  # legacy, audio
 _ANTHROPIC_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json",
                      "thinking_delta": "thinking"}  # fmt: skip
-_RESPONSES_IDS = ("item_id", "output_index", "content_index", "summary_index")
+# What SDKs join a text by (``output[i].content[j]``, ``summary[k]``): not ``item_id``.
+_RESPONSES_IDS = ("output_index", "content_index", "summary_index")
 _RESPONSES_END = ("response.completed", "response.incomplete", "response.failed", "error")
 
 
@@ -78,6 +88,22 @@ def read_event(event: dict[str, Any]) -> Reading:
     return reading
 
 
+def index_key(value: Any) -> Hashable:
+    """An index as clients use it: a number written as a string (``"0"``, ``" 1"``) or as an
+    integral float is that integer; an integer, ``None`` or another string is itself; any other
+    value is its ``repr`` (one key however often it comes, hashable)."""
+    if type(value) is int or value is None or isinstance(value, int):  # bool: True is 1
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return repr(value)
+
+
 def _ends(reading: Reading, test: Callable[[Key], bool]) -> None:
     before = reading.ends or _never
     reading.ends = lambda key: before(key) or test(key)
@@ -96,21 +122,31 @@ def _chat(choices: list[Any], reading: Reading) -> None:
     for position, choice in enumerate(choices):
         if not isinstance(choice, dict):
             continue
-        index = choice.get("index", position)
+        index = index_key(choice.get("index", position))
         delta = choice.get("delta")
         if isinstance(delta, dict):
             for name in _CHAT_FIELDS:
-                if isinstance(delta.get(name), str):
-                    where = f"choices[{index}].{name}"
+                value = delta.get(name)
+                where = f"choices[{index}].{name}"
+                if isinstance(value, str):
                     reading.deltas.append(Delta(("chat", index, name), delta, name, where))
+                elif isinstance(value, list):  # parts: the SDK joins their text
+                    for part in value:
+                        if isinstance(part, dict) and isinstance(part.get("text"), str):
+                            reading.deltas.append(Delta(("chat", index, name), part, "text", where))
             calls = delta.get("tool_calls")
             for call_position, call in enumerate(calls if isinstance(calls, list) else ()):
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                    number = call.get("index", call_position)
+                    number = index_key(call.get("index", call_position))
                     where = f"choices[{index}].tool_calls[{number}].arguments"
                     key = ("chat", index, "tool", number)
                     reading.deltas.append(Delta(key, function, "arguments", where))
+            for name, inner in _CHAT_OBJECTS:
+                holder = delta.get(name)
+                if isinstance(holder, dict) and isinstance(holder.get(inner), str):
+                    where = f"choices[{index}].{name}.{inner}"
+                    reading.deltas.append(Delta(("chat", index, name), holder, inner, where))
         elif isinstance(choice.get("text"), str):
             where = f"choices[{index}].text"
             reading.deltas.append(Delta(("text", index), choice, "text", where))
@@ -119,7 +155,7 @@ def _chat(choices: list[Any], reading: Reading) -> None:
 
 
 def _responses(event: dict[str, Any], kind: str, reading: Reading) -> None:
-    ids = tuple(event.get(name) for name in _RESPONSES_IDS)
+    ids = tuple(index_key(event.get(name)) for name in _RESPONSES_IDS)
     if kind.endswith(".delta") and isinstance(event.get("delta"), str):
         family = kind.removesuffix(".delta")
         reading.deltas.append(Delta(("responses", family, *ids), event, "delta", family))
@@ -127,17 +163,27 @@ def _responses(event: dict[str, Any], kind: str, reading: Reading) -> None:
                                                  "response.content_part.done"):  # fmt: skip
         done = ("responses", kind.removesuffix(".done"), *ids)
         _ends(reading, lambda key: key == done)
-    if kind in ("response.output_item.done", "response.content_part.done"):
-        item = event.get("item_id") or (event.get("item") or {}).get("id")
-        _ends(reading, lambda key: key[0] == "responses" and key[2] == item)
+    if kind == "response.output_item.done" and "output_index" in event:
+        output = ids[0]
+        _ends(reading, lambda key: key[0] == "responses" and key[2] == output)
+    elif kind == "response.content_part.done" and "output_index" in event:
+        output, content = ids[0], ids[1]
+        _ends(reading, lambda key: key[0] == "responses" and key[2:4] == (output, content))
     elif kind in _RESPONSES_END:
         _ends(reading, _every)
 
 
 def _anthropic(event: dict[str, Any], kind: str, reading: Reading) -> None:
-    index = event.get("index")
+    index = index_key(event.get("index"))
     delta = event.get("delta")
-    if kind == "content_block_delta" and isinstance(delta, dict):
+    block = event.get("content_block")
+    if kind == "content_block_start" and isinstance(block, dict):
+        # The SDK starts the block's text from here: the deltas continue it.
+        for seeded in ("text", "thinking"):
+            if isinstance(block.get(seeded), str):
+                where = f"content[{index}].{seeded}"
+                reading.deltas.append(Delta(("anthropic", index, seeded), block, seeded, where))
+    elif kind == "content_block_delta" and isinstance(delta, dict):
         name = _ANTHROPIC_FIELDS.get(str(delta.get("type")))
         if name is not None and isinstance(delta.get(name), str):
             where = f"content[{index}].{name}"
@@ -152,7 +198,7 @@ def _gemini(candidates: list[Any], reading: Reading) -> None:
     for position, candidate in enumerate(candidates):
         if not isinstance(candidate, dict):
             continue
-        index = candidate.get("index", position)
+        index = index_key(candidate.get("index", position))
         content = candidate.get("content")
         parts = content.get("parts") if isinstance(content, dict) else None
         for part in parts if isinstance(parts, list) else ():
@@ -177,6 +223,7 @@ def _ollama(event: dict[str, Any], reading: Reading) -> None:
 
 
 # -- the event that carries held text -----------------------------------------------------------
+_CHAT_INNER = dict(_CHAT_OBJECTS)
 _CHAT_META = ("id", "object", "created", "model", "system_fingerprint", "service_tier")
 
 
@@ -191,6 +238,8 @@ def flush_event(key: Key, text: str, last: dict[str, Any]) -> dict[str, Any]:
             choice.update(text=text, logprobs=None)
         elif key[2] == "tool":
             choice["delta"] = {"tool_calls": [{"index": key[3], "function": {"arguments": text}}]}
+        elif key[2] in _CHAT_INNER:
+            choice["delta"] = {key[2]: {_CHAT_INNER[key[2]]: text}}
         else:
             choice["delta"] = {key[2]: text}
         choice["finish_reason"] = None

@@ -7,6 +7,11 @@ no raw value. When an event ends a text (``finish_reason``, ``content_block_stop
 ``*.done``...), the held rest goes out in that event's own delta, or, if it has none, in one
 more event of the same dialect sent just before it. ``flush`` does the same for every text
 still open (before ``[DONE]``, or when the stream ends or is cut).
+
+In the response direction an event's ``logprobs`` (each chat or completions choice's, a
+Responses event's) are emptied before anything else: they spell the streamed text again, token
+by token, where no text stream reads it. Emptied here they are no finding (a stream has one
+per event); any other ``logprobs`` the event holds is emptied by the walk (``walk``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from extproc.masking.dialects import Key, flush_event, read_event
 from extproc.masking.jsondoc import loads, parse_lenient
 from extproc.masking.results import Finding
 from extproc.masking.textstream import TextStreamMasker
+from extproc.masking.walk import LOGPROBS_DIRECTION
 
 if TYPE_CHECKING:
     from extproc.masking.engine import Masker
@@ -43,6 +49,7 @@ class EventMasker:
         self.findings = findings
         self._texts: dict[Key, _Text] = {}
         self._clean_shapes: set[bytes] = set()  # events (deltas blanked) that held nothing
+        self._drops_logprobs = direction == LOGPROBS_DIRECTION and not masker.report
 
     def mask(self, event: Any, name: str = "", *, final: bool = True) -> list[Event]:
         """The events to send for this one, in order: flush events, then the event masked.
@@ -50,6 +57,8 @@ class EventMasker:
         cut short, ``sse``): it ends no text, whatever it says."""
         if not isinstance(event, dict):
             return [(name, self._masker.mask_json_value(event, self._direction, self.findings))]
+        if self._drops_logprobs:
+            _drop_logprobs(event)
         reading = read_event(event)
         pieces = [(delta, delta.holder[delta.field]) for delta in reading.deltas]
         for delta in reading.deltas:
@@ -108,6 +117,16 @@ class EventMasker:
     def _flushed(self, key: Key, text: _Text) -> list[Event]:
         rest = text.stream.finish()
         return [(text.name, flush_event(key, rest, text.last))] if rest else []
+
+
+def _drop_logprobs(event: dict[str, Any]) -> None:
+    logprobs = event.get("logprobs")
+    if logprobs:
+        event["logprobs"] = [] if isinstance(logprobs, list) else None
+    choices = event.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
+        if isinstance(choice, dict) and choice.get("logprobs"):
+            choice["logprobs"] = None
 
 
 _MISSING = object()

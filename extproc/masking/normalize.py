@@ -6,17 +6,22 @@ four (U+FF14) is a ``4`` after NFKC (many tokenizers apply it, every model reads
 four is a digit with invisible marks, and Unicode tag characters spell ASCII invisibly. Detection
 therefore runs on a folded view:
 
-- ``\\uXXXX`` escapes (and surrogate pairs) are decoded; a lone surrogate reads as U+FFFD;
+- JSON escapes are decoded: ``\\uXXXX`` (and surrogate pairs; a lone surrogate reads as
+  U+FFFD) and the short ones (``\\t \\n \\r \\b \\f \\/ \\\\ \\"``), read left to right as a
+  parser does (``\\\\t`` is a backslash and a ``t``); what that leaves escaped is decoded again,
+  up to three levels (JSON in JSON in JSON: tool-call arguments holding a JSON string);
 - numeric character references (``&#52;``, ``&#x40;``) are decoded, as HTML readers and models
   read them;
+- vertical tab and form feed read as a space (they render as a break between digit groups; a
+  newline stays a newline);
 - each non-ASCII character is replaced by its NFKC form, decimal digits of any script by ASCII
   digits, dashes and the minus sign by ``-``, characters that render blank (Hangul fillers,
-  the braille blank) by a space, tag characters by the ASCII they mirror, and format
+  the braille blank, NEL) by a space, tag characters by the ASCII they mirror, and format
   characters (zero-width spaces, bidi controls) and combining marks are dropped.
 
 Spans found in the view map back to whole original characters or escape sequences, so the
 masked output replaces exactly what encoded the value and stays valid. ASCII text without a
-``\\u`` is its own view and costs two C-level checks.
+backslash, ``&``, vertical tab or form feed is its own view and costs a few C-level checks.
 """
 
 from __future__ import annotations
@@ -26,13 +31,20 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
-_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+# A JSON escape: ``\\uXXXX`` or a short one. Read left to right, an escaped backslash is one
+# escape, so the ``t`` or ``u0034`` after it is not.
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([tnrbf/\\\"]))")
+_SHORT = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", "/": "/", "\\": "\\", '"': '"'}
+_ESCAPE_LEVELS = 3  # JSON in JSON in JSON: an escape written escaped is read again
 _ENTITY = re.compile(r"&#(?:0*([0-9]{1,7})|[xX]0*([0-9a-fA-F]{1,6}));?")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _DROPPED = frozenset({"Cf", "Mn", "Me"})
 _TAGS = range(0xE0020, 0xE007F)
 # Letters and symbols that render as a blank (NFKC keeps them): read as a space between digits.
-_BLANKS = frozenset("\u115f\u1160\u2800\u3164\uffa0\u2028\u2029")
+_BLANKS = frozenset("\u115f\u1160\u2800\u3164\uffa0\u2028\u2029\x85")
+# Vertical tab and form feed render as a break between digit groups: read as a space (a
+# newline stays a newline, which no card or number detector takes for a separator).
+_ASCII_BLANKS = {0x0B: " ", 0x0C: " "}
 _FOLD_CACHE_LIMIT = 65_536
 
 
@@ -94,22 +106,36 @@ class View:
 
 
 def needs_view(text: str) -> bool:
-    # One-character ``in`` is a memchr; "\\u" in text is a hundred times slower on long text.
-    return not text.isascii() or ("\\" in text and "\\u" in text) or ("&" in text and "&#" in text)
+    # One-character ``in`` is a memchr; a substring search is a hundred times slower on long
+    # text, a regular expression more.
+    return (
+        not text.isascii()
+        or ("\\" in text and _ESCAPE.search(text) is not None)
+        or ("&" in text and "&#" in text)
+        or "\x0b" in text
+        or "\x0c" in text
+    )
 
 
 def view(text: str) -> View:
     if not needs_view(text):
         return View(text)
     maps: list[_Map] = []
-    if "\\" in text and "\\u" in text:
-        text, offsets = _decode_escapes(text)
+    for _ in range(_ESCAPE_LEVELS):
+        if "\\" not in text:
+            break
+        decoded = _decode_escapes(text)
+        if decoded is None:
+            break
+        text, offsets = decoded
         maps.append(offsets)
     if "&" in text and "&#" in text:
         decoded = _decode_entities(text)
         if decoded is not None:
             text, offsets = decoded
             maps.append(offsets)
+    if "\x0b" in text or "\x0c" in text:  # one character for one: no map
+        text = text.translate(_ASCII_BLANKS)
     if not text.isascii():
         folded = _fold(text)
         if folded is not None:
@@ -123,29 +149,42 @@ def fold(text: str) -> str:
     return view(text).text if needs_view(text) else text
 
 
-def _decode_escapes(text: str) -> tuple[str, _Map]:
+def _decode_escapes(text: str) -> tuple[str, _Map] | None:
+    """JSON escapes decoded, as the next JSON parser reads them; None when there is none."""
     pieces: list[str] = []
     offsets = _Map()
     last = 0
     length = 0
     matches = list(_ESCAPE.finditer(text))
+    if not matches:
+        return None
     index = 0
     while index < len(matches):
         match = matches[index]
-        code = int(match.group(1), 16)
         end = match.end()
-        following = matches[index + 1] if index + 1 < len(matches) else None
-        if 0xD800 <= code < 0xDC00 and following is not None and following.start() == end:
-            low = int(following.group(1), 16)
-            if 0xDC00 <= low < 0xE000:
-                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                end = following.end()
-                index += 1
+        short = match.group(2)
+        if short is not None:
+            char = _SHORT[short]
+        else:
+            code = int(match.group(1), 16)
+            following = matches[index + 1] if index + 1 < len(matches) else None
+            if (
+                0xD800 <= code < 0xDC00
+                and following is not None
+                and following.start() == end
+                and following.group(1) is not None
+            ):
+                low = int(following.group(1), 16)
+                if 0xDC00 <= low < 0xE000:
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    end = following.end()
+                    index += 1
+            # A lone surrogate cannot be encoded; U+FFFD keeps the view a valid string.
+            char = "\ufffd" if 0xD800 <= code < 0xE000 else chr(code)
         pieces.append(text[last : match.start()])
         length += match.start() - last
         offsets.add(length, length + 1, match.start(), end)
-        # A lone surrogate cannot be encoded; U+FFFD keeps the view a valid string.
-        pieces.append("\ufffd" if 0xD800 <= code < 0xE000 else chr(code))
+        pieces.append(char)
         length += 1
         last = end
         index += 1

@@ -11,6 +11,11 @@ Servers join sibling text parts into one prompt (``content`` parts, ``input_text
 masked, each array of two or more text parts is read joined as servers join them (without a
 separator, with a space, with a newline), and a value found there is masked across its parts.
 
+An answer's ``logprobs`` (chat and completions choices, Responses output text) spell the answer
+again token by token (``token``, ``bytes``, ``top_logprobs``): in the response direction every
+``logprobs`` object or array is emptied (``null``, ``[]``), one ``LOGPROBS`` finding each, so
+the answer's masked values never reach the client in another form.
+
 Locations are linked ``(parent, name)`` pairs, rendered only for a finding and bounded, and
 field rules and ``scan`` paths advance a small automaton one member at a time, so neither
 costs O(depth) per node. A location names the masked key, never the raw one.
@@ -34,6 +39,7 @@ MIN_VALUE_CHARS = 6  # no detected value is shorter ("a@b.co")
 MIN_NUMBER = 10**5  # a number of fewer than six digits holds no detected value
 EXACT_FLOAT = 2**53  # beyond, a float's digits are not the ones that were written
 RENDERED_PARTS = 32
+LOGPROBS_DIRECTION = "response"  # where ``logprobs`` are an answer's tokens
 JOINERS = ("", " ", "\n")  # how servers join the text parts of one prompt
 TEXT_LISTS = frozenset({"prompt", "content", "input", "text"})  # arrays of strings, joined
 NAME_CACHE_ENTRIES = 4096
@@ -120,6 +126,7 @@ class _Walk:
         # The hit cache read directly on the hot path (empty when hits come from elsewhere).
         self.cached = masker.hit_cache_for(direction)
         self.parts: list[tuple[list[Any], Link]] = []  # arrays of text parts, read joined
+        self.drops_logprobs = direction == LOGPROBS_DIRECTION
 
     def run(self, document: Any) -> Any:
         paths = self.paths
@@ -168,6 +175,9 @@ class _Walk:
                             self.replaced,
                         )
             elif kind is dict or kind is list or kind is Members:
+                if key == "logprobs" and self.drops_logprobs:
+                    node[key] = self.dropped(item, (link, name))
+                    continue
                 stack.append((item, (link, name), None))
             elif (kind is int or kind is float) and not -MIN_NUMBER < item < MIN_NUMBER:
                 node[key] = self.scalar(item, (link, name), None)
@@ -213,7 +223,11 @@ class _Walk:
                     if not is_dict:
                         pair[0] = name
             kind = type(item)
-            if kind is dict or kind is list or kind is Members:
+            if (kind is dict or kind is list or kind is Members) and (
+                key == "logprobs" and self.drops_logprobs
+            ):
+                pair[1] = self.dropped(item, (link, name))
+            elif kind is dict or kind is list or kind is Members:
                 stack.append((item, (link, name), child))
             elif not scanned:
                 continue
@@ -285,6 +299,15 @@ class _Walk:
                 self.replaced.append((text, new))
                 _, container, key = slots[index]
                 container[key] = new
+
+    def dropped(self, item: Any, link: Link) -> Any:
+        """An answer's ``logprobs`` emptied (see the module's docstring)."""
+        empty: list[Any] | None = [] if type(item) is list else None
+        if not item:
+            return empty
+        action = "report" if self.masker.report else "drop"
+        self.findings.append(Finding("LOGPROBS", self.direction, render(link), action))
+        return item if self.masker.report else empty
 
     def apply(self, text: str, found: list[Any], link: Link, where: str = "") -> str:
         location = where or render(link)
