@@ -51,6 +51,11 @@ def build_authz(
 ) -> AuthzRuntime:
     locator = open_locator(config.geo)
     keys = _issuer_keys(config, fetch_json, load_keys, previous_keys, key_cache)
+    # The default profile masks what authz records: paths, and the model names it refuses.
+    url_masker = None
+    if config.masking is not None:
+        masking = config.masking
+        url_masker = Masker(masking.profiles[masking.default_profile], masking.key)
     authorizer = Authorizer(
         policy=config.policy,
         regions=config.geo.regions,
@@ -60,14 +65,11 @@ def build_authz(
         locator=locator,
         new_id=new_id,
         inflate_limits=_inflate_limits(config),
+        model_masker=url_masker,
     )
     audit = None
     if sinks is not None and config.audit is not None:
         audit = sinks.writer_for(config.audit, f"authz-{worker}")
-    url_masker = None
-    if config.masking is not None:
-        masking = config.masking
-        url_masker = Masker(masking.profiles[masking.default_profile], masking.key)
     return AuthzRuntime(config, authorizer, keys, locator, audit, clock, new_id, url_masker)
 
 

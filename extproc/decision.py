@@ -21,6 +21,12 @@ import orjson
 
 from extproc.errors import Code, DecisionError
 
+# The longest model name a decision carries. authz refuses a longer one (``model_name_refused``);
+# its refusal records the name cut to this length, followed by ``MODEL_CUT_MARKER``.
+MAX_MODEL_CHARS = 256
+MODEL_CUT_MARKER = "...[cut]"
+MAX_RECORDED_MODEL_CHARS = MAX_MODEL_CHARS + len(MODEL_CUT_MARKER)
+
 Effect = Literal["allow", "deny", "require_approval"]
 EFFECTS: tuple[Effect, ...] = ("allow", "deny", "require_approval")
 Outcome = Literal["allowed", "denied", "held", "dry_run"]
@@ -60,6 +66,8 @@ class Decision(NamedTuple):
     ``enforced`` is false when the whole policy runs in dry-run mode: the request goes on and
     ``effect`` is what would have happened. ``error`` is the stable code of a denial (``None``
     when the request goes on). Empty strings mean "not known" (no identity, no model, ...).
+    ``model`` is never longer than ``MAX_RECORDED_MODEL_CHARS`` and holds nothing the
+    deployment's masking would mask (authz refuses such a name, and records it masked and cut).
     Immutable; a named tuple because one is built per request and a frozen dataclass of this
     size costs three times as much to build.
     """
@@ -104,6 +112,14 @@ class Decision(NamedTuple):
         if not self.enforced and self.effect != "allow":
             return "dry_run"
         return _OUTCOME_OF[self.effect]
+
+
+def bounded_model(model: str) -> str:
+    """``model`` as records may hold it: at most ``MAX_MODEL_CHARS`` characters, and when cut,
+    followed by ``MODEL_CUT_MARKER`` (never a padded value whole in the trail)."""
+    if len(model) <= MAX_MODEL_CHARS:
+        return model
+    return model[:MAX_MODEL_CHARS] + MODEL_CUT_MARKER
 
 
 def denial_body(
@@ -175,6 +191,8 @@ def from_metadata(values: Mapping[str, Any]) -> Decision:
     text = {name: _text(values, name) for name in _TEXT_FIELDS}
     if not text["decision_id"]:
         raise DecisionError("the decision has no decision_id")
+    if len(text["model"]) > MAX_RECORDED_MODEL_CHARS:
+        raise DecisionError("the decision's model is longer than authz ever writes one")
     error = values.get("error")
     if error is not None:
         try:

@@ -35,6 +35,7 @@ class Code(StrEnum):
     NO_AUTHORIZATION_DECISION = "no_authorization_decision"
     INVALID_AUTHORIZATION_DECISION = "invalid_authorization_decision"
     MODEL_NOT_AUTHORIZED = "model_not_authorized"
+    MODEL_NAME_REFUSED = "model_name_refused"
     # request content the gateway cannot inspect
     UNSUPPORTED_ENCODING = "unsupported_encoding"
     COMPRESSED_BODY_REFUSED = "compressed_body_refused"
@@ -115,6 +116,9 @@ CODES: dict[Code, CodeInfo] = {
     ),
     Code.MODEL_NOT_AUTHORIZED: CodeInfo(
         403, "the body names a model other than the one the request was authorized for"
+    ),
+    Code.MODEL_NAME_REFUSED: CodeInfo(
+        403, "the model name is over 256 characters or holds a value the gateway masks"
     ),
     Code.UNSUPPORTED_ENCODING: CodeInfo(415, "the body's content encoding cannot be inspected"),
     Code.COMPRESSED_BODY_REFUSED: CodeInfo(415, "compressed bodies are refused by configuration"),

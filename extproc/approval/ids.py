@@ -19,6 +19,7 @@ import orjson
 
 from extproc.approval.model import Target
 from extproc.approval.policy import ApprovalPolicy, Scope
+from extproc.decision import bounded_model
 from extproc.errors import ApprovalError, Code
 
 ID_PREFIX = "apr_"
@@ -130,4 +131,5 @@ def request_target(
     key = scope_key(
         policy.scope, rule=rule, issuer=issuer, route=route, model=model, request_digest=digest
     )
-    return Target(method.upper(), path, route, model, target_region, digest, key)
+    # The digest and scope key cover the whole name; the record holds it bounded.
+    return Target(method.upper(), path, route, bounded_model(model), target_region, digest, key)

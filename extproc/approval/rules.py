@@ -4,10 +4,17 @@ approval, or raises ``ApprovalError`` with the stable code of the refusal.
 Rules (each has a test):
 - Only members of the rule's approver groups review; the groups a review counts for are the
   reviewer's groups at review time, as their token says.
+- A person is their issuer and subject together: only the requester's own identity provider
+  vouches for the requester, so seeing an approval (``may_view``) and withdrawing it as its
+  requester match on both. Whoever may not see an approval learns nothing of it from any
+  action either: every action checks visibility first and refuses with
+  ``approval_not_found``, as for an id that does not exist.
 - The requester never reviews their own request, whatever groups they are in (no admin
-  exception). Requester and reviewer are compared by subject alone, across issuers: refusing a
-  look-alike subject from another identity provider is the safe mistake.
-- One review per reviewer. A resolved request takes no more reviews.
+  exception). Here requester and reviewer are compared by subject alone, across issuers:
+  refusing a look-alike subject from another identity provider is the safe mistake (it only
+  ever takes a review away, never grants one).
+- One review per reviewer (by subject alone, across issuers, for the same reason: one person
+  with accounts at two providers fills one seat). A resolved request takes no more reviews.
 - Any deny resolves the request at once. Approvals resolve it when the thresholds are met:
   ``any_of`` N distinct approvers, or per group thresholds met by *distinct* approvers (one
   person in both ``security`` and ``ml-leads`` fills one seat, not two).
@@ -75,9 +82,22 @@ def is_approver(policy: ApprovalPolicy, person: Person) -> bool:
     return not set(policy.approver_groups).isdisjoint(person.groups)
 
 
+def is_requester(approval: Approval, person: Person) -> bool:
+    """The same person who asked: the same subject at the same issuer (a subject alone names
+    nobody: two identity providers may each have an ``alice``)."""
+    requester = approval.requester
+    return person.subject == requester.subject and person.issuer == requester.issuer
+
+
 def may_view(approval: Approval, person: Person) -> bool:
     """Its requester and its approvers see an approval; nobody else learns it exists."""
-    return person.subject == approval.requester.subject or is_approver(approval.policy, person)
+    return is_requester(approval, person) or is_approver(approval.policy, person)
+
+
+def _check_visible(approval: Approval, person: Person) -> None:
+    """An approval the person may not see does not exist for them, whatever they try."""
+    if not may_view(approval, person):
+        raise ApprovalError(f"no approval {approval.id}", code=Code.APPROVAL_NOT_FOUND)
 
 
 def review(
@@ -91,6 +111,7 @@ def review(
 ) -> tuple[Approval, tuple[EventKind, ...]]:
     """Record one review. Returns the next approval and what happened (``reviewed``, then
     ``granted`` or ``denied`` when this review resolved it)."""
+    _check_visible(approval, reviewer)
     _check_pending(approval, now)
     if reviewer.subject == approval.requester.subject:
         raise ApprovalError("you cannot review your own request", code=Code.SELF_APPROVAL)
@@ -126,12 +147,13 @@ def review(
 
 def revoke(approval: Approval, actor: Person, *, reason: str | None, now: float) -> Approval:
     """End a grant early, or withdraw a pending request."""
+    _check_visible(approval, actor)
     if not (approval.pending and now < approval.expires_at) and not approval.grant_active(now):
         raise ApprovalError(
             f"the approval is {_status_now(approval, now)}; there is nothing to revoke",
             code=Code.APPROVAL_NOT_PENDING,
         )
-    if actor.subject != approval.requester.subject and not is_approver(approval.policy, actor):
+    if not is_requester(approval, actor) and not is_approver(approval.policy, actor):
         raise ApprovalError(
             f"you are in none of the approver groups of rule {approval.rule!r}",
             code=Code.NOT_AN_APPROVER,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from extproc.decision import Decision, Effect, Outcome
+from extproc.decision import Decision, Effect, Outcome, bounded_model
 from extproc.errors import Code
 
 
@@ -157,7 +157,7 @@ def build_event(
             source_region=decision.source_region,
             declared_region=decision.declared_region,
             target_region=decision.target_region,
-            model=decision.model,
+            model=bounded_model(decision.model),  # authz bounds it; a record never more
             policy_revision=decision.policy_revision,
         )
         if decision.error is not None:

@@ -11,6 +11,12 @@ Phase rules:
   upstream will read it (``extproc.requested_model``). A body Envoy cut short
   (``x-envoy-auth-partial-body: true``), or one that cannot be decoded or parsed, names no model
   the rules can see; the processor then refuses it if it names one after all.
+- The model name: one over ``MAX_MODEL_CHARS`` characters, or one the deployment's masking
+  would change (it holds an e-mail address, a card number, ...), is refused with 403
+  ``model_name_refused`` before any rule runs. So the model a decision carries into metadata,
+  the audit trail and an approval is bounded and holds nothing masking hides, and the
+  processor can still compare it with the body's as it is. The refusal itself records the
+  name masked, then cut to ``MAX_MODEL_CHARS`` with ``MODEL_CUT_MARKER``.
 - Policy: the first enforced matching rule decides (see ``extproc.policy.engine``).
 - Answer: allow strips caller credentials, injects the route's upstream credential and the
   decision id, and carries the decision on as metadata. A route that names a credential the
@@ -22,16 +28,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from extproc.credentials import Upstreams
 from extproc.decide.answer import DECISION_ID_HEADER, Answer
 from extproc.decide.request import RequestView
-from extproc.decision import NO_OBLIGATIONS, Decision, Obligations
+from extproc.decision import (
+    MAX_MODEL_CHARS,
+    NO_OBLIGATIONS,
+    Decision,
+    Obligations,
+    bounded_model,
+)
 from extproc.errors import Code, ExtprocError, GeoError, IdentityError, PolicyError, status_of
 from extproc.geo.locator import GeoLocator
 from extproc.geo.model import UNKNOWN_REGION
 from extproc.identity.model import Identity
 from extproc.identity.verifier import TokenVerifier
+from extproc.masking.engine import Masker
 from extproc.policy.engine import Policy
 from extproc.policy.facts import RequestFacts
 from extproc.policy.verdict import Verdict
@@ -60,8 +74,10 @@ class Authorizer:
         locator: GeoLocator,
         new_id: Callable[[], str],
         inflate_limits: tuple[int, int] = INFLATE_LIMITS,
+        model_masker: Masker | None = None,
     ) -> None:
         self.policy = policy
+        self._model_masker = model_masker  # the deployment's masking (its default profile)
         self._inflate_limits = inflate_limits
         self._regions = regions
         self._upstreams = upstreams
@@ -90,6 +106,11 @@ class Authorizer:
             facts = self.facts(view, identity)
         except ExtprocError as exc:
             return self._failed(view, decision_id, exc.code, exc.reason, None)
+        refused = self._refused_model(facts.model)
+        if refused is not None:
+            reason, recorded = refused
+            facts = replace(facts, model=recorded)
+            return self._failed(view, decision_id, Code.MODEL_NAME_REFUSED, reason, facts)
         try:
             verdict = self.policy.evaluate(facts)
         except PolicyError as exc:  # a request the rules cannot read one way (a header's values)
@@ -160,6 +181,23 @@ class Authorizer:
             max_bytes=max_bytes,
             max_ratio=max_ratio,
         )
+
+    def _refused_model(self, model: str | None) -> tuple[str, str] | None:
+        """Why a model name is refused, and the name as its refusal records it (masked, then
+        bounded); None for a name a decision may carry as it is."""
+        if not model:
+            return None
+        masker = self._model_masker
+        masked = model
+        if masker is not None:
+            masked = masker.mask_text(model, "request", "model")
+        if len(model) > MAX_MODEL_CHARS:
+            reason = f"the model name is longer than {MAX_MODEL_CHARS} characters"
+        elif masked != model:
+            reason = "the model name holds a value the gateway masks: name a model by its id"
+        else:
+            return None
+        return reason, bounded_model(masked)
 
     def _declared_region(self, identity: Identity | None) -> str | None:
         claimed = identity.declared_location if identity is not None else None

@@ -5,6 +5,9 @@ was replaced) would start without that issuer's keys and refuse every token its 
 accept. The supervisor gives its workers a private directory (mode 0700, removed when it stops);
 a worker writes each JWKS it fetched there, and one that cannot fetch reads it back.
 
+An issuer whose JWKS was fetched and holds no usable signing key has withdrawn its keys: its
+file is removed (``forget``), so a worker that starts during a later outage starts without them.
+
 Only public keys are written. A file is keyed by everything that says where the keys come
 from (name, issuer, discovery URL, JWKS URI), so keys fetched for one configuration are never
 taken for another. A file that cannot be read or parsed counts as absent, with a log line.
@@ -53,6 +56,17 @@ class KeyCache:
         except OSError as exc:
             log.warning(
                 "issuer keys not shared with the other workers",
+                extra={"issuer": issuer.name, "reason": exc.strerror},
+            )
+
+    def forget(self, issuer: IssuerConfig) -> None:
+        """Remove ``issuer``'s keys (it withdrew them). A failure to remove is logged as an
+        error: a worker restarted during an outage could take the withdrawn keys back."""
+        try:
+            self._path(issuer).unlink(missing_ok=True)
+        except OSError as exc:
+            log.error(
+                "withdrawn issuer keys still shared with the other workers",
                 extra={"issuer": issuer.name, "reason": exc.strerror},
             )
 

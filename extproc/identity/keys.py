@@ -4,8 +4,12 @@ files, fetches through ``fetch_json`` and holds a lock.
 Keys are prepared once when a JWKS is loaded, never per request. A token naming an unknown
 ``kid`` triggers a refresh (the issuer may have rotated), at most once per
 ``jwks_min_refresh_seconds`` per issuer, so a flood of forged kids cannot make us hammer the
-issuer. A failed refresh keeps the keys we had; a worker that has none yet takes the last
-keys a sibling fetched (``KeyCache``).
+issuer. A failed refresh (network, HTTP error, not JSON, not a JWKS) is an outage: it keeps the
+keys we had, and a worker that has none yet takes the last keys a sibling fetched
+(``KeyCache``). A JWKS that was fetched and parsed is the issuer's word, whatever it holds: one
+with no usable signing key (``{"keys": []}``, only ``use: enc`` or unsupported keys) withdraws
+every key. The store drops them (so the verifier's cache stops vouching for the tokens they
+signed), and the shared copy is removed, so a worker restarted later never takes them back.
 """
 
 from __future__ import annotations
@@ -90,11 +94,12 @@ class KeyStore:
     def adopt(self, previous: KeyStore) -> list[str]:
         """Keep the keys ``previous`` held for issuers this store could not load and whose
         configuration did not change (a reload during an issuer's outage must not drop keys
-        that still verify). Returns the issuers adopted."""
+        that still verify). An issuer whose JWKS this store loaded, even one withdrawing every
+        key, adopts nothing: its answer stands. Returns the issuers adopted."""
         adopted = []
         for name, state in self._state.items():
             old = previous._state.get(name)
-            if state.keys or old is None or not old.keys:
+            if state.keys or state.loaded_at is not None or old is None or not old.keys:
                 continue
             if previous._issuers.get(name) != self._issuers[name]:
                 continue
@@ -125,7 +130,7 @@ class KeyStore:
         except KeySourceError as exc:
             return self._failed(issuer, state, str(exc))
         if not keys:
-            return self._failed(issuer, state, "the JWKS has no usable signing key")
+            return self._withdrawn(issuer, state)
         if self._cache is not None and issuer.jwks_file is None:
             self._cache.save(issuer, document, self._wall())
         JWKS_LOADS.labels(issuer.name, "ok").inc()
@@ -136,6 +141,23 @@ class KeyStore:
             "issuer keys loaded", extra={"issuer": issuer.name, "kids": sorted(map(str, keys))}
         )
         return None
+
+    def _withdrawn(self, issuer: IssuerConfig, state: _IssuerKeys) -> str:
+        """The issuer answered with no usable signing key: it trusts none of its old keys any
+        more, so neither do we, nor a worker that starts after this one."""
+        reason = "the JWKS has no usable signing key"
+        if self._cache is not None and issuer.jwks_file is None:
+            self._cache.forget(issuer)
+        JWKS_LOADS.labels(issuer.name, "withdrawn").inc()
+        had = sorted(map(str, state.keys))
+        state.keys = {}  # swapped whole; key() now finds nothing, cached tokens stop vouching
+        state.loaded_at = self._clock()  # the issuer's answer: no outage to retry early
+        state.error = reason
+        log.warning(
+            "issuer keys withdrawn: its JWKS has no usable signing key",
+            extra={"issuer": issuer.name, "dropped_kids": had},
+        )
+        return reason
 
     def _failed(self, issuer: IssuerConfig, state: _IssuerKeys, reason: str) -> str:
         JWKS_LOADS.labels(issuer.name, "failed").inc()

@@ -343,6 +343,53 @@ def test_an_authz_worker_restarted_while_the_jwks_is_down_verifies_with_its_sibl
         gateway.issuer.start()
 
 
+def test_an_issuer_that_withdraws_every_key_is_believed_also_by_a_restarted_worker(
+    gateway: Gateway,
+) -> None:
+    """A JWKS fetched with no usable signing key is the issuer's word, not an outage: tokens
+    its old keys signed are refused, and a worker restarted afterwards, while the issuer is
+    unreachable, does not take the withdrawn keys back from its siblings' last fetch."""
+    issuer = gateway.issuer
+    assert issuer.key is not None
+    current = issuer.key
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    unknown = issuer.mint("alice", groups=("ml-eu",), audience=AUDIENCE, key=other)
+    assert (
+        gateway.request(token=gateway.token(sub="before-withdrawal"), source=SWEDEN).status == 200
+    )
+    issuer.publish([])
+    try:
+
+        def withdrawn() -> bool:
+            gateway.request(token=unknown, source=SWEDEN)  # an unknown kid: each worker asks
+            return _refused_with(gateway, gateway.token(sub="after-withdrawal"), 4)
+
+        assert gateway.wait_until(withdrawn, timeout=15)
+        assert "issuer keys withdrawn" in gateway.authz_log()
+        shared = "issuer keys taken from another worker's last fetch"
+        taken = gateway.authz_log().count(shared)
+        issuer.stop()
+        pid = gateway.kill_worker("authz", 1)
+        gateway.wait_worker_serving("authz", 1, not_pid=pid, timeout=20)
+        wait_back_in_rotation(gateway, "authz", 1)
+        assert _refused_with(gateway, gateway.token(sub="after-restart"), 8)
+        assert gateway.authz_log().count(shared) == taken
+    finally:
+        issuer.start()
+        issuer.publish([current])
+    assert gateway.wait_until(
+        lambda: _allowed_with(gateway, gateway.token(sub="republished"), 4), timeout=15
+    )
+
+
+def _refused_with(gateway: Gateway, token: str, times: int) -> bool:
+    for _ in range(times):
+        reply = gateway.request(token=token, source=SWEDEN)
+        if reply.status != 401 or reply.json().get("error") != "keys_unavailable":
+            return False
+    return True
+
+
 def _allowed_with(gateway: Gateway, token: str, times: int) -> bool:
     return all(gateway.request(token=token, source=SWEDEN).status == 200 for _ in range(times))
 

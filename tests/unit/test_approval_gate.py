@@ -13,6 +13,7 @@ from extproc.approval.gate import Admission, admit
 from extproc.approval.policy import ApprovalPolicy
 from extproc.approval.rules import held_outcome
 from extproc.approvals.sqlite import SqliteApprovalStore
+from extproc.decision import MAX_RECORDED_MODEL_CHARS, MODEL_CUT_MARKER
 from extproc.errors import ApprovalError, Code
 from tests.unit.test_approval_rules import ONE, SEC, T0, decision
 
@@ -110,3 +111,22 @@ def test_what_a_held_request_gets_once_its_approval_resolves(store: SqliteApprov
     granted = store.review(again.id, SEC, "approve", reason=None, ttl_seconds=30, now=T0 + 4)
     assert held_outcome(granted, T0 + 5) is None
     assert held_outcome(granted, T0 + 40) == Code.APPROVAL_REQUIRED  # the grant ran out
+
+
+def test_an_approval_records_the_model_bounded_and_its_digest_covers_the_whole_name(
+    store: SqliteApprovalStore,
+) -> None:
+    def opened(model: str) -> Admission:
+        return admit(
+            store, decision()._replace(model=model), ONE, method="POST", path="/v1/chat",
+            route="chat", body=BODY, justification="eval", now=T0,
+        )  # fmt: skip
+
+    first, second = opened("a" * 300 + "1"), opened("a" * 300 + "2")
+    assert first.pending is not None
+    assert second.pending is not None
+    assert first.pending.target.model == second.pending.target.model
+    assert len(first.pending.target.model) == MAX_RECORDED_MODEL_CHARS
+    assert first.pending.target.model.endswith(MODEL_CUT_MARKER)
+    assert first.pending.target.digest != second.pending.target.digest
+    assert first.pending.id != second.pending.id

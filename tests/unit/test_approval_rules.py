@@ -131,7 +131,16 @@ def test_the_requester_never_reviews_even_as_an_approver() -> None:
 
 
 def test_only_members_of_the_approver_groups_review() -> None:
-    refused(Code.NOT_AN_APPROVER, approve, pending(), OUTSIDER)
+    # Someone who may not see the approval learns nothing of it: not found, as for a made-up
+    # id, never the rule's name or the approval's state.
+    error = refused(Code.APPROVAL_NOT_FOUND, approve, pending(), OUTSIDER)
+    assert "big-models" not in error.reason
+    resolved = approve(pending(), SEC)
+    refused(Code.APPROVAL_NOT_FOUND, approve, resolved, OUTSIDER)
+    refused(
+        Code.APPROVAL_NOT_FOUND, rules.review, resolved, OUTSIDER, "deny",
+        reason="no", ttl_seconds=None, now=T0 + 2,
+    )  # fmt: skip
 
 
 def test_one_review_per_reviewer() -> None:
@@ -267,8 +276,25 @@ def test_approvers_revoke_a_grant_and_requesters_withdraw_their_own() -> None:
     assert not revoked.grant_active(T0 + 61)
     withdrawn = rules.revoke(pending(), ALICE, reason="wrong model", now=T0 + 1)
     assert withdrawn.status == "revoked"
-    refused(Code.NOT_AN_APPROVER, rules.revoke, approved, OUTSIDER, reason="x", now=T0 + 2)
+    refused(Code.APPROVAL_NOT_FOUND, rules.revoke, approved, OUTSIDER, reason="x", now=T0 + 2)
     refused(Code.APPROVAL_NOT_PENDING, rules.revoke, revoked, SEC, reason="again", now=T0 + 62)
+    # Not even a resolved approval's state shows to whoever may not see it.
+    refused(Code.APPROVAL_NOT_FOUND, rules.revoke, revoked, OUTSIDER, reason="x", now=T0 + 63)
+
+
+def test_the_same_subject_at_another_issuer_is_someone_else() -> None:
+    approval = pending()
+    namesake = Person("alice", "other-idp", ("ml-eu",))
+    assert not rules.may_view(approval, namesake)
+    refused(Code.APPROVAL_NOT_FOUND, rules.revoke, approval, namesake, reason="x", now=T0 + 1)
+    approved = approve(approval, SEC)
+    refused(Code.APPROVAL_NOT_FOUND, rules.revoke, approved, namesake, reason="x", now=T0 + 2)
+    # The requester at their own issuer still withdraws; an approver namesake still reviews
+    # nothing of their namesake's (self-review stays subject-only, the safe mistake).
+    assert rules.revoke(approval, ALICE, reason="done", now=T0 + 1).status == "revoked"
+    approver_namesake = Person("alice", "other-idp", ("security",))
+    assert rules.may_view(approval, approver_namesake)
+    refused(Code.SELF_APPROVAL, approve, approval, approver_namesake)
 
 
 def test_a_grant_that_ran_out_cannot_be_revoked() -> None:
@@ -286,6 +312,7 @@ def test_visibility_is_the_requester_and_the_approvers() -> None:
     assert rules.may_view(approval, ALICE)
     assert rules.may_view(approval, SEC)
     assert not rules.may_view(approval, OUTSIDER)
+    assert not rules.may_view(approval, Person("alice", "other-idp", ()))
 
 
 def test_justification_required_and_capped_by_the_rule() -> None:

@@ -6,16 +6,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
+from extproc.approval.ids import new_approval_id
+from extproc.approval.model import Person
 from extproc.approvals.api import approvals_pb2 as pb
 from extproc.approvals.api import approvals_pb2_grpc
 from extproc.demo.issuer import DevIssuer
 from tests.support.approvals import ApprovalsServer, approvals_server, held_request
+
+SAM = Person("sam", "demo", ("security",))
 
 
 @pytest.fixture
@@ -93,16 +98,48 @@ def test_a_non_approver_is_refused_and_sees_nothing(
 ) -> None:
     approval = server.runtime.store.create(held_request()).approval
     outsider = auth(issuer, "olga", "staff")
-    code, _details, error = refusal(
-        stub.Approve, pb.ApproveRequest(id=approval.id), metadata=outsider
-    )
-    assert (code, error) == (grpc.StatusCode.PERMISSION_DENIED, "not_an_approver")
     code, _details, error = refusal(stub.Get, pb.GetRequest(id=approval.id), metadata=outsider)
     assert (code, error) == (grpc.StatusCode.NOT_FOUND, "approval_not_found")
+    # Every action answers a real id exactly as a made-up one: no rule name, no state.
+    made_up = new_approval_id()
+    resolved = server.runtime.store.create(held_request(path="/v1/other")).approval
+    server.runtime.store.review(
+        resolved.id, SAM, "deny", reason="no", ttl_seconds=None, now=time.time()
+    )
+    for approval_id in (approval.id, resolved.id, made_up):
+        for call, request in (
+            (stub.Approve, pb.ApproveRequest(id=approval_id)),
+            (stub.Deny, pb.DenyRequest(id=approval_id, reason="no")),
+            (stub.Revoke, pb.RevokeRequest(id=approval_id, reason="no")),
+        ):
+            code, details, error = refusal(call, request, metadata=outsider)
+            assert (code, error, details) == (
+                grpc.StatusCode.NOT_FOUND,
+                "approval_not_found",
+                f"approval_not_found: no approval {approval_id}",
+            )
+    assert server.runtime.store.get(approval.id).reviews == ()
     assert list(stub.List(pb.ListRequest(), metadata=outsider).approvals) == []
     # The requester sees their own request.
     mine = stub.Get(pb.GetRequest(id=approval.id), metadata=auth(issuer, "alice"))
     assert mine.status == "pending"
+
+
+def test_the_same_subject_from_another_issuer_neither_sees_nor_withdraws(
+    server: ApprovalsServer, stub: Any, issuer: DevIssuer
+) -> None:
+    # The request is alice's at another trusted issuer; this alice is someone else.
+    theirs = replace(held_request(), requester=Person("alice", "corp-sso", ("ml-eu",)))
+    approval = server.runtime.store.create(theirs).approval
+    namesake = auth(issuer, "alice")
+    code, _details, error = refusal(stub.Get, pb.GetRequest(id=approval.id), metadata=namesake)
+    assert (code, error) == (grpc.StatusCode.NOT_FOUND, "approval_not_found")
+    assert list(stub.List(pb.ListRequest(), metadata=namesake).approvals) == []
+    code, _details, error = refusal(
+        stub.Revoke, pb.RevokeRequest(id=approval.id, reason="mine"), metadata=namesake
+    )
+    assert (code, error) == (grpc.StatusCode.NOT_FOUND, "approval_not_found")
+    assert server.runtime.store.get(approval.id).status == "pending"
 
 
 @pytest.mark.parametrize(

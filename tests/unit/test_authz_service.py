@@ -15,10 +15,17 @@ from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, exte
 from google.rpc import code_pb2
 
 from extproc.app import build_authz
+from extproc.audit.event import build_event
 from extproc.authz.mapping import request_view
 from extproc.authz.service import AuthorizationService, add_to_server
 from extproc.decide.answer import Answer
-from extproc.decision import DryRunHit
+from extproc.decision import (
+    MAX_MODEL_CHARS,
+    MAX_RECORDED_MODEL_CHARS,
+    MODEL_CUT_MARKER,
+    DryRunHit,
+    to_metadata,
+)
 from extproc.demo.issuer import DevIssuer
 from extproc.geo.writer import write_demo_database
 from extproc.reload import RuntimeHolder
@@ -226,3 +233,91 @@ def test_a_route_that_pins_the_model_decides_on_the_routes_model(
     request = check(issuer.mint("bob", audience="api"), "192.0.2.10", model="pinned")
     with_body(request, sdk_body("other"))
     assert decide(authz, request).decision.model == "pinned"  # the processor refuses "other"
+
+
+MASKING = """\
+masking:
+  key_env: TEST_MASKING_KEY
+  default_profile: standard
+  profiles:
+    standard:
+      actions: {default: redact, email: tokenize}
+"""
+CARD = "4111 1111 1111 1111"
+
+
+@pytest.fixture
+def masked_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[AuthzRuntime, DevIssuer]]:
+    """The runtime of a deployment that masks (a ``masking`` section)."""
+    monkeypatch.setenv("TEST_MODEL_KEY", "s3cret-upstream")
+    monkeypatch.setenv("TEST_MASKING_KEY", "m" * 40)
+    issuer = DevIssuer(tmp_path / "issuer")
+    issuer.start()
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": issuer.published}))
+    write_demo_database(tmp_path / "demo.mmdb")
+    config = CONFIG.format(issuer=issuer.issuer_url) + MASKING
+    (tmp_path / "config.yaml").write_text(config)
+    runtime = build_authz(load_config(tmp_path / "config.yaml"))
+    yield runtime, issuer
+    runtime.close()
+    issuer.stop()
+
+
+def _recorded(answer: Answer) -> str:
+    """Everything authz lets the model name reach: its metadata and its audit event."""
+    decision = answer.decision
+    event = build_event(service="authz", time="t", decision=decision, method="POST", path="/")
+    return json.dumps([to_metadata(decision), event])
+
+
+@pytest.mark.parametrize(
+    ("model", "path"),
+    [
+        pytest.param("demo-" + "B" * 200_000 + f" card {CARD}", "/v1/chat", id="long-allowed"),
+        pytest.param("gpt-x-" + "A" * 200_000, "/v1/chat", id="long"),
+        pytest.param("finetune-zoe.pii@example.com", "/admin/x", id="e-mail-held"),
+        pytest.param(f"demo card {CARD}", "/v1/chat", id="card"),
+    ],
+)
+def test_a_model_name_too_long_or_holding_what_masking_hides_is_refused_and_recorded_masked(
+    masked_runtime: tuple[AuthzRuntime, DevIssuer], model: str, path: str
+) -> None:
+    authz, issuer = masked_runtime
+    request = check(issuer.mint("bob", audience="api"), "192.0.2.10", path)
+    with_body(request, sdk_body(model))
+    answer = decide(authz, request)
+    assert (answer.allowed, answer.status, answer.error) == (False, 403, "model_name_refused")
+    assert answer.decision.rule == "model_name_refused"
+    recorded = answer.decision.model
+    assert len(recorded) <= MAX_RECORDED_MODEL_CHARS
+    assert recorded.endswith(MODEL_CUT_MARKER) == (len(model) > MAX_MODEL_CHARS)
+    everything = _recorded(answer)
+    for secret in (CARD, "zoe.pii@example.com", "A" * 300, "B" * 300):
+        assert secret not in everything
+    assert len(everything) < 4096
+
+
+def test_a_model_name_within_the_bound_that_masking_leaves_alone_is_decided_on_as_it_is(
+    masked_runtime: tuple[AuthzRuntime, DevIssuer],
+) -> None:
+    authz, issuer = masked_runtime
+    token = issuer.mint("bob", audience="api")
+    for model in ("ft:gpt-4o-mini-2024-07-18:org-abc123:sup:AbCdEf12", "m" * MAX_MODEL_CHARS):
+        request = check(token, "192.0.2.10")
+        with_body(request, sdk_body(model))
+        answer = decide(authz, request)
+        assert answer.allowed, answer.decision.reason
+        assert answer.decision.model == model  # the processor compares the body's with it
+
+
+def test_without_masking_a_long_model_name_is_still_refused_and_recorded_cut(
+    runtime: tuple[AuthzRuntime, DevIssuer],
+) -> None:
+    authz, issuer = runtime
+    request = check(issuer.mint("bob", audience="api"), "192.0.2.10")
+    with_body(request, sdk_body("x" * (MAX_MODEL_CHARS + 1)))
+    answer = decide(authz, request)
+    assert (answer.status, answer.error) == (403, "model_name_refused")
+    assert answer.decision.model == "x" * MAX_MODEL_CHARS + MODEL_CUT_MARKER

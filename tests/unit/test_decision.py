@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from extproc.decision import Decision, DryRunHit, Obligations, from_metadata, to_metadata
+from extproc.audit.event import build_event
+from extproc.decision import (
+    MAX_MODEL_CHARS,
+    MAX_RECORDED_MODEL_CHARS,
+    Decision,
+    DryRunHit,
+    Obligations,
+    bounded_model,
+    from_metadata,
+    to_metadata,
+)
 from extproc.errors import Code, DecisionError
 
 ALLOW = Decision("d", "r", "allow", "eu-team", "ok")
@@ -68,3 +78,19 @@ def test_from_metadata_accepts_what_protobuf_gives_back_for_numbers() -> None:
 def test_anything_authz_could_not_have_written_is_refused(forged: dict[str, object]) -> None:
     with pytest.raises(DecisionError):
         from_metadata({**to_metadata(ALLOW), **forged})
+
+
+def test_a_model_longer_than_authz_writes_is_refused_and_one_it_writes_passes() -> None:
+    cut = bounded_model("m" * 200_000)
+    assert len(cut) == MAX_RECORDED_MODEL_CHARS
+    assert cut.startswith("m" * MAX_MODEL_CHARS)
+    assert bounded_model("gpt-x") == "gpt-x"
+    assert from_metadata(to_metadata(ALLOW._replace(model=cut))).model == cut
+    with pytest.raises(DecisionError):
+        from_metadata({**to_metadata(ALLOW), "model": "m" * (MAX_RECORDED_MODEL_CHARS + 1)})
+
+
+def test_an_audit_event_never_holds_a_model_longer_than_the_bound() -> None:
+    padded = ALLOW._replace(model="gpt-" + "A" * 200_000)
+    event = build_event(service="processor", time="t", decision=padded, method="POST", path="/")
+    assert len(event["model"]) == MAX_RECORDED_MODEL_CHARS

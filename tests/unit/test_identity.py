@@ -378,3 +378,106 @@ def test_keys_read_from_a_jwks_file_are_not_shared(tmp_path: Path) -> None:
     store = KeyStore(IdentityConfig(issuers=(issuer,)), cache=KeyCache(cache))
     assert store.load_all() == {"local": None}
     assert list(cache.iterdir()) == []
+
+
+def _withdrawing(document: Any) -> Any:
+    def fetch(url: str, timeout: float) -> Any:
+        return document
+
+    return fetch
+
+
+def _encryption_only() -> Any:
+    return {"keys": [{**public_jwk(tokens.rsa_key()), "use": "enc"}]}
+
+
+WITHDRAWALS = [
+    pytest.param(lambda: {"keys": []}, id="empty"),
+    pytest.param(_encryption_only, id="encryption-only"),
+    pytest.param(lambda: {"keys": [{"kty": "XYZ", "kid": "k1"}]}, id="unsupported"),
+]
+
+
+@pytest.mark.parametrize("withdrawal", WITHDRAWALS)
+def test_a_jwks_with_no_usable_signing_key_withdraws_every_key(withdrawal: Any) -> None:
+    """The issuer answered: it trusts none of its keys any more. Tokens they signed, verified
+    and cached before or new, are refused; it is not an outage to ride out on old keys."""
+    key = tokens.rsa_key()
+    verifier, store, _endpoint, clock = make([key], jwks_min_refresh_seconds=0)
+    cached = token(key, clock)
+    assert verifier.verify(cached).subject == "alice"
+    store._fetch = _withdrawing(withdrawal())
+    assert not store.refresh("corp")
+    assert not store.has_keys("corp")
+    assert store.error("corp") == "the JWKS has no usable signing key"
+    assert verifier.verify_cached(cached) is None
+    for signed in (cached, token(key, clock, ttl=300)):
+        with pytest.raises(KeyRefreshNeeded):
+            verifier.verify(signed)
+        with pytest.raises(IdentityError) as caught:
+            verifier.verify(signed, refreshed=True)
+        assert caught.value.code == "keys_unavailable"
+
+
+@pytest.mark.parametrize(
+    "fetch",
+    [
+        pytest.param(_down, id="network"),
+        pytest.param(_withdrawing({"error": "maintenance"}), id="not-a-jwks"),
+        pytest.param(_withdrawing([1, 2]), id="not-an-object"),
+    ],
+)
+def test_a_fetch_that_fails_is_an_outage_and_keeps_the_keys(fetch: Any) -> None:
+    key = tokens.rsa_key()
+    verifier, store, _endpoint, clock = make([key], jwks_min_refresh_seconds=0)
+    signed = token(key, clock)
+    assert verifier.verify(signed).subject == "alice"
+    store._fetch = fetch
+    assert not store.refresh("corp")
+    assert store.has_keys("corp")
+    assert store.error("corp") is not None
+    assert verifier.verify_cached(signed) is not None
+    assert verifier.verify(token(key, clock, ttl=300)).subject == "alice"
+
+
+@pytest.mark.parametrize("withdrawal", WITHDRAWALS)
+def test_withdrawn_keys_are_not_shared_with_a_worker_restarted_during_an_outage(
+    tmp_path: Path, withdrawal: Any
+) -> None:
+    key = tokens.rsa_key()
+    _verifier, running, endpoint, clock = make([key], jwks_min_refresh_seconds=0)
+    config = running._config
+    shared = KeyCache(tmp_path)
+    sibling = KeyStore(config, fetch_json=endpoint, clock=clock, cache=shared)
+    withdrawing = KeyStore(config, fetch_json=endpoint, clock=clock, cache=shared)
+    assert sibling.load_all() == withdrawing.load_all() == {"corp": None}
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+    withdrawing._fetch = _withdrawing(withdrawal())
+    assert not withdrawing.refresh("corp")
+    assert list(tmp_path.glob("*.json")) == []  # the shared copy is gone
+
+    # A worker restarted while the issuer is then unreachable starts with no keys.
+    restarted = KeyStore(config, fetch_json=_down, clock=clock, cache=shared)
+    assert restarted.load_all()["corp"] is not None
+    assert not restarted.has_keys("corp")
+    with pytest.raises(IdentityError) as caught:
+        TokenVerifier(config, restarted, clock=clock).verify(token(key, clock), refreshed=True)
+    assert caught.value.code == "keys_unavailable"
+    # The withdrawing worker itself, down in turn, takes nothing back from the cache.
+    withdrawing._fetch = _down
+    assert not withdrawing.refresh("corp")
+    assert not withdrawing.has_keys("corp")
+    # Keys the issuer publishes again are shared again.
+    withdrawing._fetch = endpoint
+    assert withdrawing.refresh("corp")
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+
+def test_a_reload_after_the_issuer_withdrew_its_keys_does_not_adopt_them() -> None:
+    _verifier, old_store, _endpoint, clock = make([tokens.rsa_key()])
+    config = IdentityConfig(issuers=old_store._config.issuers)
+    reloaded = KeyStore(config, fetch_json=_withdrawing({"keys": []}), clock=clock)
+    assert reloaded.load_all()["corp"] == "the JWKS has no usable signing key"
+    assert reloaded.adopt(old_store) == []
+    assert not reloaded.has_keys("corp")

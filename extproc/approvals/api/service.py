@@ -2,8 +2,10 @@
 
 Every call must carry the caller's own OIDC token (``authorization: Bearer <jwt>`` metadata),
 verified by the same ``TokenVerifier`` as any caller of the gateway. The caller sees the
-approvals they requested or may review, and nothing else: an approval they may not see is
-``approval_not_found``, the same as one that does not exist. What the caller may do is decided
+approvals they requested (the same subject at the same issuer) or may review, and nothing
+else: an approval they may not see is ``approval_not_found``, the same as one that does not
+exist, for every call (``Approve``, ``Deny`` and ``Revoke`` check it first, in the rules, before
+anything that would name the rule or the state). What the caller may do is decided
 by the pure rules through the store (requester never reviews, approver groups only, ...); a
 refusal ends the call with its gRPC status and stable code. Store calls run in worker threads,
 so a busy SQLite file never stalls the event loop.
