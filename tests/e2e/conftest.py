@@ -49,6 +49,10 @@ policy:
     ml-eu: [eu]
     ml-us: [us]
   rules:
+    - name: no-red-tenant
+      when: {headers: {x-tenant: red}}
+      effect: deny
+      reason: the red tenant may not use this gateway
     - name: unknown-source
       when: {source_region: unknown}
       effect: deny

@@ -197,3 +197,17 @@ def test_envoy_denies_when_authz_is_down_fail_closed(gateway: Gateway) -> None:
     assert gateway.wait_until(
         lambda: gateway.request(token=gateway.token(), source=SWEDEN).status == 200
     )
+
+
+def test_a_header_rule_is_not_passed_by_adding_a_value_and_says_why_in_json(
+    gateway: Gateway,
+) -> None:
+    token = gateway.token()
+    denied = gateway.request(token=token, source=SWEDEN, headers={"x-tenant": "red"})
+    assert denied.status == 403
+    assert denied.json()["rule"] == "no-red-tenant"
+    mixed = gateway.request(token=token, source=SWEDEN, headers={"x-tenant": "blue, red"})
+    assert mixed.status == 400
+    assert mixed.json()["error"] == "ambiguous_header"  # authz's answer, not rewritten by Envoy
+    assert gateway.request(token=token, source=SWEDEN, headers={"x-tenant": "blue"}).status == 200
+
