@@ -477,7 +477,9 @@ class Exchange:
         models = body_models(plain, self.request.content_type)
         if not models.differs_from(decided):
             return None
-        return self._refusal(Code.MODEL_NOT_AUTHORIZED, mismatch_reason(models, decided), "model")
+        # The reason quotes the body's model, which lands in the audit record: masked.
+        reason = self._chosen_masker.mask_text(mismatch_reason(models, decided), "request")
+        return self._refusal(Code.MODEL_NOT_AUTHORIZED, reason, "model")
 
     def _mask_target(self, target: str) -> str | None:
         """The masked ``:path``, or None when it needs no change."""

@@ -371,3 +371,11 @@ def test_a_held_request_naming_another_model_is_refused_not_held() -> None:
     ex.request_headers({":method": "POST", "content-type": JSON})
     assert ex.request_body(sdk("demo").encode()).refusal is None
     assert ex.pending_hold is not None
+
+
+def test_a_refusal_never_quotes_a_personal_value_the_body_put_in_its_model() -> None:
+    ex = started()
+    step = ex.request_body(sdk("demo for 4111 1111 1111 1111").encode())
+    assert step.refusal is not None
+    assert "4111 1111 1111 1111" not in step.refusal.reason
+    assert "[REDACTED:CARD]" in step.refusal.reason
