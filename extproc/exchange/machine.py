@@ -31,6 +31,7 @@ returns what Envoy must do. The rules:
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,18 +62,20 @@ from extproc.masking.walk import MIN_VALUE_CHARS
 from extproc.requested_model import body_models, mismatch_reason
 
 JUSTIFICATION_HEADER = "x-approval-justification"
-# Headers whose values masking leaves alone, either way: HTTP's framing and coding, the
-# credentials (authz strips the caller's and writes the gateway's), the request id Envoy
-# writes and the decision id authz writes. Every other value, whoever wrote it, is read.
+# Headers whose values masking leaves alone, either way: HTTP's framing and coding (a multipart
+# boundary must stay the body's), the credentials (authz strips the caller's and writes the
+# gateway's), the request id Envoy writes and the decision id authz writes. Every other value,
+# whoever wrote it, is read.
 KEPT_HEADERS = frozenset(
     {
-        "content-length", "content-encoding", "transfer-encoding", "te", "connection",
-        "upgrade", "keep-alive", "authorization", "proxy-authorization", "x-api-key",
-        "x-request-id", "x-extproc-decision-id",
+        "content-type", "content-length", "content-encoding", "transfer-encoding", "te",
+        "connection", "upgrade", "keep-alive", "authorization", "proxy-authorization",
+        "x-api-key", "x-request-id", "x-extproc-decision-id",
     }
 )  # fmt: skip
 # Hop-by-hop client addresses: left alone while they hold addresses only (a value a client
 # put there that is anything else is read like any header).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 ADDRESS_HEADERS = frozenset(
     {"x-forwarded-for", "x-envoy-external-address", "x-real-ip", "x-extproc-client-address"}
 )
@@ -527,17 +530,23 @@ class Exchange:
         if direction not in self.profile.directions:
             return ()
         masker = self._chosen_masker  # unbound: a header value must not issue restore tokens
+        repeated: Mapping[str, list[str]] = getattr(headers, "repeated", {})
         masked: list[tuple[str, str]] = []
-        for name, value in headers.items():
+        for name, joined in headers.items():
             if name[:1] == ":" or name in KEPT_HEADERS or name in self._credential_headers:
                 continue
-            if name in removed or (len(value) < MIN_VALUE_CHARS and value.isascii()):
+            if name in removed or (len(joined) < MIN_VALUE_CHARS and joined.isascii()):
                 continue
-            if name in ADDRESS_HEADERS and _only_addresses(value):
+            if name in ADDRESS_HEADERS and _only_addresses(joined):
                 continue  # the hops Envoy and the proxies wrote: addresses, not content
-            new = mask_header_value(masker, value, direction, f"headers.{name}", findings)
-            if new != value:
-                masked.append((name, new))
+            values = repeated.get(name) or [joined]
+            location = f"headers.{name}"
+            news = [
+                _header_safe(mask_header_value(masker, value, direction, location, findings))
+                for value in values
+            ]
+            if news != values:
+                masked.extend((name, new) for new in news)
         return tuple(masked)
 
     def _record_headers(self, direction: str, headers: Mapping[str, str]) -> None:
@@ -641,3 +650,9 @@ def _only_addresses(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _header_safe(value: str) -> str:
+    """Control characters a decoded value may hold (``%0d%0a``), escaped again: no header may
+    carry them, and Envoy refuses a mutation that does."""
+    return _CONTROL.sub(lambda match: f"%{ord(match.group()):02X}", value)

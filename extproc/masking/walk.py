@@ -40,6 +40,8 @@ MIN_NUMBER = 10**5  # a number of fewer than six digits holds no detected value
 EXACT_FLOAT = 2**53  # beyond, a float's digits are not the ones that were written
 RENDERED_PARTS = 32
 LOGPROBS_DIRECTION = "response"  # where ``logprobs`` are an answer's tokens
+# OpenAI's and vLLM's names, and Gemini's (``logprobsResult``): each spells tokens.
+LOGPROBS_KEYS = frozenset({"logprobs", "logprobsResult", "prompt_logprobs"})
 JOINERS = ("", " ", "\n")  # how servers join the text parts of one prompt
 TEXT_LISTS = frozenset({"prompt", "content", "input", "text"})  # arrays of strings, joined
 NAME_CACHE_ENTRIES = 4096
@@ -77,6 +79,8 @@ class _Paths:
         for path_index, matched in state:
             path = self.paths[path_index]
             if matched == len(path):
+                if path_index >= self.fields:
+                    out.add((path_index, matched))  # a scan path covers what lies below it
                 continue
             expected = path[matched]
             if expected.recursive:
@@ -175,7 +179,7 @@ class _Walk:
                             self.replaced,
                         )
             elif kind is dict or kind is list or kind is Members:
-                if key == "logprobs" and self.drops_logprobs:
+                if key in LOGPROBS_KEYS and self.drops_logprobs:
                     node[key] = self.dropped(item, (link, name))
                     continue
                 stack.append((item, (link, name), None))
@@ -187,7 +191,7 @@ class _Walk:
     def elements(self, node: list[Any], link: Link, state: State | None, stack: list[Any]) -> None:
         paths = self.paths
         hits = self.hits
-        if len(node) > 1 and (state is None or self.scan_all) and _may_hold_parts(node, link):
+        if len(node) > 1 and _may_hold_parts(node, link) and self._parts_scanned(state):
             self.parts.append((node, link))
         for index, item in enumerate(node):
             child = paths.step(state, index) if paths is not None and state is not None else None
@@ -224,7 +228,7 @@ class _Walk:
                         pair[0] = name
             kind = type(item)
             if (kind is dict or kind is list or kind is Members) and (
-                key == "logprobs" and self.drops_logprobs
+                key in LOGPROBS_KEYS and self.drops_logprobs
             ):
                 pair[1] = self.dropped(item, (link, name))
             elif kind is dict or kind is list or kind is Members:
@@ -242,6 +246,14 @@ class _Walk:
                 node[key] = item
             if renamed:
                 _rename_members(node, renamed)
+
+    def _parts_scanned(self, state: State | None) -> bool:
+        """Whether an array's text parts are scanned: every string is, or a scan path reaches
+        the array or the ``text`` of its items."""
+        paths = self.paths
+        if state is None or self.scan_all or paths is None:
+            return True
+        return paths.scanned(state) or paths.scanned(paths.step(paths.step(state, 0), "text"))
 
     def joined(self, node: list[Any], link: Link) -> None:
         """Mask what the array's text parts hold once joined, across the parts it spans."""

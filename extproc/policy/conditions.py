@@ -281,8 +281,8 @@ def _entry(key: str, name: str, values: tuple[str, ...], problems: Problems) -> 
             matched = {match(value.strip()) for value in found.split(",")}
             if len(matched) > 1:
                 raise PolicyError(
-                    f"the header {name!r} holds several values that a rule reads differently: "
-                    "send it once",
+                    f"the header {name!r} holds several values (sent more than once, or a list) "
+                    "that a rule reads differently",
                     code=Code.AMBIGUOUS_HEADER,
                 )
             return matched == {True}

@@ -17,6 +17,7 @@ from google.protobuf import struct_pb2
 
 from extproc.audit.event import Refusal
 from extproc.decision import Decision, denial_body, from_metadata
+from extproc.exchange.headers import HeaderValues
 from extproc.exchange.steps import BodyStep, HeaderStep
 
 AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz"
@@ -70,14 +71,12 @@ def _value(value: struct_pb2.Value) -> Any:
     return None
 
 
-def headers(message: ep.HttpHeaders) -> dict[str, str]:
-    """Names in lower case; a repeated header's values joined with commas, as Envoy joins them
-    for authz (a reader of the last value only would let the others pass unread)."""
-    out: dict[str, str] = {}
+def headers(message: ep.HttpHeaders) -> HeaderValues:
+    """By lower-case name; a repeated header's values joined, and kept apart (``HeaderValues``)."""
+    out = HeaderValues()
     for header in message.headers.headers:
         value = header.raw_value.decode("utf-8", "replace") if header.raw_value else header.value
-        name = header.key.lower()
-        out[name] = value if name not in out else f"{out[name]},{value}"
+        out.add(header.key.lower(), value)
     return out
 
 
@@ -141,8 +140,16 @@ def _headers_response(step: HeaderStep) -> ep.HeadersResponse:
     common = ep.CommonResponse()
     if step.remove:
         common.header_mutation.remove_headers.extend(step.remove)
+    written: set[str] = set()
     for name, value in step.set:
-        common.header_mutation.set_headers.append(_header(name, value))
+        # A repeated header comes back as its values, in order: the first replaces them all.
+        option = _header(name, value)
+        if name in written:
+            # ext_proc reads the older "append" flag (append_action's default is indistinct).
+            option.append_action = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
+            option.append.value = True
+        written.add(name)
+        common.header_mutation.set_headers.append(option)
     return ep.HeadersResponse(response=common)
 
 

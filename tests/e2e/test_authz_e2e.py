@@ -210,4 +210,3 @@ def test_a_header_rule_is_not_passed_by_adding_a_value_and_says_why_in_json(
     assert mixed.status == 400
     assert mixed.json()["error"] == "ambiguous_header"  # authz's answer, not rewritten by Envoy
     assert gateway.request(token=token, source=SWEDEN, headers={"x-tenant": "blue"}).status == 200
-

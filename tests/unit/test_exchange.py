@@ -355,7 +355,7 @@ def test_a_repeated_header_is_read_whole_not_only_its_last_value() -> None:
     from envoy.config.core.v3 import base_pb2
     from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
-    from extproc.processor.mapping import headers
+    from extproc.processor.mapping import headers, request_headers_response
 
     message = ep.HttpHeaders(
         headers=base_pb2.HeaderMap(
@@ -367,7 +367,38 @@ def test_a_repeated_header_is_read_whole_not_only_its_last_value() -> None:
     )
     read = headers(message)
     assert read["x-note"] == "card 4111 1111 1111 1111,hello world"
+    read.add(":method", "POST")
     ex = exchange()
     ex.add_decision(DECISION)
-    step = ex.request_headers({":method": "POST", **read})
-    assert dict(step.set)["x-note"] == "card [REDACTED:CARD],hello world"
+    step = ex.request_headers(read)
+    # Each value is masked and written back on its own (one Set-Cookie per cookie).
+    assert [pair for pair in step.set if pair[0] == "x-note"] == [
+        ("x-note", "card [REDACTED:CARD]"),
+        ("x-note", "hello world"),
+    ]
+    answer = request_headers_response(step)
+    options = [o for o in answer.request_headers.response.header_mutation.set_headers]
+    # The first replaces every value Envoy holds; the next is appended (ext_proc reads the
+    # "append" flag: an unset one replaces).
+    assert [(o.header.key, o.HasField("append"), o.append.value) for o in options] == [
+        ("x-note", False, False),
+        ("x-note", True, True),
+    ]
+    assert options[0].append_action == base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+
+
+def test_a_decoded_header_value_never_carries_a_line_break_and_versions_are_not_addresses() -> None:
+    ex = exchange()
+    ex.add_decision(DECISION)
+    step = ex.request_headers(
+        {
+            ":method": "POST",
+            "x-note": "jane.doe%40example.com%0d%0aX-Injected:%20evil",
+            "user-agent": "Mozilla/5.0 AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36",
+            "content-type": 'multipart/form-data; boundary="===============4876232860129040479=="',
+        }
+    )
+    masked = dict(step.set)
+    assert masked["x-note"] == "[REDACTED:EMAIL]%0D%0AX-Injected: evil"
+    assert "user-agent" not in masked
+    assert "content-type" not in masked

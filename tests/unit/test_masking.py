@@ -17,6 +17,7 @@ from extproc.config.document import parse_document
 from extproc.config.validation import load_section
 from extproc.errors import ConfigError
 from extproc.masking.engine import Masker, MaskingError
+from extproc.masking.paths import compile_path
 from extproc.masking.profile import MaskingConfig, Profile
 from extproc.masking.settings import MaskingSettings, compile_masking
 from extproc.masking.stream import SseMasker
@@ -441,3 +442,36 @@ def test_a_character_reference_cut_between_two_events_is_held_until_it_is_whole(
     assert "4111 1111 1111 1111" not in shown
     assert "jane@example.com" not in shown
     assert "&#" not in joined  # not even the first digit of the card goes out on its own
+
+
+def test_a_scan_path_covers_the_text_parts_below_it_joined_too() -> None:
+    profile = Profile("scan", scan=(compile_path("$.messages[*].content"),))
+    parts = [{"type": "text", "text": "mail jane.doe"}, {"type": "text", "text": "@example.com"}]
+    whole = [{"type": "text", "text": "mail jane.doe@example.com"}]
+    for content in (parts, whole):
+        body = {"messages": [{"role": "user", "content": content}], "note": "jane@example.com"}
+        masked = _mask_parts(body, profile)
+        texts = "".join(part["text"] for part in masked["messages"][0]["content"])
+        assert "jane.doe" not in texts
+        assert masked["note"] == "jane@example.com"  # outside the scan paths: left alone
+
+
+def test_a_network_address_ending_in_zeros_is_a_version_not_a_host() -> None:
+    assert mask("Chrome/120.0.0.0 Safari/537.36, model 1.0.0.0") == (
+        "Chrome/120.0.0.0 Safari/537.36, model 1.0.0.0"
+    )
+    assert mask("from 203.0.113.7") == "from [REDACTED:IPV4]"
+
+
+def test_gemini_logprobs_are_emptied_in_answers() -> None:
+    answer = {
+        "candidates": [
+            {
+                "content": {"parts": [{"text": "card [REDACTED:CARD]"}]},
+                "logprobsResult": {"chosenCandidates": [{"token": " 4111"}, {"token": " 1111"}]},
+            }
+        ]
+    }
+    masker = Masker(Profile("p"), KEY)
+    masked = json.loads(masker.mask_json(json.dumps(answer).encode(), "response").body)
+    assert not masked["candidates"][0]["logprobsResult"]

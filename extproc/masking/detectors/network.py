@@ -25,8 +25,11 @@ _MAC = re.compile(
 
 
 def _valid_ipv4(match: re.Match[str]) -> bool:
+    text = match.group(0)
+    if text.endswith(".0.0.0"):
+        return False  # a network, not a host; and every version "Chrome/120.0.0.0" writes
     try:
-        ipaddress.IPv4Address(match.group(0))
+        ipaddress.IPv4Address(text)
     except ValueError:
         return False
     return True
