@@ -21,7 +21,10 @@ block. Dialects:
   the block, ``message_delta``/``message_stop`` end all;
 - Gemini: ``candidates[i].content.parts[].text``; ``finishReason`` ends the candidate;
 - Ollama (NDJSON): ``message.content`` / ``message.thinking``, ``response`` / ``thinking``;
-  ``done: true`` ends all.
+  ``done: true`` ends all;
+- Hugging Face TGI (``/generate_stream``): ``token.text``; the event with ``generated_text``
+  (the whole text, masked whole) ends it;
+- llama.cpp (``/completion``): ``content``; ``stop: true`` ends it.
 
 Every index is read as clients read it: ``"0"`` and ``0`` are one key (a JavaScript SDK indexes
 its arrays with either; Python ones coerce), so a text cannot be split by how its index is
@@ -85,6 +88,11 @@ def read_event(event: dict[str, Any]) -> Reading:
         _gemini(candidates, reading)
     if "done" in event and ("message" in event or "response" in event or "model" in event):
         _ollama(event, reading)
+    token = event.get("token")
+    if isinstance(token, dict) and isinstance(token.get("text"), str):
+        _tgi(event, token, reading)
+    elif "stop" in event and isinstance(event.get("content"), str) and choices is None:
+        _llama_cpp(event, reading)
     return reading
 
 
@@ -222,6 +230,18 @@ def _ollama(event: dict[str, Any], reading: Reading) -> None:
         _ends(reading, _every)
 
 
+def _tgi(event: dict[str, Any], token: dict[str, Any], reading: Reading) -> None:
+    reading.deltas.append(Delta(("tgi",), token, "text", "token.text"))
+    if isinstance(event.get("generated_text"), str):  # the last event, with the whole text
+        _ends(reading, _every)
+
+
+def _llama_cpp(event: dict[str, Any], reading: Reading) -> None:
+    reading.deltas.append(Delta(("llama.cpp",), event, "content", "content"))
+    if event.get("stop") is True:
+        _ends(reading, _every)
+
+
 # -- the event that carries held text -----------------------------------------------------------
 _CHAT_INNER = dict(_CHAT_OBJECTS)
 _CHAT_META = ("id", "object", "created", "model", "system_fingerprint", "service_tier")
@@ -258,6 +278,11 @@ def flush_event(key: Key, text: str, last: dict[str, Any]) -> dict[str, Any]:
         event = {name: last[name] for name in ("modelVersion", "responseId") if name in last}
         content = {"role": "model", "parts": [{"text": text}]}
         return {"candidates": [{"content": content, "index": key[1]}], **event}
+    if dialect == "tgi":
+        return {"index": last.get("index", 0), "token": {"id": 0, "text": text, "special": False},
+                "generated_text": None, "details": None}  # fmt: skip
+    if dialect == "llama.cpp":
+        return {"content": text, "stop": False}
     event = {name: last[name] for name in ("model", "created_at") if name in last}
     name = str(key[1])
     if name.startswith("message."):

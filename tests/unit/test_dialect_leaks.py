@@ -369,3 +369,34 @@ def test_a_vertical_tab_form_feed_or_nel_reads_as_a_space(blank: str) -> None:
 def test_newlines_are_no_card_separators() -> None:
     text = "rows 4111\n1111\n1111\n1111 ok"
     assert MASKER.mask_text(text, "response") == text
+
+
+@pytest.mark.parametrize("dialect", ["tgi", "llama.cpp"])
+def test_text_generation_inference_and_llama_cpp_streams_are_read_as_one_text(dialect: str) -> None:
+    """Hugging Face TGI's /generate_stream and llama.cpp's /completion stream their own shapes;
+    clients join ``token.text`` or ``content``."""
+    import json as json_
+
+    from extproc.masking.engine import Masker
+    from extproc.masking.profile import Profile
+    from extproc.masking.stream import SseMasker
+
+    pieces = ["card 4111 1111", " 1111 1111", " and more"]
+    if dialect == "tgi":
+        events = [{"token": {"id": n, "text": p, "special": False}, "generated_text": None}
+                  for n, p in enumerate(pieces)]  # fmt: skip
+        events[-1]["generated_text"] = "".join(pieces)
+    else:
+        events = [{"content": p, "stop": False} for p in pieces] + [{"content": "", "stop": True}]
+    stream = SseMasker(Masker(Profile("p"), b"k" * 32), "response")
+    out = b"".join(stream.feed(b"data: " + json_.dumps(e).encode() + b"\n\n") for e in events)
+    out += stream.finish()
+    lines = out.decode().splitlines()
+    received = [json_.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    if dialect == "tgi":
+        joined = "".join(e["token"]["text"] for e in received)
+        assert "4111" not in received[-1]["generated_text"]
+    else:
+        joined = "".join(e["content"] for e in received)
+    assert "4111 1111 1111 1111" not in joined
+    assert "[REDACTED:CARD]" in joined
