@@ -46,7 +46,6 @@ class Code(StrEnum):
     UNSUPPORTED_CHARSET = "unsupported_charset"
     BINARY_PART_REFUSED = "binary_part_refused"
     UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
-    AMBIGUOUS_HEADER = "ambiguous_header"
     MALFORMED_MULTIPART = "malformed_multipart"
     BODY_TOO_LARGE = "body_too_large"
     MASKING_FAILED = "masking_failed"
@@ -128,9 +127,6 @@ CODES: dict[Code, CodeInfo] = {
     Code.INVALID_UTF8: CodeInfo(400, "the body is not valid UTF-8"),
     Code.UNSUPPORTED_CHARSET: CodeInfo(415, "the body's charset cannot be inspected"),
     Code.BINARY_PART_REFUSED: CodeInfo(415, "a multipart body holds a part that cannot be read"),
-    Code.AMBIGUOUS_HEADER: CodeInfo(
-        400, "a header a rule reads holds several values that the rule reads differently"
-    ),
     Code.UNSUPPORTED_CONTENT_TYPE: CodeInfo(
         415, "the body's content type can be read more than one way"
     ),

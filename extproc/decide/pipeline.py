@@ -40,7 +40,7 @@ from extproc.decision import (
     Obligations,
     bounded_model,
 )
-from extproc.errors import Code, ExtprocError, GeoError, IdentityError, PolicyError, status_of
+from extproc.errors import Code, ExtprocError, GeoError, IdentityError, status_of
 from extproc.geo.locator import GeoLocator
 from extproc.geo.model import UNKNOWN_REGION
 from extproc.identity.model import Identity
@@ -111,10 +111,7 @@ class Authorizer:
             reason, recorded = refused
             facts = replace(facts, model=recorded)
             return self._failed(view, decision_id, Code.MODEL_NAME_REFUSED, reason, facts)
-        try:
-            verdict = self.policy.evaluate(facts)
-        except PolicyError as exc:  # a request the rules cannot read one way (a header's values)
-            return self._failed(view, decision_id, exc.code, exc.reason, facts)
+        verdict = self.policy.evaluate(facts)
         for hit in verdict.dry_run:
             log.info(
                 "dry-run rule matched",

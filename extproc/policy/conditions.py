@@ -12,7 +12,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from extproc.config.problems import Problems
-from extproc.errors import Code, PolicyError
 from extproc.geo.model import UNKNOWN_REGION
 from extproc.policy.facts import RequestFacts
 from extproc.policy.trace import ConditionMiss
@@ -273,19 +272,11 @@ def _entry(key: str, name: str, values: tuple[str, ...], problems: Problems) -> 
                 return False
             if match(found):
                 return True
-            if "," not in found:
-                return False
-            # A header sent twice reaches authz joined by Envoy ("red,red"), as does a list a
-            # client writes ("red, blue"). Values that agree decide; values that disagree
-            # would let a deny rule or an allow rule be passed by adding one, so they refuse.
-            matched = {match(value.strip()) for value in found.split(",")}
-            if len(matched) > 1:
-                raise PolicyError(
-                    f"the header {name!r} holds several values (sent more than once, or a list) "
-                    "that a rule reads differently",
-                    code=Code.AMBIGUOUS_HEADER,
-                )
-            return matched == {True}
+            # A header sent twice reaches authz joined by Envoy ("red,red"), as does a list
+            # ("text/event-stream, application/json"): the condition holds when any of its
+            # values does, so a deny rule is not passed by repeating or listing a value. An
+            # allow rule on a header must read one that only a trusted proxy writes.
+            return "," in found and any(match(value.strip()) for value in found.split(","))
     else:
 
         def observe(facts: RequestFacts) -> str:
