@@ -57,6 +57,26 @@ def _address(text: str) -> str:
     return text
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {port}")
+    return port
+
+
+def _positive_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {count}")
+    return count
+
+
 def _positive_seconds(text: str) -> int:
     try:
         seconds = int(text)
@@ -130,8 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=["authz", "processor", "approvals"])
     serve.add_argument("--config", type=Path, required=True)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=50051, help="first port; worker i uses port+i")
-    serve.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    serve.add_argument("--port", type=_port, default=50051, help="first port; worker i uses port+i")
+    serve.add_argument("--workers", type=_positive_count, default=os.cpu_count() or 1)
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--reload-interval", type=float, default=1.0, metavar="SECONDS")
     serve.add_argument(

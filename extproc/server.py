@@ -246,7 +246,9 @@ async def _stop_when_orphaned(supervisor: int, stop: asyncio.Event) -> None:
 
 async def _refresh_keys(holder: RuntimeHolder[Any]) -> None:
     while True:
-        await asyncio.sleep(KEY_REFRESH_INTERVAL_SECONDS)
+        # As often as the config's jwks_max_age_seconds asks, at most once a minute apart.
+        max_age = holder.current.config.identity.jwks_max_age_seconds
+        await asyncio.sleep(min(KEY_REFRESH_INTERVAL_SECONDS, max_age))
         try:
             await asyncio.to_thread(holder.current.keys.refresh_stale)
         except Exception as exc:  # keep serving with the keys we have

@@ -51,6 +51,7 @@ from extproc.policy.facts import RequestFacts
 from extproc.policy.verdict import Verdict
 from extproc.requested_model import model_to_decide
 
+_VERSION_LIKE = frozenset({"IPV4", "IPV6", "MAC_ADDRESS"})
 log = logging.getLogger("extproc.authz")
 
 IDENTITY_RULE = "identity"
@@ -185,13 +186,18 @@ class Authorizer:
         if not model:
             return None
         masker = self._model_masker
-        masked = model
+        masked, kinds = model, set()
         if masker is not None:
             masked = masker.mask_text(model, "request", "model")
+            # A dotted quad in a name is a version ("resnet50-1.2.3.4"), not somebody's address.
+            kinds = {hit[2] for hit in masker.hits(model)} - _VERSION_LIKE
         if len(model) > MAX_MODEL_CHARS:
             reason = f"the model name is longer than {MAX_MODEL_CHARS} characters"
-        elif masked != model:
-            reason = "the model name holds a value the gateway masks: name a model by its id"
+        elif kinds:
+            reason = (
+                f"the model name holds a value the gateway masks ({', '.join(sorted(kinds))}): "
+                "name a model by its id"
+            )
         else:
             return None
         return reason, bounded_model(masked)

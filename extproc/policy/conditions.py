@@ -261,6 +261,12 @@ def _entry(key: str, name: str, values: tuple[str, ...], problems: Problems) -> 
     """One header or route extension: present and matching."""
     match = glob_matcher(values, problems.at(name))
     if key == "headers":
+        if "_" in name:
+            problems.at(name).add(
+                (),
+                "Envoy drops headers whose names hold '_' (headers_with_underscores_action), "
+                "so this condition could never hold: name the header with '-'",
+            )
         name = name.lower()  # the facts hold lower-case header names
 
         def observe(facts: RequestFacts) -> str:

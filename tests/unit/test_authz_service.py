@@ -304,7 +304,13 @@ def test_a_model_name_within_the_bound_that_masking_leaves_alone_is_decided_on_a
 ) -> None:
     authz, issuer = masked_runtime
     token = issuer.mint("bob", audience="api")
-    for model in ("ft:gpt-4o-mini-2024-07-18:org-abc123:sup:AbCdEf12", "m" * MAX_MODEL_CHARS):
+    names = (
+        "ft:gpt-4o-mini-2024-07-18:org-abc123:sup:AbCdEf12",
+        "m" * MAX_MODEL_CHARS,
+        "resnet50-1.2.3.4",  # a version, not an address
+        "my-model-1.0.0.0",
+    )
+    for model in names:
         request = check(token, "192.0.2.10")
         with_body(request, sdk_body(model))
         answer = decide(authz, request)

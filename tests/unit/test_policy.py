@@ -331,3 +331,15 @@ def test_a_block_holds_exactly_when_every_condition_holds(size: int) -> None:
         assert block(request) is all(outcomes)
         first_false = outcomes.index(False) if False in outcomes else size - 1
         assert called == list(range(first_false + 1)) if size else called == []
+
+
+def test_a_rule_on_a_header_envoy_drops_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        policy_from(
+            """
+policy:
+  rules:
+    - {name: tenant, when: {headers: {x_tenant: red}}, effect: deny}
+"""
+        )
+    assert "Envoy drops headers whose names hold '_'" in str(caught.value)
