@@ -75,10 +75,10 @@ KEPT_HEADERS = frozenset(
 )  # fmt: skip
 # Hop-by-hop client addresses: left alone while they hold addresses only (a value a client
 # put there that is anything else is read like any header).
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 ADDRESS_HEADERS = frozenset(
     {"x-forwarded-for", "x-envoy-external-address", "x-real-ip", "x-extproc-client-address"}
 )
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # no header value may carry these
 _NOT_MASKED = "not masked by the profile (report mode or direction not masked)"
 _RESTORED = "carries values restored for the caller"
 
@@ -336,16 +336,15 @@ class Exchange:
             )
         # Streamed if any media type listed is a stream's (two content-type headers merge
         # into one list; SDKs read the body as SSE whatever else it names).
-        if streamed_kind(self.response.content_type):
-            if is_compressed(self.response.encoding):
-                return self._refuse(
-                    Code.UNSUPPORTED_ENCODING, "compressed streams are refused", status=502
-                )
-            self._stream = stream_masker(self.response.content_type, self.masker, "response")
-            masked = self._masked_headers(headers, "response", self.response.findings)
-            return HeaderStep(remove=("content-length",), set=masked, stream_body=True)
+        streamed = streamed_kind(self.response.content_type)
+        if streamed and is_compressed(self.response.encoding):
+            return self._refuse(
+                Code.UNSUPPORTED_ENCODING, "compressed streams are refused", status=502
+            )
         masked = self._masked_headers(headers, "response", self.response.findings)
-        return HeaderStep(remove=("content-length",), set=masked)
+        if streamed:
+            self._stream = stream_masker(self.response.content_type, self.masker, "response")
+        return HeaderStep(remove=("content-length",), set=masked, stream_body=bool(streamed))
 
     def response_chunk(self, chunk: bytes, end_of_stream: bool) -> BodyStep:
         """A streamed response chunk: mask what is final, hold back only what could still
@@ -524,9 +523,9 @@ class Exchange:
         removed: tuple[str, ...] = (),
     ) -> tuple[tuple[str, str], ...]:
         """The headers whose values hold a finding, masked: a header reaches the model or the
-        caller like the body does, percent-escapes read as a URL reader reads them. Left as
-        they are: HTTP's framing, the credentials (the caller's, which authz strips, and the
-        gateway's, which must reach the model intact) and the request id Envoy writes."""
+        caller like the body does, percent-escapes read as a URL reader reads them, each value
+        of a repeated header on its own. Left as they are: ``KEPT_HEADERS``, the gateway's
+        credential headers, what the exchange removes, and address headers holding addresses."""
         if direction not in self.profile.directions:
             return ()
         masker = self._chosen_masker  # unbound: a header value must not issue restore tokens
