@@ -4,10 +4,11 @@ with the authz decision in the metadata the way Envoy forwards it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,22 @@ def exchange_messages(decision: dict[str, Any] | None) -> list[ep.ProcessingRequ
     ]
 
 
+@contextlib.asynccontextmanager
+async def serving(runtime: ProcessorRuntime, interceptors: Any = ()) -> AsyncIterator[int]:
+    """The servicer on a real gRPC server, on a free port it yields (stopped on exit)."""
+    server = grpc.aio.server(interceptors=interceptors)
+    holder = RuntimeHolder(runtime, lambda: runtime)
+    external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
+        ExternalProcessorService(holder), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield port
+    finally:
+        await server.stop(1)
+
+
 def process(
     runtime: ProcessorRuntime, messages: list[ep.ProcessingRequest]
 ) -> list[ep.ProcessingResponse]:
@@ -118,32 +135,25 @@ def process(
     and nothing more is sent after an immediate response (the stream is over)."""
 
     async def scenario() -> list[ep.ProcessingResponse]:
-        server = grpc.aio.server()
-        holder = RuntimeHolder(runtime, lambda: runtime)
-        external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
-            ExternalProcessorService(holder), server
-        )
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
-                call = stub.Process()
-                responses: list[ep.ProcessingResponse] = []
-                for message in messages:
-                    await call.write(message)
-                    response = await call.read()
-                    if response is grpc.aio.EOF:
-                        break
-                    responses.append(response)
-                    if response.HasField("immediate_response"):
-                        break
-                await call.done_writing()
-                while (rest := await call.read()) is not grpc.aio.EOF:
-                    responses.append(rest)
-                return responses
-        finally:
-            await server.stop(1)
+        async with (
+            serving(runtime) as port,
+            grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+        ):
+            stub = external_processor_pb2_grpc.ExternalProcessorStub(channel)
+            call = stub.Process()
+            responses: list[ep.ProcessingResponse] = []
+            for message in messages:
+                await call.write(message)
+                response = await call.read()
+                if response is grpc.aio.EOF:
+                    break
+                responses.append(response)
+                if response.HasField("immediate_response"):
+                    break
+            await call.done_writing()
+            while (rest := await call.read()) is not grpc.aio.EOF:
+                responses.append(rest)
+            return responses
 
     return asyncio.run(scenario())
 
@@ -254,24 +264,17 @@ def test_the_opening_record_is_durable_before_the_request_may_go_on(
     assert audit is not None
 
     async def scenario() -> list[dict[str, Any]]:
-        server = grpc.aio.server()
-        holder = RuntimeHolder(processor, lambda: processor)
-        external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
-            ExternalProcessorService(holder), server
-        )
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                call = external_processor_pb2_grpc.ExternalProcessorStub(channel).Process()
-                await call.write(exchange_messages(to_metadata(ALLOWED))[0])
-                response = await call.read()
-                assert response.WhichOneof("response") == "request_headers"
-                on_disk = list(read_events([audit.directory], opens=True))
-                await call.done_writing()
-                return on_disk
-        finally:
-            await server.stop(1)
+        async with (
+            serving(processor) as port,
+            grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+        ):
+            call = external_processor_pb2_grpc.ExternalProcessorStub(channel).Process()
+            await call.write(exchange_messages(to_metadata(ALLOWED))[0])
+            response = await call.read()
+            assert response.WhichOneof("response") == "request_headers"
+            on_disk = list(read_events([audit.directory], opens=True))
+            await call.done_writing()
+            return on_disk
 
     on_disk = asyncio.run(scenario())
     assert [(e.get("kind"), e["request_id"]) for e in on_disk] == [("open", "req-1")]
@@ -363,14 +366,7 @@ def test_an_exchange_reset_while_its_answers_are_sent_is_recorded_without_waitin
         return []
 
     async def scenario() -> tuple[int, list[dict[str, Any]]]:
-        server = grpc.aio.server(interceptors=interceptors)
-        holder = RuntimeHolder(processor, lambda: processor)
-        external_processor_pb2_grpc.add_ExternalProcessorServicer_to_server(
-            ExternalProcessorService(holder), server
-        )
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
+        async with serving(processor, interceptors) as port:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 call = external_processor_pb2_grpc.ExternalProcessorStub(channel).Process()
                 for message in (opening, request_body, stream_headers):
@@ -385,8 +381,6 @@ def test_an_exchange_reset_while_its_answers_are_sent_is_recorded_without_waitin
                     written += 1
                 call.cancel()
             return written, await closing_events()
-        finally:
-            await server.stop(1)
 
     gc.disable()  # a collection would hide the bug: it closes what grpc left behind
     try:
