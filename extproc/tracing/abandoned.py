@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncGenerator
 from typing import Any, Protocol, TypeVar
 
@@ -28,17 +29,22 @@ _closing: set[asyncio.Task[None]] = set()  # tasks are only weakly held by the l
 
 
 def closed_when_done(
-    context: CallContext, answers: AsyncGenerator[T, None]
+    context: CallContext,
+    answers: AsyncGenerator[T, None],
+    home: list[contextvars.Context] | None = None,
 ) -> AsyncGenerator[T, None]:
-    """``answers``, closed (its ``finally`` run) once the call is done, however it ended."""
-    context.add_done_callback(lambda _call: _close_soon(answers))
+    """``answers``, closed (its ``finally`` run) once the call is done, however it ended.
+    ``home``: where the answers put the context they run in once they start; the closing runs
+    there, so what their cleanup writes to context variables (a span's notes) is not lost."""
+    context.add_done_callback(lambda _call: _close_soon(answers, home))
     return answers
 
 
-def _close_soon(answers: AsyncGenerator[Any, None]) -> None:
+def _close_soon(answers: AsyncGenerator[Any, None], home: list[contextvars.Context] | None) -> None:
     if getattr(answers, "ag_frame", None) is None:  # it ended: the common case costs no task
         return
-    task = asyncio.get_running_loop().create_task(_close(answers))
+    where = home[-1] if home else None
+    task = asyncio.get_running_loop().create_task(_close(answers), context=where)
     _closing.add(task)
     task.add_done_callback(_closing.discard)
 

@@ -21,6 +21,7 @@ client span there when Envoy traces), else the one in the HTTP request headers t
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import time
@@ -168,7 +169,9 @@ class ServerSpans(_Interceptor):
 
     def _streamed(self, method: str, behavior: Behavior, *, peek: bool) -> Behavior:
         async def spanned(
-            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            request: Any,
+            context: grpc.aio.ServicerContext[Any, Any],
+            home: list[contextvars.Context],
         ) -> AsyncGenerator[Any, None]:
             started = time.time_ns()
             first = None
@@ -176,6 +179,7 @@ class ServerSpans(_Interceptor):
                 request, first = await _peek(request)
             span = self._open(method, context, first if peek else request, started)
             notes = open_notes()
+            home.append(contextvars.copy_context())  # the notes' home, should it be closed later
             failure: BaseException | None = None
             try:
                 result = behavior(request, context)
@@ -196,7 +200,9 @@ class ServerSpans(_Interceptor):
         async def traced(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
-            async for response in closed_when_done(context, spanned(request, context)):
+            home: list[contextvars.Context] = []
+            answers = closed_when_done(context, spanned(request, context, home), home)
+            async for response in answers:
                 yield response
 
         return traced

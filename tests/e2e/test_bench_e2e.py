@@ -5,6 +5,7 @@ issue asks for. Nothing here judges the numbers (timing belongs to the benchmark
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,9 @@ def test_the_quick_benchmark_runs_every_scenario_and_ends_with_its_json_line() -
         assert isinstance(summary[key], float | int), (key, summary[key])
         assert summary[key] > 0, (key, summary[key])
     assert summary["errors"] == 0
-    # The processor was on E2's path: the report says how many ext_proc messages it took.
-    assert "E2: Envoy sent 4.0 ext_proc messages per exchange" in finished.stdout
+    # The processor was on E2's path: the report says how many ext_proc messages it took (four
+    # each, give or take the exchanges a one-second run cuts at its edges).
+    sent = re.search(r"E2: Envoy sent (\d+\.\d) ext_proc messages per exchange", finished.stdout)
+    assert sent is not None, finished.stdout[-2000:]
+    assert 3.5 <= float(sent.group(1)) <= 4.5
     assert results.read_bytes() == recorded  # --quick records nothing without --write

@@ -396,3 +396,5 @@ def test_an_exchange_reset_while_its_answers_are_sent_is_recorded_without_waitin
         (span,) = collector.spans()
         assert span.attributes["rpc.status_code"] == "CANCELLED"
         assert "error.type" not in span.attributes
+        # The exchange's notes, written while it was closed from outside its call, are there.
+        assert span.attributes["extproc.outcome"] == "allowed"
