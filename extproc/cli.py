@@ -57,34 +57,27 @@ def _address(text: str) -> str:
     return text
 
 
-def _port(text: str) -> int:
+def _whole_number(text: str, lowest: int, highest: int, rule: str) -> int:
+    """``text`` as an integer in ``lowest``..``highest``, or a usage error saying ``rule``."""
     try:
-        port = int(text)
+        number = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {port}")
-    return port
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not lowest <= number <= highest:
+        raise argparse.ArgumentTypeError(f"{rule}, got {number}")
+    return number
+
+
+def _port(text: str) -> int:
+    return _whole_number(text, 1, 65535, "a port is 1 to 65535")
 
 
 def _positive_count(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {count}")
-    return count
+    return _whole_number(text, 1, sys.maxsize, "must be at least 1")
 
 
 def _positive_seconds(text: str) -> int:
-    try:
-        seconds = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {seconds}")
-    return seconds
+    return _whole_number(text, 1, sys.maxsize, "must be more than 0 seconds")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -106,9 +106,9 @@ def _in_use(port: int) -> bool:
     return False
 
 
-def _holder(port: int) -> str | None:
-    """``pid N (command)`` of the process listening on ``port``, when this user can see it
-    (Linux ``/proc``); None otherwise."""
+def listening_pid(port: int) -> int | None:
+    """The pid of the process with a TCP socket listening on ``port``, when this user can see
+    it (Linux ``/proc``); None otherwise."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -126,14 +126,24 @@ def _holder(port: int) -> str | None:
         if not proc.name.isdigit():
             continue
         try:
-            if not any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
-                continue
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                return int(proc.name)
         except OSError:
             continue
-        command = " ".join(" ".join(part.decode(errors="replace") for part in argv).split())
-        return f"pid {proc.name} ({command[:80]})"
     return None
+
+
+def _holder(port: int) -> str | None:
+    """``pid N (command)`` of the process listening on ``port``, when this user can see it."""
+    pid = listening_pid(port)
+    if pid is None:
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return f"pid {pid}"
+    command = " ".join(" ".join(part.decode(errors="replace") for part in argv).split())
+    return f"pid {pid} ({command[:80]})"
 
 
 def shipped_envoy_config(name: str) -> Path:

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 from extproc.demo.http import start_server
 from extproc.demo.issuer import DevIssuer
 from extproc.demo.replies import whole
-from extproc.demo.up import shipped_envoy_config, wait_for_grpc_health
+from extproc.demo.up import listening_pid, shipped_envoy_config, wait_for_grpc_health
 from extproc.demo.upstream import DemoModel, RecordedRequest, _handler
 from extproc.envoy_runner import EnvoyProcess, free_port, free_port_range, render_config
 
@@ -301,33 +301,6 @@ def replace_file(path: Path, data: bytes) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(data)
     partial.replace(path)
-
-
-def listening_pid(port: int) -> int | None:
-    """The pid of the process with a TCP socket listening on 127.0.0.1:``port`` (Linux /proc)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local, state, inode = fields[1], fields[3], fields[9]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-                inodes.add(f"socket:[{inode}]")
-    if not inodes:
-        return None
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            for fd in (entry / "fd").iterdir():
-                if os.readlink(fd) in inodes:
-                    return int(entry.name)
-        except OSError:
-            continue
-    return None
 
 
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
